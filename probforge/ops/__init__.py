@@ -4,10 +4,12 @@ Variable elimination, junction trees, HMMs and CRFs are all clients of :func:`co
 """
 
 from probforge.ops.contract import (
+    ContractionCost,
     Traceback,
     contract,
     contract_argmax,
     contract_sample,
+    contraction_cost,
     contraction_path,
 )
 from probforge.ops.device import available_devices, common_device_dtype, to_like
@@ -33,6 +35,7 @@ __all__ = [
     "LOG",
     "MAX",
     "SAMPLE",
+    "ContractionCost",
     "Semiring",
     "Traceback",
     "available_devices",
@@ -41,6 +44,7 @@ __all__ = [
     "contract",
     "contract_argmax",
     "contract_sample",
+    "contraction_cost",
     "contraction_path",
     "finite_shift",
     "get_semiring",

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable, Sequence
-from typing import NamedTuple
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import opt_einsum
 import torch
@@ -44,7 +44,15 @@ from probforge.errors import (
 from probforge.ops.semiring import LOG, MAX, SAMPLE, Semiring, get_semiring
 from probforge.ops.special import finite_shift, logsumexp, safe_log
 
-__all__ = ["Traceback", "contract", "contract_argmax", "contract_sample", "contraction_path"]
+__all__ = [
+    "ContractionCost",
+    "Traceback",
+    "contract",
+    "contract_argmax",
+    "contract_sample",
+    "contraction_cost",
+    "contraction_path",
+]
 
 Var = Hashable
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -87,11 +95,71 @@ def _cached_path(
     return tuple(tuple(p) for p in path)
 
 
+Path = str | Sequence[Sequence[int]]
+
+
+class ContractionCost(NamedTuple):
+    """Size of a contraction, estimated before running it.
+
+    Attributes
+    ----------
+    largest_table : int
+        Entries of the largest table formed (per batch entry), eliminated variables included.
+    total_entries : int
+        Entries of all tables formed, summed (a proxy for time).
+    """
+
+    largest_table: int
+    total_entries: int
+
+    def bytes(self, itemsize: int = 8, batch: int = 1) -> int:
+        """Memory of the largest table for ``batch`` entries of ``itemsize`` bytes."""
+        return self.largest_table * itemsize * batch
+
+
+def contraction_cost(
+    scopes: Sequence[Sequence[Var]],
+    cards: Mapping[Any, int],
+    output: Sequence[Var] = (),
+    optimize: Path = "auto",
+) -> ContractionCost:
+    """Estimate the tables a contraction would form, without allocating any.
+
+    Parameters
+    ----------
+    scopes, cards, output, optimize
+        As in :func:`contraction_path`.
+
+    Examples
+    --------
+    >>> contraction_cost([("a", "b"), ("b", "c")], {"a": 2, "b": 3, "c": 4})
+    ContractionCost(largest_table=24, total_entries=24)
+    """
+    ops = [tuple(s) for s in scopes]
+    largest = max((math.prod(cards[v] for v in s) for s in ops), default=1)
+    total = 0
+    out_set = set(output)
+    for idx in [*contraction_path(scopes, cards, output, optimize), None]:
+        if idx is None:  # the finishing step of an explicit path that stops early
+            if len(ops) <= 1 and set(ops[0] if ops else ()) <= out_set:
+                break
+            idx = tuple(range(len(ops)))
+        group = [ops[i] for i in idx]
+        for i in sorted(idx, reverse=True):
+            del ops[i]
+        needed = set(output).union(*(set(s) for s in ops))
+        union = tuple(dict.fromkeys(v for s in group for v in s))
+        size = math.prod(cards[v] for v in union)
+        largest, total = max(largest, size), total + size
+        ops.append(tuple(v for v in union if v in needed))
+    return ContractionCost(largest, total)
+
+
 def contraction_path(
     scopes: Sequence[Sequence[Var]],
-    cards: dict[Var, int],
+    cards: Mapping[Any, int],
     output: Sequence[Var] = (),
-    optimize: str = "auto",
+    optimize: Path = "auto",
 ) -> list[tuple[int, ...]]:
     """The pairwise contraction order ``contract`` would use (opt_einsum path format).
 
@@ -101,18 +169,37 @@ def contraction_path(
     cards : dict
         Variable -> number of states.
     output : sequence of variable names
-    optimize : str
-        An opt_einsum strategy: ``"auto"``, ``"greedy"``, ``"optimal"``, ``"dp"``, ...
+    optimize : str or sequence of sequences of int
+        An opt_einsum strategy (``"auto"``, ``"greedy"``, ``"optimal"``, ``"dp"``, ...), or an
+        explicit path, returned as given after checking it is well formed.
 
     Returns
     -------
     list of tuples of int
-        Each step names the positions (in the current operand list) of the operands it combines.
+        Each step names the positions (in the current operand list) of the operands it combines;
+        they are removed and the result is appended (opt_einsum's convention).
     """
+    if not isinstance(optimize, str):
+        return _check_path(optimize, len(scopes))
     index = {v: i for i, v in enumerate(cards)}
     key_scopes = tuple(tuple(index[v] for v in s) for s in scopes)
     key_cards = tuple(cards[v] for v in cards)
     return list(_cached_path(key_scopes, tuple(index[v] for v in output), key_cards, optimize))
+
+
+def _check_path(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, ...]]:
+    out = []
+    for k, step in enumerate(path):
+        step = tuple(int(i) for i in step)
+        if not step or len(set(step)) != len(step) or not all(0 <= i < n for i in step):
+            raise ValidationError(
+                f"contraction path step {k}",
+                f"must name distinct operand positions in [0, {n})",
+                found=step,
+            )
+        n -= len(step) - 1
+        out.append(step)
+    return out
 
 
 def _validate(
@@ -258,7 +345,7 @@ def _run(
     scopes: Sequence[Sequence[Var]],
     output: Sequence[Var],
     semiring: Semiring,
-    optimize: str,
+    optimize: Path,
     record: bool,
     check: bool,
 ) -> tuple[Tensor, list[_Step], dict[Var, int], torch.Size]:
@@ -272,11 +359,17 @@ def _run(
         ops.append((f.reshape((1,) * extra + tuple(f.shape)), s))
     steps: list[_Step] = []
     path = contraction_path([s for _, s in ops], cards, output, optimize)
-    for idx in path:
+    out_set = set(output)
+    # An explicit path may stop early: finish with one step over everything that is left.
+    for idx in [*path, None]:
+        if idx is None:
+            if len(ops) == 1 and set(ops[0][1]) <= out_set:
+                break
+            idx = tuple(range(len(ops)))
         group = [ops[i] for i in idx]
         for i in sorted(idx, reverse=True):
             del ops[i]
-        needed = set(output).union(*(set(s) for _, s in ops))
+        needed = out_set.union(*(set(s) for _, s in ops))
         union = tuple(dict.fromkeys(v for _, s in group for v in s))
         keep = tuple(v for v in union if v in needed)
         elim = tuple(v for v in union if v not in needed)
@@ -292,10 +385,8 @@ def _run(
             if record and elim:
                 steps.append(_Step(table, keep, elim))
         ops.append((result, keep))
-    # Combine what remains (disconnected outputs) and put the output vars in the asked order.
+    # Put the output variables in the order asked for.
     table = _align(ops[0][0], ops[0][1], output)
-    for t, s in ops[1:]:
-        table = semiring.product(table, _align(t, s, output))
     table = table.expand(tuple(batch) + tuple(cards[v] for v in output))
     return table, steps, cards, batch
 
@@ -306,7 +397,7 @@ def contract(
     output: Sequence[Var] = (),
     *,
     semiring: Semiring | str = "log",
-    optimize: str = "auto",
+    optimize: Path = "auto",
     validate: bool = True,
 ) -> Tensor:
     """Multiply log-space factors and eliminate every variable not in ``output``.
@@ -323,8 +414,9 @@ def contract(
     semiring : Semiring or {"log", "max", "sample"}
         ``"log"``: log-sum-exp elimination (marginals, log Z); ``"max"``: max-marginals.
         ``"sample"`` gives the same values as ``"log"``.
-    optimize : str
-        opt_einsum path strategy.
+    optimize : str or explicit path
+        opt_einsum path strategy, or a path as returned by :func:`contraction_path` (e.g. one
+        derived from an elimination order).
     validate : bool
         Check for NaN / +inf log-values (one device sync per factor). Shapes are always checked.
 
@@ -390,7 +482,7 @@ def contract_argmax(
     scopes: Sequence[Sequence[Var]],
     output: Sequence[Var] = (),
     *,
-    optimize: str = "auto",
+    optimize: Path = "auto",
     validate: bool = True,
 ) -> Traceback:
     """Max-product contraction with traceback: the MAP assignment and its log-value.
@@ -423,7 +515,7 @@ def contract_sample(
     *,
     sample_shape: Sequence[int] = (),
     generator: torch.Generator | None = None,
-    optimize: str = "auto",
+    optimize: Path = "auto",
     validate: bool = True,
 ) -> Traceback:
     """Exact joint posterior draws of the eliminated variables (forward-filter, backward-sample).

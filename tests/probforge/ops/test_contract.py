@@ -15,9 +15,16 @@ from probforge.errors import (
     NonFiniteError,
     ShapeError,
     UnknownVariableError,
+    ValidationError,
     ZeroProbabilityEvidence,
 )
-from probforge.ops import contract, contract_argmax, contract_sample, make_generator
+from probforge.ops import (
+    contract,
+    contract_argmax,
+    contract_sample,
+    contraction_cost,
+    make_generator,
+)
 from tests.reference.brute_force import joint_table
 from tests.stats import chi_square_gof
 
@@ -256,3 +263,27 @@ def test_cuda_matches_cpu() -> None:
     m_cpu = contract_argmax(fs, scopes)
     m_gpu = contract_argmax([f.cuda() for f in fs], scopes)
     assert all(torch.equal(m_cpu.assignment[v], m_gpu.assignment[v].cpu()) for v in "abc")
+
+
+@settings(max_examples=100, deadline=None)
+@given(spec=factor_sets(), data=st.data())
+def test_explicit_partial_paths_and_cost(spec: dict, data: st.DataObject) -> None:
+    # Any well-formed path, even one that stops early, gives the same result.
+    n = len(spec["scopes"])
+    path = []
+    while n > 1 and data.draw(st.booleans()):
+        i, j = data.draw(st.permutations(range(n)))[:2]
+        path.append((i, j))
+        n -= 1
+    factors = build(spec, torch.float64)
+    out = contract(factors, spec["scopes"], spec["output"], optimize=path)
+    assert_close_log(out, brute(spec, factors, "log"), 1e-10)
+    res = contract_argmax(factors, spec["scopes"], spec["output"], optimize=path)
+    assert_close_log(res.value, brute(spec, factors, "max"), 1e-10)
+    cost = contraction_cost(spec["scopes"], spec["cards"], spec["output"], path)
+    assert 1 <= cost.largest_table <= math.prod(spec["cards"].values())
+
+
+def test_bad_explicit_path() -> None:
+    with pytest.raises(ValidationError, match="path step 0"):
+        contract([torch.zeros(2), torch.zeros(2)], [("a",), ("a",)], optimize=[(0, 5)])

@@ -1,0 +1,134 @@
+"""What the exact engines share: model access, evidence reduction, cost checks, results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+import torch
+from torch import Tensor
+
+from pgm.factor import Factor
+from pgm.inference.evidence import Evidence
+from probforge.errors import (
+    MemoryBudgetExceeded,
+    UnknownVariableError,
+    ValidationError,
+    ZeroProbabilityEvidence,
+)
+from probforge.ops import ContractionCost
+
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "DiscreteModel",
+    "MAPResult",
+    "check_budget",
+    "check_query",
+    "raise_if_zero",
+]
+
+#: Default ceiling on the largest table an exact method may form (bytes).
+DEFAULT_MEMORY_BUDGET = 4 * 2**30
+
+
+class DiscreteModel(Protocol):
+    """What exact inference needs of a model (BayesianNetwork and MarkovNetwork provide it)."""
+
+    name: str
+
+    @property
+    def variables(self) -> tuple[str, ...]: ...
+
+    @property
+    def states(self) -> dict[str, tuple[str, ...]]: ...
+
+    @property
+    def cards(self) -> dict[str, int]: ...
+
+    def factors(self) -> list[Factor]: ...
+
+
+class MAPResult(NamedTuple):
+    """Most probable assignment.
+
+    Attributes
+    ----------
+    indices : dict str -> LongTensor of shape batch_shape
+        State index of each query variable.
+    log_joint : Tensor, shape batch_shape
+        ``log p(x*, e)`` (for a Markov network: the unnormalised log-potential plus nothing;
+        subtract ``log_evidence`` for the posterior).
+    log_evidence : Tensor, shape batch_shape
+        ``log p(e)`` (log Z of the reduced model).
+    states : dict str -> tuple of str
+        State names, for :meth:`assignment`.
+    """
+
+    indices: dict[str, Tensor]
+    log_joint: Tensor
+    log_evidence: Tensor
+    states: dict[str, tuple[str, ...]]
+
+    @property
+    def log_posterior(self) -> Tensor:
+        """``log p(x* | e)``."""
+        return self.log_joint - self.log_evidence
+
+    def assignment(self) -> dict[str, Any]:
+        """State names: a str per variable, or a list of str per variable for batched evidence."""
+        out: dict[str, Any] = {}
+        for v, t in self.indices.items():
+            names = self.states[v]
+            out[v] = names[int(t)] if t.dim() == 0 else [names[i] for i in t.tolist()]
+        return out
+
+
+def check_query(model: DiscreteModel, variables: Sequence[str], ev: Evidence) -> None:
+    """Query variables must exist and carry no hard evidence."""
+    for v in variables:
+        if v not in model.states:
+            raise UnknownVariableError(
+                f"model {model.name!r}", f"has no variable {v!r}",
+                fix="check the spelling against model.variables",
+            )
+        if v in ev.hard:
+            raise ValidationError(
+                f"query variable {v!r}", "is also observed as evidence",
+                fix="drop it from the query or from the evidence",
+            )
+    if len(set(variables)) != len(variables):
+        raise ValidationError("query", "repeats a variable", found=list(variables))
+
+
+def check_budget(cost: ContractionCost, dtype: torch.dtype, batch: tuple[int, ...],
+                 budget: int, what: str) -> None:
+    """Raise MemoryBudgetExceeded, with the estimate, before allocating too much."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    n = 1
+    for b in batch:
+        n *= b
+    need = cost.bytes(itemsize, n)
+    if need > budget:
+        raise MemoryBudgetExceeded(
+            what,
+            f"exact inference would form a table of {cost.largest_table:,} entries "
+            f"x {n:,} evidence rows = {need / 2**30:.2f} GiB, over the budget of "
+            f"{budget / 2**30:.2f} GiB",
+            fix="pass a larger memory_budget, try another elimination order, fewer evidence "
+            "rows per call, or approximate inference",
+        )
+
+
+def raise_if_zero(log_z: Tensor, ev: Evidence, where: str) -> None:
+    """ZeroProbabilityEvidence naming the offending rows, never NaN."""
+    bad = torch.isneginf(log_z)
+    if bool(bad.any()):
+        rows = torch.nonzero(bad.reshape(-1)).reshape(-1)[:5].tolist()
+        desc = {v: t.reshape(-1)[rows[0]].item() if t.dim() else t.item()
+                for v, t in ev.hard.items()}
+        raise ZeroProbabilityEvidence(
+            where,
+            f"the evidence has probability zero (rows {rows}{'...' if int(bad.sum()) > 5 else ''}"
+            f" of {int(bad.numel())}; first offending row, as state indices: {desc})",
+            fix="check the evidence against the model's deterministic (zero) entries",
+        )
