@@ -188,15 +188,18 @@ def sigmoid_cpd(
     TabularCPD
         Table of shape ``(2,) * M + (2,)``.
     """
-    w = torch.as_tensor(weights, dtype=torch.get_default_dtype())
+    w = weights if isinstance(weights, Tensor) and weights.is_floating_point() else \
+        torch.as_tensor(weights, dtype=torch.get_default_dtype())
     parents = tuple(parents)
     if w.shape != (len(parents),):
         raise ShapeError(f"sigmoid CPD of {variable!r}", "needs one weight per parent",
                          found=tuple(w.shape))
-    grids = torch.meshgrid(*[torch.arange(2, dtype=w.dtype)] * len(parents), indexing="ij") \
+    grids = torch.meshgrid(*[torch.arange(2, dtype=w.dtype, device=w.device)] * len(parents),
+                           indexing="ij") \
         if parents else ()
     logit = torch.as_tensor(bias, dtype=w.dtype) + sum(
-        (wi * g for wi, g in zip(w, grids, strict=True)), torch.zeros((2,) * len(parents)))
+        (wi * g for wi, g in zip(w, grids, strict=True)),
+        torch.zeros((2,) * len(parents), dtype=w.dtype, device=w.device))
     log_p = torch.stack([torch.nn.functional.logsigmoid(-logit),
                          torch.nn.functional.logsigmoid(logit)], dim=-1)
     return TabularCPD(variable, log_p, parents, log=True)

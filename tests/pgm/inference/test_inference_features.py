@@ -1,0 +1,155 @@
+"""Soft, partial and batched evidence; MAP; cost and memory budget; junction-tree queries."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from pgm.inference import JunctionTree, VariableElimination, elimination_order
+from pgm.io import bundled_network
+from probforge.errors import (
+    MemoryBudgetExceeded,
+    UnknownVariableError,
+    ValidationError,
+    ZeroProbabilityEvidence,
+)
+
+ASIA_EXPECTED = {  # seed-pgm.md section 2: brute-force values for the standard Asia CPTs
+    ("lung", (("smoke", "yes"), ("dysp", "yes"))): 0.148334,
+    ("tub", (("asia", "yes"), ("xray", "yes"))): 0.337716,
+    ("bronc", (("dysp", "yes"),)): 0.833967,
+    ("lung", (("xray", "yes"), ("dysp", "yes"))): 0.621253,
+    ("dysp", (("asia", "yes"), ("smoke", "no"))): 0.336775,
+}
+ASIA_PRIOR = {"tub": 0.0104, "lung": 0.055, "bronc": 0.45, "either": 0.064828,
+              "xray": 0.11029, "dysp": 0.435971}
+
+
+def test_asia_numbers_of_the_seed_notes() -> None:
+    asia = bundled_network("asia")
+    ve = VariableElimination(asia)
+    for (var, ev), p in ASIA_EXPECTED.items():
+        assert float(ve.query([var], dict(ev)).probs()[0]) == pytest.approx(p, abs=5e-7)
+    m = JunctionTree(asia).calibrate().marginals()
+    for var, p in ASIA_PRIOR.items():
+        assert float(m[var][0]) == pytest.approx(p, abs=5e-7)
+
+
+def test_batched_evidence_equals_row_by_row_and_dataframe() -> None:
+    alarm = bundled_network("alarm")
+    x = alarm.sample(64, generator=torch.Generator().manual_seed(1))
+    cols = {v: i for i, v in enumerate(alarm.variables)}
+    ev_vars = ["HR", "BP", "SAO2", "CO", "PRESS"]
+    ev = {v: x[:, cols[v]] for v in ev_vars}
+    ve = VariableElimination(alarm)
+    batch = ve.marginals(ev)
+    jt = JunctionTree(alarm, evidence_vars=ev_vars).calibrate(ev)
+    df = pd.DataFrame({v: [alarm.states[v][i] for i in x[:, cols[v]].tolist()] for v in ev_vars})
+    from_df = ve.marginals(df)
+    for r in (0, 17, 63):
+        single = ve.marginals({v: int(x[r, cols[v]]) for v in ev_vars})
+        for v, m in single.items():
+            assert torch.allclose(batch[v][r], m, atol=1e-12)
+            assert torch.allclose(jt.marginal(v)[r], m, atol=1e-12)
+            assert torch.allclose(from_df[v][r], m, atol=1e-12)
+    log_e = ve.log_evidence(ev)
+    assert log_e.shape == (64,) and torch.allclose(log_e, jt.log_evidence, atol=1e-12)
+
+
+def test_partially_observed_rows_and_soft_evidence() -> None:
+    asia = bundled_network("asia")
+    ve = VariableElimination(asia)
+    rows = ve.marginals({"xray": ["yes", None, "no"], "dysp": ["yes", "no", None]})
+    assert torch.allclose(rows["lung"][0], ve.marginals({"xray": "yes", "dysp": "yes"})["lung"])
+    assert torch.allclose(rows["lung"][1], ve.marginals({"dysp": "no"})["lung"])
+    assert torch.allclose(rows["lung"][2], ve.marginals({"xray": "no"})["lung"])
+    # soft evidence with a one-hot likelihood equals hard evidence; a flat one changes nothing
+    hard = ve.marginals({"xray": "yes"})["lung"]
+    assert torch.allclose(ve.marginals(soft_evidence={"xray": [1.0, 0.0]})["lung"], hard)
+    assert torch.allclose(ve.marginals(soft_evidence={"xray": [0.3, 0.3]})["lung"],
+                          ve.marginals()["lung"])
+    # virtual evidence by Bayes' rule on the node itself: p(x | lik) ∝ p(x) lik(x)
+    lik = torch.tensor([0.8, 0.2], dtype=torch.float64)
+    prior = ve.marginals()["xray"]
+    post = ve.marginals(soft_evidence={"xray": lik})["xray"]
+    assert torch.allclose(post, prior * lik / (prior * lik).sum(), atol=1e-14)
+    jt = JunctionTree(asia, soft_evidence_vars=["xray"]).calibrate(soft_evidence={"xray": lik})
+    assert torch.allclose(jt.marginal("lung"), ve.marginals(soft_evidence={"xray": lik})["lung"])
+
+
+def test_zero_probability_evidence_raises_not_nan() -> None:
+    asia = bundled_network("asia")
+    ev = {"tub": "yes", "either": "no"}  # either = tub OR lung: impossible
+    ve = VariableElimination(asia)
+    assert ve.log_evidence(ev) == -math.inf
+    for call in (lambda: ve.marginals(ev), lambda: ve.query(["lung"], ev),
+                 lambda: ve.map_query(evidence=ev),
+                 lambda: JunctionTree(asia, ["tub", "either"]).calibrate(ev)):
+        with pytest.raises(ZeroProbabilityEvidence, match="probability zero"):
+            call()
+    with pytest.raises(ZeroProbabilityEvidence, match=r"rows \[1\]"):
+        ve.marginals({"tub": ["no", "yes"], "either": ["no", "no"]})
+
+
+def test_map_and_marginal_map() -> None:
+    asia = bundled_network("asia")
+    ve = VariableElimination(asia)
+    res = ve.map_query(evidence={"dysp": "yes"})
+    x = {**res.assignment(), "dysp": "yes"}
+    assert float(asia.log_prob(x)) == pytest.approx(float(res.log_joint), abs=1e-12)
+    mm = ve.map_query(["lung", "bronc"], evidence={"dysp": "yes"})
+    joint = ve.query(["lung", "bronc"], {"dysp": "yes"}).probs()
+    i, j = divmod(int(joint.argmax()), 2)
+    assert mm.assignment() == {"lung": asia.states["lung"][i], "bronc": asia.states["bronc"][j]}
+    assert float(mm.log_posterior.exp()) == pytest.approx(float(joint.max()), abs=1e-12)
+    mx = JunctionTree(asia, ["dysp"]).calibrate({"dysp": "yes"}, semiring="max")
+    assert float(mx.log_evidence) == pytest.approx(float(res.log_joint), abs=1e-12)
+
+
+def test_orders_are_pluggable_and_results_order_invariant() -> None:
+    alarm = bundled_network("alarm")
+    ref = VariableElimination(alarm).marginals({"HR": "HIGH"})
+    for spec in ("min_neighbours", "min_weight", "weighted_min_fill",
+                 lambda adj, cards, keep: [v for v in adj if v not in keep]):
+        m = VariableElimination(alarm, order=spec).marginals({"HR": "HIGH"})
+        assert all(torch.allclose(m[v], ref[v], atol=1e-12) for v in ref)
+    with pytest.raises(ValidationError, match="unknown heuristic"):
+        VariableElimination(alarm, order="min_everything").marginals()
+    with pytest.raises(ValidationError, match="exactly once"):
+        elimination_order({"a": {"b"}, "b": {"a"}}, {"a": 2, "b": 2}, ["a"])
+
+
+def test_cost_estimate_and_memory_budget() -> None:
+    munin = bundled_network("alarm")
+    ve = VariableElimination(munin, memory_budget=1_000)
+    cost = ve.cost()
+    assert cost.largest_table * 8 > 1_000
+    with pytest.raises(MemoryBudgetExceeded, match=r"table of [\d,]+ entries.*GiB"):
+        ve.marginals()
+    with pytest.raises(MemoryBudgetExceeded):
+        JunctionTree(munin, memory_budget=1_000).calibrate()
+    rows = {"HR": torch.zeros(10**6, dtype=torch.long)}
+    with pytest.raises(MemoryBudgetExceeded, match="1,000,000 evidence rows"):
+        VariableElimination(munin, memory_budget=2**28).marginals(rows)
+
+
+def test_query_errors() -> None:
+    ve = VariableElimination(bundled_network("asia"))
+    with pytest.raises(UnknownVariableError, match="no variable 'lungs'"):
+        ve.query(["lungs"])
+    with pytest.raises(UnknownVariableError, match="unknown variable 'smok'"):
+        ve.query(["lung"], {"smok": "yes"})
+    with pytest.raises(ValidationError, match="also observed"):
+        ve.query(["lung"], {"lung": "yes"})
+    with pytest.raises(ValidationError, match="same length"):
+        ve.marginals({"xray": ["yes", "no"], "dysp": ["yes"]})
+    with pytest.raises(ValidationError, match="both hard and soft"):
+        ve.marginals({"xray": "yes"}, {"xray": [1.0, 0.5]})
+    jt = JunctionTree(bundled_network("asia"), ["xray"])
+    with pytest.raises(ValidationError, match="built for hard evidence"):
+        jt.calibrate({"dysp": "yes"})
+    with pytest.raises(ValidationError, match="no clique contains"):
+        jt.calibrate({"xray": "yes"}).joint(["asia", "dysp"])
