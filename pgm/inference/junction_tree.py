@@ -223,8 +223,18 @@ class JunctionTree:
                                   f"{sorted(self.soft_evidence_vars)}", found=sorted(ev.soft))
         check_budget(self.cost, fs.dtype, ev.batch_shape, self.memory_budget,
                      f"junction tree of model {self.model.name!r}")
+        rows = None
+        if ev.batch_shape and ev.hard and not ev.soft:
+            # Evidence rows over discrete variables repeat: calibrate each distinct row once.
+            names = sorted(ev.hard)
+            table = torch.stack([ev.hard[v] for v in names], dim=1)
+            uniq, inverse = torch.unique(table, dim=0, return_inverse=True)
+            if uniq.shape[0] < table.shape[0]:
+                ev = Evidence({v: uniq[:, k] for k, v in enumerate(names)}, {},
+                              (uniq.shape[0],))
+                rows = inverse
         if semiring == "max":
-            return self._calibrate_max(ev)
+            return self._calibrate_max(ev, rows)
         if self._prob_tables is None:
             self._prob_tables = [f.log_values.exp() for f in self._factors]
             self._compile()
@@ -255,9 +265,9 @@ class JunctionTree:
             msgs[(i, j)] = m / _safe(s).reshape(s.shape + (1,) * len(sep))
             scale[(i, j)] = torch.log(s) + pot_scale[i] + sum(
                 (scale[(k, i)] for k in ins), torch.zeros_like(s))
-        return CalibratedTree(self, pots, pot_scale, msgs, scale, ev)
+        return CalibratedTree(self, pots, pot_scale, msgs, scale, ev, rows=rows)
 
-    def _calibrate_max(self, ev: Evidence) -> CalibratedTree:
+    def _calibrate_max(self, ev: Evidence, rows: Tensor | None) -> CalibratedTree:
         tables, scopes = apply_evidence(self._factors, ev)
         fs = self._factors[0].log_values
         pots = []
@@ -279,7 +289,7 @@ class JunctionTree:
             )
         zero = torch.zeros(ev.batch_shape, dtype=fs.dtype, device=fs.device)
         return CalibratedTree(self, pots, [zero] * len(pots), msgs,
-                              dict.fromkeys(msgs, zero), ev, semiring="max")
+                              dict.fromkeys(msgs, zero), ev, semiring="max", rows=rows)
 
     def _sep(self, i: int, j: int) -> tuple[str, ...]:
         return tuple(v for v in self.cliques[i] if v in set(self.cliques[j]))
@@ -317,13 +327,14 @@ class CalibratedTree:
 
     def __init__(self, tree: JunctionTree, pots: list[Tensor], pot_scale: list[Tensor],
                  messages: dict[tuple[int, int], Tensor], scales: dict[tuple[int, int], Tensor],
-                 ev: Evidence, semiring: str = "log") -> None:
+                 ev: Evidence, semiring: str = "log", rows: Tensor | None = None) -> None:
         self.tree = tree
+        self._rows = rows  # distinct evidence row of each requested row, when deduplicated
         self._pots = pots
         self._pot_scale = pot_scale
         self._messages = messages
         self._scales = scales
-        self.evidence = ev
+        self._ev = ev  # distinct rows when deduplicated
         self.semiring = semiring
         self._beliefs: dict[int, Tensor] = {}
         nb = len(ev.batch_shape)
@@ -332,7 +343,12 @@ class CalibratedTree:
             log_z = torch.log(root_table) + pot_scale[0] + sum(
                 (scales[(k, 0)] for k in tree._nbrs[0]), torch.zeros_like(pot_scale[0]))
             log_z = torch.where(torch.isnan(log_z), torch.full_like(log_z, -math.inf), log_z)
-            raise_if_zero(log_z, ev, f"junction tree of model {tree.model.name!r}")
+            if rows is not None:
+                full = Evidence({v: t[rows] for v, t in ev.hard.items()}, {}, tuple(rows.shape))
+                raise_if_zero(log_z.reshape(-1)[rows], full,
+                              f"junction tree of model {tree.model.name!r}")
+            else:
+                raise_if_zero(log_z, ev, f"junction tree of model {tree.model.name!r}")
         else:
             log_z = root_table
         self._log_z = log_z.reshape(ev.batch_shape) if nb else log_z.reshape(())
@@ -353,7 +369,7 @@ class CalibratedTree:
             for k in ins:
                 belief = belief * t._align[(t._sep(k, i), t.cliques[i])](self._messages[(k, i)])
             self._beliefs[i] = belief
-        nb = len(self.evidence.batch_shape)
+        nb = len(self._ev.batch_shape)
         drop = tuple(nb + d for d, v in enumerate(t.cliques[i]) if v not in keep)
         red = belief.sum(drop) if drop else belief
         kept = [v for v in t.cliques[i] if v in keep]
@@ -361,10 +377,13 @@ class CalibratedTree:
             red = red.permute(list(range(nb)) + [nb + kept.index(v) for v in keep])
         return red
 
+    def _expand_rows(self, t: Tensor) -> Tensor:
+        return t if self._rows is None else t[self._rows]
+
     @property
     def log_evidence(self) -> Tensor:
         """``log p(e)`` (log semiring) or the max log-joint (max semiring), shape batch."""
-        return self._log_z
+        return self._expand_rows(self._log_z)
 
     def marginal(self, variable: str) -> Tensor:
         """Posterior of one variable, shape batch + (card,).
@@ -375,11 +394,11 @@ class CalibratedTree:
         home = self.tree.home.get(variable)
         if home is None:
             raise UnknownVariableError("calibrated tree", f"has no hidden variable {variable!r}")
-        return self._normalised(home, [variable])
+        return self._expand_rows(self._normalised(home, [variable]))
 
     def _normalised(self, i: int, variables: Sequence[str]) -> Tensor:
         table = self._table(i, variables)
-        nb = len(self.evidence.batch_shape)
+        nb = len(self._ev.batch_shape)
         dims = tuple(range(nb, table.dim()))
         if self.semiring == "max":
             shape = self._log_z.shape + (1,) * len(variables)
@@ -401,7 +420,7 @@ class CalibratedTree:
                 "junction tree joint query", "no clique contains all of the variables",
                 found=list(variables), fix="use VariableElimination.query for this joint",
             )
-        return self._normalised(min(fits, key=t.clique_size), list(variables))
+        return self._expand_rows(self._normalised(min(fits, key=t.clique_size), list(variables)))
 
     def marginals(self) -> dict[str, Tensor]:
         """Every hidden variable's posterior."""

@@ -1,0 +1,890 @@
+"""Gaussian mixture models fitted by expectation-maximisation (textbook 11.2.2.2, Algorithm 11.1).
+
+The model is ``p(x) = sum_k pi_k N(x; mu_k, Sigma_k)`` (11.53) with a latent component
+``z in {0..K-1}``. EM alternates
+
+* **E-step** (11.58): log responsibilities ``log gamma_nk = log pi_k + log N(x_n; mu_k, Sigma_k)
+  - logsumexp_j(...)``, computed with :func:`probforge.ops.logsumexp`;
+* **M-step** (11.63-11.66): ``N_k = sum_n gamma_nk``, ``pi_k = N_k / N``,
+  ``mu_k = sum_n gamma_nk x_n / N_k``, ``Sigma_k = sum_n gamma_nk (x_n - mu_k)(x_n - mu_k)^T / N_k
+  + reg_covar * I``,
+
+until the total log marginal likelihood ``sum_n log p(x_n)`` stops improving (monitored, and
+asserted non-decreasing, by :class:`~pgm.learning.em_monitor.EMMonitor`). In one dimension with
+``init="random"`` this is Algorithm 11.1 exactly; note the seed's erratum: the textbook's
+``sigma_k`` is a standard deviation and the M-step (11.65) computes the *variance*
+``sigma_k^2``, which is what ``covariances`` holds here (take a square root for ``sigma_k``).
+
+Covariance types follow scikit-learn's shapes: ``"full"`` (K, D, D), ``"diag"`` (K, D),
+``"spherical"`` (K,) and ``"tied"`` (D, D). Everything is vectorised over data points and
+components, and tensors stay on the device and dtype of the data.
+
+Degenerate and empty components
+-------------------------------
+``reg_covar`` (default 1e-6) is added to the diagonal of every covariance in every M-step, which
+keeps a component that collapses onto a single point (or onto fewer than ``D + 1`` affinely
+independent points) positive definite. With ``reg_covar=0`` such a collapse raises
+:class:`~probforge.errors.ConvergenceError` naming the component. A component whose total
+responsibility ``N_k`` falls to ``10 * eps`` or below is *empty*: its weight becomes ``N_k / N``
+(essentially zero) and its mean and covariance keep their previous values instead of the
+undefined ``0 / 0``.
+
+Examples
+--------
+>>> import torch
+>>> from probforge.ops.random import make_generator
+>>> from pgm.learning.gmm import fit_gmm
+>>> g = make_generator(0)
+>>> x = torch.cat([torch.randn(200, generator=g, dtype=torch.float64) - 3,
+...                torch.randn(300, generator=g, dtype=torch.float64) + 3])
+>>> res = fit_gmm(x, 2, generator=g)
+>>> res.model.means.squeeze(-1).sort().values.round(decimals=1)
+tensor([-3.,  3.], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from pgm.learning.em_monitor import EMMonitor
+from probforge.errors import (
+    ConvergenceError,
+    DeviceMismatchError,
+    DtypeMismatchError,
+    NonFiniteError,
+    NormalisationError,
+    ShapeError,
+    ValidationError,
+)
+from probforge.ops.device import common_device_dtype
+from probforge.ops.random import check_generator, normal, split, uniform
+from probforge.ops.special import logsumexp, safe_log
+
+__all__ = ["CovarianceType", "GMMFitResult", "GaussianMixture", "fit_gmm", "gmm_elbo"]
+
+CovarianceType = Literal["full", "diag", "spherical", "tied"]
+_COV_TYPES: tuple[str, ...] = ("full", "diag", "spherical", "tied")
+_LOG_2PI = math.log(2.0 * math.pi)
+_WEIGHT_TOL = 1e-6
+
+
+# --------------------------------------------------------------------------------------------
+# Shared input checks (also used by the Bernoulli mixture)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_float_dtype(dtype: torch.dtype, subject: str) -> None:
+    if dtype not in (torch.float32, torch.float64):
+        raise ValidationError(
+            subject,
+            "must have dtype float32 or float64",
+            found=dtype,
+            fix=f"convert with {subject}.to(torch.float64)",
+        )
+
+
+def _check_data(x: object, subject: str = "x") -> Tensor:
+    """``x`` as an (N, D) view: a Tensor of shape (N, D) or (N,) (D = 1), finite, N >= 1."""
+    if not isinstance(x, Tensor):
+        raise ValidationError(subject, "must be a torch.Tensor", found=type(x).__name__)
+    if x.dim() == 1:
+        x = x.unsqueeze(-1)
+    if x.dim() != 2:
+        raise ShapeError(
+            subject, "must have shape (N, D), or (N,) for one-dimensional data",
+            found=tuple(x.shape),
+        )
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ShapeError(subject, "needs at least one row and one column", found=tuple(x.shape))
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            idx = tuple(int(i) for i in bad.nonzero()[0])
+            raise NonFiniteError(
+                subject,
+                f"has a non-finite entry at index {idx}",
+                found=float(x[idx]),
+                fix="remove or impute rows with NaN or inf",
+            )
+    return x
+
+
+def _check_int(value: object, subject: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(subject, f"must be an int >= {minimum}", found=repr(value))
+    return value
+
+
+def _check_nonneg_float(value: object, subject: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValidationError(subject, "must be a finite number >= 0", found=repr(value))
+    return float(value)
+
+
+def _check_n_components(n_components: object, n: int) -> int:
+    k = _check_int(n_components, "n_components", 1)
+    if k > n:
+        raise ValidationError(
+            "n_components",
+            f"must not exceed the number of data points N={n}",
+            found=k,
+            fix="use fewer components or more data",
+        )
+    return k
+
+
+def _check_model_input(x: object, device: torch.device, dtype: torch.dtype, d: int) -> Tensor:
+    """Validate data passed to a fitted model's methods; return it as (N, D)."""
+    if not isinstance(x, Tensor):
+        raise ValidationError("x", "must be a torch.Tensor", found=type(x).__name__)
+    if x.device != device:
+        raise DeviceMismatchError(
+            "x", f"is on {x.device} but the model is on {device}", fix="move x with x.to(device)"
+        )
+    if x.dtype != dtype:
+        raise DtypeMismatchError(
+            "x", f"has dtype {x.dtype} but the model has {dtype}", fix=f"use x.to({dtype})"
+        )
+    if x.dim() == 1 and d == 1:
+        x = x.unsqueeze(-1)
+    if x.dim() != 2 or x.shape[1] != d:
+        raise ShapeError(
+            "x", f"must have shape (N, {d})" + (" or (N,)" if d == 1 else ""),
+            found=tuple(x.shape),
+        )
+    return _check_data(x)
+
+
+def _decrease_rtol(dtype: torch.dtype) -> float:
+    """Monotonicity slack: 1e-9 relative in float64, about 1e3 ulps in float32."""
+    return max(1e-9, 1e3 * torch.finfo(dtype).eps)
+
+
+def _empty_threshold(dtype: torch.dtype) -> float:
+    return 10.0 * torch.finfo(dtype).eps
+
+
+def _normalise_log_rows(log_joint: Tensor) -> tuple[Tensor, Tensor]:
+    """``(log_norm (N,), log_resp (N, K))`` from ``log_joint`` (N, K)."""
+    log_norm = logsumexp(log_joint, dim=-1)
+    return log_norm, log_joint - log_norm.unsqueeze(-1)
+
+
+def _elbo(log_joint: Tensor, log_q: Tensor) -> Tensor:
+    """Per-row ``sum_k q_k (log p(x, k) - log q_k)`` with ``0 log 0 = 0``; shape (N,)."""
+    q = torch.exp(log_q)
+    terms = torch.where(q > 0, q * (log_joint - log_q), torch.zeros_like(q))
+    return terms.sum(dim=-1)
+
+
+def _check_log_q(log_q: object, like: Tensor, k: int) -> Tensor:
+    if not isinstance(log_q, Tensor):
+        raise ValidationError("log_q", "must be a torch.Tensor", found=type(log_q).__name__)
+    common_device_dtype([like, log_q], names=["x", "log_q"])
+    if tuple(log_q.shape) != (like.shape[0], k):
+        raise ShapeError(
+            "log_q", f"must have shape (N, K) = ({like.shape[0]}, {k})", found=tuple(log_q.shape)
+        )
+    if bool(torch.isnan(log_q).any()) or bool((log_q == math.inf).any()):
+        raise NonFiniteError("log_q", "must not contain NaN or +inf")
+    err = logsumexp(log_q, dim=-1).abs().max()
+    tol = max(1e-6, 1e3 * torch.finfo(log_q.dtype).eps)
+    if float(err) > tol:
+        raise NormalisationError(
+            "log_q",
+            f"each row must be a normalised log-distribution (logsumexp = 0 within {tol:g})",
+            found=f"max |logsumexp| = {float(err):.3g}",
+        )
+    return log_q
+
+
+def _kmeans(x: Tensor, k: int, generator: torch.Generator | None, max_iter: int = 100) -> Tensor:
+    """k-means++ seeding then Lloyd iterations; returns hard labels (N,) in ``0..k-1``.
+
+    Draws only from ``generator``. Seeding is sequential over the ``k`` centres (each draw
+    depends on the previous ones); every step is vectorised over the data. A Lloyd cluster that
+    empties keeps its previous centre.
+    """
+    n = x.shape[0]
+    first = torch.randint(0, n, (1,), generator=generator, device=x.device)
+    chosen = [first]
+    d2 = ((x - x[first]) ** 2).sum(dim=-1)
+    for _ in range(1, k):
+        # Proportional to D(x)^2; uniform if every point coincides with a chosen centre.
+        w = d2 + (d2.sum() <= 0).to(d2.dtype)
+        nxt = torch.multinomial(w, 1, generator=generator)
+        chosen.append(nxt)
+        d2 = torch.minimum(d2, ((x - x[nxt]) ** 2).sum(dim=-1))
+    centres = x[torch.cat(chosen)]
+    labels = torch.full((n,), -1, dtype=torch.long, device=x.device)
+    for _ in range(max_iter):
+        new = ((x.unsqueeze(1) - centres.unsqueeze(0)) ** 2).sum(dim=-1).argmin(dim=-1)
+        if torch.equal(new, labels):
+            break
+        labels = new
+        onehot = torch.nn.functional.one_hot(labels, k).to(x.dtype)
+        counts = onehot.sum(dim=0)
+        sums = onehot.T @ x
+        centres = torch.where(
+            (counts > 0).unsqueeze(-1), sums / counts.clamp_min(1).unsqueeze(-1), centres
+        )
+    return labels
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussian numerics
+# --------------------------------------------------------------------------------------------
+
+
+def _check_cov_type(covariance_type: object) -> str:
+    if covariance_type not in _COV_TYPES:
+        raise ValidationError(
+            "covariance_type", f"must be one of {', '.join(map(repr, _COV_TYPES))}",
+            found=repr(covariance_type),
+        )
+    return str(covariance_type)
+
+
+def _cov_shape(ct: str, k: int, d: int) -> tuple[int, ...]:
+    return {"full": (k, d, d), "diag": (k, d), "spherical": (k,), "tied": (d, d)}[ct]
+
+
+def _scale(covariances: Tensor, ct: str, *, in_fit: bool, reg_covar: float = 0.0) -> Tensor:
+    """Cholesky factor (full, tied) or standard deviations (diag, spherical) of the covariances.
+
+    Raises ValidationError (model construction) or ConvergenceError (during a fit) naming the
+    first component that is not positive definite.
+    """
+    chol: Tensor
+    if ct in ("full", "tied"):
+        chol, info = torch.linalg.cholesky_ex(covariances)
+        bad = (info != 0).reshape(-1)
+    else:
+        chol = torch.sqrt(covariances)
+        bad = (covariances <= 0).reshape(-1) if ct == "spherical" else (covariances <= 0).any(-1)
+    if bool(bad.any()):
+        idx = int(bad.nonzero()[0])
+        what = "the tied covariance" if ct == "tied" else f"the covariance of component {idx}"
+        if ct in ("full", "tied"):
+            mat = covariances if ct == "tied" else covariances[idx]
+            found = f"smallest eigenvalue {float(torch.linalg.eigvalsh(mat).min()):.3g}"
+        else:
+            smallest = float(covariances.reshape(bad.shape[0], -1)[idx].min())
+            found = f"smallest variance {smallest:.3g}"
+        if in_fit:
+            raise ConvergenceError(
+                "fit_gmm",
+                f"{what} is not positive definite (the component collapsed onto too few "
+                f"distinct points; reg_covar={reg_covar:g})",
+                found=found,
+                fix="increase reg_covar or use fewer components",
+            )
+        raise ValidationError(
+            "covariances", f"{what} must be positive definite", found=found,
+        )
+    return chol
+
+
+def _log_gaussian(x: Tensor, means: Tensor, scale: Tensor, ct: str) -> Tensor:
+    """``log N(x_n; mu_k, Sigma_k)`` for all n, k; shape (N, K)."""
+    d = x.shape[1]
+    diff = x.unsqueeze(0) - means.unsqueeze(1)  # (K, N, D)
+    if ct in ("full", "tied"):
+        # Broadcasting solves each component's system, or the one tied system for all components.
+        z = torch.linalg.solve_triangular(scale, diff.transpose(1, 2), upper=False)  # (K, D, N)
+        maha = (z**2).sum(dim=1)  # (K, N)
+        logdet = 2.0 * torch.log(torch.diagonal(scale, dim1=-2, dim2=-1)).sum(dim=-1)
+        logdet = logdet.expand(means.shape[0])
+    elif ct == "diag":
+        maha = ((diff / scale.unsqueeze(1)) ** 2).sum(dim=-1)
+        logdet = 2.0 * torch.log(scale).sum(dim=-1)
+    else:  # spherical
+        maha = (diff**2).sum(dim=-1) / (scale**2).unsqueeze(-1)
+        logdet = 2.0 * d * torch.log(scale)
+    out: Tensor = (-0.5 * (d * _LOG_2PI + logdet.unsqueeze(-1) + maha)).T
+    return out
+
+
+def _m_step(
+    x: Tensor,
+    log_resp: Tensor,
+    ct: str,
+    reg_covar: float,
+    prev_means: Tensor,
+    prev_covs: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Closed-form M-step (11.63-11.66) generalised to D dimensions; returns new parameters.
+
+    Empty components (``N_k <= 10 eps``) keep ``prev_means`` / ``prev_covs``.
+    """
+    d = x.shape[1]
+    nk = torch.exp(logsumexp(log_resp, dim=0))  # (K,)
+    alive = nk > _empty_threshold(x.dtype)
+    safe_nk = torch.where(alive, nk, torch.ones_like(nk))
+    weights = nk / nk.sum()
+    resp = torch.exp(log_resp)
+    means = (resp.T @ x) / safe_nk.unsqueeze(-1)
+    means = torch.where(alive.unsqueeze(-1), means, prev_means)
+    # sqrt(gamma) * (x - mu): its Gram matrix is the weighted scatter, symmetric and PSD.
+    wdiff = torch.exp(0.5 * log_resp).T.unsqueeze(-1) * (x.unsqueeze(0) - means.unsqueeze(1))
+    eye = torch.eye(d, dtype=x.dtype, device=x.device)
+    if ct == "full":
+        covs = wdiff.transpose(1, 2) @ wdiff / safe_nk.reshape(-1, 1, 1) + reg_covar * eye
+        covs = torch.where(alive.reshape(-1, 1, 1), covs, prev_covs)
+    elif ct == "tied":
+        scatter = torch.einsum("knd,kne->de", wdiff, wdiff)
+        covs = scatter / nk.sum() + reg_covar * eye
+    else:
+        var = (wdiff**2).sum(dim=1) / safe_nk.unsqueeze(-1)  # (K, D)
+        if ct == "diag":
+            covs = torch.where(alive.unsqueeze(-1), var + reg_covar, prev_covs)
+        else:
+            covs = torch.where(alive, var.mean(dim=-1) + reg_covar, prev_covs)
+    return weights, means, covs
+
+
+def _data_covariance(x: Tensor, ct: str) -> Tensor:
+    """Population covariance of ``x`` projected on the covariance type, without a K axis:
+    (D, D) for full/tied, (D,) for diag, () for spherical."""
+    xc = x - x.mean(dim=0)
+    cov = xc.T @ xc / x.shape[0]
+    if ct in ("full", "tied"):
+        return cov
+    var = torch.diagonal(cov)
+    return var if ct == "diag" else var.mean()
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------------
+
+
+class GaussianMixture:
+    """A finite mixture of multivariate Gaussians, ``p(x) = sum_k pi_k N(x; mu_k, Sigma_k)``.
+
+    Immutable: the parameters are validated once at construction (no renormalisation, no
+    symmetrisation) and the Cholesky factors cached.
+
+    Parameters
+    ----------
+    weights : Tensor, shape (K,)
+        Mixing proportions ``pi_k``: non-negative, summing to 1 within 1e-6.
+    means : Tensor, shape (K, D)
+        Component means ``mu_k``.
+    covariances : Tensor
+        Shape (K, D, D) for ``"full"``, (K, D) variances for ``"diag"``, (K,) variances for
+        ``"spherical"``, (D, D) shared by all components for ``"tied"``; positive definite.
+        In the 1-D textbook notation these are ``sigma_k^2`` (variances, not ``sigma_k``).
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+
+    Raises
+    ------
+    ShapeError, NonFiniteError, NormalisationError, ValidationError
+        For inconsistent shapes, non-finite values, weights that do not sum to one, negative
+        weights, or covariances that are not symmetric positive definite.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pgm.learning.gmm import GaussianMixture
+    >>> m = GaussianMixture(torch.tensor([0.3, 0.7]), torch.tensor([[-2.0], [2.0]]),
+    ...                     torch.tensor([0.25, 1.0]), "spherical")
+    >>> m.log_prob(torch.tensor([0.0, 2.0])).shape
+    torch.Size([2])
+    """
+
+    __slots__ = ("_covariance_type", "_covariances", "_means", "_scale", "_weights")
+
+    def __init__(
+        self,
+        weights: Tensor,
+        means: Tensor,
+        covariances: Tensor,
+        covariance_type: CovarianceType = "full",
+    ) -> None:
+        ct = _check_cov_type(covariance_type)
+        for name, t in (("weights", weights), ("means", means), ("covariances", covariances)):
+            if not isinstance(t, Tensor):
+                raise ValidationError(name, "must be a torch.Tensor", found=type(t).__name__)
+        _, dtype = common_device_dtype(
+            [weights, means, covariances], names=["weights", "means", "covariances"]
+        )
+        _check_float_dtype(dtype, "weights")
+        if weights.dim() != 1 or weights.shape[0] < 1:
+            raise ShapeError("weights", "must have shape (K,) with K >= 1",
+                             found=tuple(weights.shape))
+        k = weights.shape[0]
+        if means.dim() != 2 or means.shape[0] != k or means.shape[1] < 1:
+            raise ShapeError(
+                "means", f"must have shape (K, D) with K={k} like weights",
+                found=tuple(means.shape),
+            )
+        d = means.shape[1]
+        expected = _cov_shape(ct, k, d)
+        if tuple(covariances.shape) != expected:
+            raise ShapeError(
+                "covariances", f"must have shape {expected} for covariance_type={ct!r} "
+                f"with K={k}, D={d}", found=tuple(covariances.shape),
+            )
+        for name, t in (("weights", weights), ("means", means), ("covariances", covariances)):
+            if not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(name, "must be finite", found=t)
+        if bool((weights < 0).any()):
+            raise ValidationError(
+                "weights", "must be non-negative", found=f"min {float(weights.min())!r}"
+            )
+        total = float(weights.sum())
+        if abs(total - 1.0) > _WEIGHT_TOL:
+            raise NormalisationError(
+                "weights", f"must sum to 1 within {_WEIGHT_TOL:g}", found=f"sum {total!r}",
+                fix="divide by their sum before constructing the model",
+            )
+        if ct in ("full", "tied"):
+            asym = float((covariances - covariances.transpose(-1, -2)).abs().max())
+            tol = max(1e-8, 1e3 * torch.finfo(dtype).eps) * float(covariances.abs().max())
+            if asym > tol:
+                raise ValidationError(
+                    "covariances", "must be symmetric", found=f"max |C - C^T| = {asym:.3g}"
+                )
+        self._scale = _scale(covariances, ct, in_fit=False)
+        self._weights = weights
+        self._means = means
+        self._covariances = covariances
+        self._covariance_type = ct
+
+    # -- parameters -------------------------------------------------------------------------
+
+    @property
+    def weights(self) -> Tensor:
+        """Mixing proportions, shape (K,)."""
+        return self._weights
+
+    @property
+    def means(self) -> Tensor:
+        """Component means, shape (K, D)."""
+        return self._means
+
+    @property
+    def covariances(self) -> Tensor:
+        """Covariances in the storage shape of :attr:`covariance_type`."""
+        return self._covariances
+
+    @property
+    def covariance_type(self) -> str:
+        """One of ``"full"``, ``"diag"``, ``"spherical"``, ``"tied"``."""
+        return self._covariance_type
+
+    @property
+    def n_components(self) -> int:
+        """K."""
+        return int(self._weights.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """D."""
+        return int(self._means.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self._weights.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Dtype of the parameters."""
+        return self._weights.dtype
+
+    @property
+    def covariance_matrices(self) -> Tensor:
+        """Every component's full covariance matrix, shape (K, D, D), whatever the type."""
+        k, d = self.n_components, self.n_features
+        c, ct = self._covariances, self._covariance_type
+        if ct == "full":
+            return c
+        if ct == "tied":
+            return c.expand(k, d, d)
+        eye = torch.eye(d, dtype=c.dtype, device=c.device)
+        return torch.diag_embed(c) if ct == "diag" else c.reshape(k, 1, 1) * eye
+
+    @property
+    def variances(self) -> Tensor:
+        """Per-component, per-dimension variances (diagonal of each covariance), shape (K, D).
+
+        In one dimension ``variances.sqrt().squeeze(-1)`` is the textbook's ``sigma_k``.
+        """
+        return torch.diagonal(self.covariance_matrices, dim1=-2, dim2=-1)
+
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters: ``K - 1`` weights, ``K D`` means and the covariance entries."""
+        k, d, ct = self.n_components, self.n_features, self._covariance_type
+        cov = {"full": k * d * (d + 1) // 2, "diag": k * d, "spherical": k,
+               "tied": d * (d + 1) // 2}[ct]
+        return (k - 1) + k * d + cov
+
+    # -- densities --------------------------------------------------------------------------
+
+    def log_joint(self, x: Tensor) -> Tensor:
+        """``log pi_k + log N(x_n; mu_k, Sigma_k)``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, D), or (N,) when D = 1
+            Same device and dtype as the model.
+
+        Returns
+        -------
+        Tensor, shape (N, K)
+        """
+        x = _check_model_input(x, self.device, self.dtype, self.n_features)
+        return self._log_joint(x)
+
+    def _log_joint(self, x: Tensor) -> Tensor:
+        log_gauss = _log_gaussian(x, self._means, self._scale, self._covariance_type)
+        return safe_log(self._weights) + log_gauss
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Log marginal density ``log p(x_n) = logsumexp_k log_joint`` (11.55), shape (N,).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, D), or (N,) when D = 1
+        """
+        return logsumexp(self.log_joint(x), dim=-1)
+
+    def log_responsibilities(self, x: Tensor) -> Tensor:
+        """Log posteriors ``log p(z_n = k | x_n)`` (11.58), shape (N, K); rows logsumexp to 0.
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, D), or (N,) when D = 1
+        """
+        return _normalise_log_rows(self.log_joint(x))[1]
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Most probable component of each point, shape (N,), dtype long."""
+        return self.log_joint(x).argmax(dim=-1)
+
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Ancestral sampling: ``z ~ Categorical(pi)``, then ``x ~ N(mu_z, Sigma_z)``.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws (>= 0).
+        generator : torch.Generator, optional
+            Source of randomness, on the model's device; the global RNG if None. The components
+            are drawn first, then the standard normals.
+
+        Returns
+        -------
+        x : Tensor, shape (n, D)
+        z : Tensor, shape (n,), dtype long
+        """
+        n = _check_int(n, "n", 0)
+        check_generator(generator, self.device)
+        d = self.n_features
+        if n == 0:
+            return (torch.empty(0, d, dtype=self.dtype, device=self.device),
+                    torch.empty(0, dtype=torch.long, device=self.device))
+        z = torch.multinomial(self._weights, n, replacement=True, generator=generator)
+        eps = normal((n, d), generator=generator, dtype=self.dtype, device=self.device)
+        ct, s = self._covariance_type, self._scale
+        if ct == "full":
+            noise = (s[z] @ eps.unsqueeze(-1)).squeeze(-1)
+        elif ct == "tied":
+            noise = eps @ s.T
+        elif ct == "diag":
+            noise = s[z] * eps
+        else:
+            noise = s[z].unsqueeze(-1) * eps
+        return self._means[z] + noise, z
+
+    def bic(self, x: Tensor) -> float:
+        """Bayesian information criterion ``-2 sum_n log p(x_n) + n_parameters log N``."""
+        ll = self.log_prob(x)
+        return float(-2.0 * ll.sum()) + self.n_parameters * math.log(ll.shape[0])
+
+    def aic(self, x: Tensor) -> float:
+        """Akaike information criterion ``-2 sum_n log p(x_n) + 2 n_parameters``."""
+        return float(-2.0 * self.log_prob(x).sum()) + 2.0 * self.n_parameters
+
+    def __repr__(self) -> str:
+        return (
+            f"GaussianMixture(n_components={self.n_components}, n_features={self.n_features}, "
+            f"covariance_type={self._covariance_type!r}, dtype={self.dtype}, "
+            f"device={self.device})"
+        )
+
+
+def gmm_elbo(model: GaussianMixture, x: Tensor, log_q: Tensor) -> Tensor:
+    """Evidence lower bound per data point for an arbitrary posterior guess ``q`` (11.43).
+
+    ``ELBO_n(q) = sum_k q_nk (log p(x_n, z=k) - log q_nk)``, so that
+    ``log p(x_n) = ELBO_n(q) + KL(q_n || p(z | x_n))`` (11.49) with equality of the bound iff
+    ``q_n`` is the posterior (Exercise 11-4).
+
+    Parameters
+    ----------
+    model : GaussianMixture
+    x : Tensor, shape (N, D), or (N,) when D = 1
+    log_q : Tensor, shape (N, K)
+        Log of a distribution over components for each point (rows logsumexp to 0; ``-inf``
+        allowed, with ``0 log 0 = 0``).
+
+    Returns
+    -------
+    Tensor, shape (N,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pgm.learning.gmm import GaussianMixture, gmm_elbo
+    >>> m = GaussianMixture(torch.tensor([0.5, 0.5]), torch.tensor([[0.0], [1.0]]),
+    ...                     torch.tensor([1.0, 1.0]), "spherical")
+    >>> x = torch.tensor([0.2, 0.9])
+    >>> bool(torch.allclose(gmm_elbo(m, x, m.log_responsibilities(x)), m.log_prob(x)))
+    True
+    """
+    log_joint = model.log_joint(x)
+    log_q = _check_log_q(log_q, log_joint, model.n_components)
+    return _elbo(log_joint, log_q)
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GMMFitResult:
+    """Outcome of :func:`fit_gmm`.
+
+    Attributes
+    ----------
+    model : GaussianMixture
+        The fitted model (the parameters whose log-likelihood is ``history[-1]``).
+    history : list of float
+        Total log marginal likelihood ``sum_n log p(x_n)`` of the initial parameters and after
+        each EM iteration; non-decreasing.
+    converged : bool
+        Whether the last improvement per data point fell below ``tol``.
+    n_iter : int
+        Number of EM iterations performed (``len(history) - 1``).
+    """
+
+    model: GaussianMixture
+    history: list[float] = field(repr=False)
+    converged: bool
+    n_iter: int
+
+    @property
+    def log_likelihood(self) -> float:
+        """Total log marginal likelihood of :attr:`model` on the training data."""
+        return self.history[-1]
+
+
+def _init_random(
+    x: Tensor, k: int, ct: str, reg_covar: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Algorithm 11.1 step 1, "initialise pi, mu, sigma at random", generalised to D dims.
+
+    ``pi ∝ U(0.5, 1.5)``; ``mu_k`` = ``K`` distinct data points drawn uniformly; each covariance
+    is the data covariance (projected on the type) times ``U(0.5, 1.5)``, plus ``reg_covar``.
+    """
+    n, d = x.shape
+    dt, dev = x.dtype, x.device
+    w = 0.5 + uniform((k,), generator=generator, dtype=dt, device=dev)
+    weights = w / w.sum()
+    idx = torch.randperm(n, generator=generator, device=dev)[:k]
+    means = x[idx]
+    base = _data_covariance(x, ct)
+    eye = torch.eye(d, dtype=dt, device=dev)
+    if ct == "tied":
+        s = 0.5 + uniform((), generator=generator, dtype=dt, device=dev)
+        return weights, means, s * base + reg_covar * eye
+    s = 0.5 + uniform((k,), generator=generator, dtype=dt, device=dev)
+    if ct == "full":
+        covs = s.reshape(k, 1, 1) * base + reg_covar * eye
+    elif ct == "diag":
+        covs = s.unsqueeze(-1) * base + reg_covar
+    else:
+        covs = s * base + reg_covar
+    return weights, means, covs
+
+
+def _init_kmeans(
+    x: Tensor, k: int, ct: str, reg_covar: float, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """k-means++ / Lloyd hard assignment, then one M-step on the one-hot responsibilities.
+
+    A cluster left empty by Lloyd keeps its centre and the data covariance, with weight as if it
+    held one point (so that EM can still revive it).
+    """
+    labels = _kmeans(x, k, generator)
+    onehot = torch.nn.functional.one_hot(labels, k).to(x.dtype)
+    counts = onehot.sum(dim=0)
+    prev_means = (onehot.T @ x) / counts.clamp_min(1).unsqueeze(-1)
+    base = _data_covariance(x, ct)
+    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    if ct in ("full", "tied"):
+        base = base + reg_covar * eye
+        prev_covs = base if ct == "tied" else base.expand(k, -1, -1)
+    else:
+        prev_covs = (base + reg_covar).expand(_cov_shape(ct, k, x.shape[1]))
+    _, means, covs = _m_step(x, safe_log(onehot), ct, reg_covar, prev_means, prev_covs)
+    w = counts.clamp_min(1)
+    return w / w.sum(), means, covs
+
+
+def _run_em(
+    x: Tensor,
+    weights: Tensor,
+    means: Tensor,
+    covs: Tensor,
+    ct: str,
+    *,
+    reg_covar: float,
+    max_iter: int,
+    tol: float,
+) -> GMMFitResult:
+    n = x.shape[0]
+    monitor = EMMonitor(
+        tol=tol * n, max_iter=max_iter, decrease_rtol=_decrease_rtol(x.dtype), name="fit_gmm"
+    )
+    scale = _scale(covs, ct, in_fit=True, reg_covar=reg_covar)
+    log_norm, log_resp = _normalise_log_rows(
+        safe_log(weights) + _log_gaussian(x, means, scale, ct)
+    )
+    monitor.update(log_norm.sum())
+    while not monitor.done:
+        weights, means, covs = _m_step(x, log_resp, ct, reg_covar, means, covs)
+        scale = _scale(covs, ct, in_fit=True, reg_covar=reg_covar)
+        log_norm, log_resp = _normalise_log_rows(
+            safe_log(weights) + _log_gaussian(x, means, scale, ct)
+        )
+        monitor.update(log_norm.sum())
+    model = GaussianMixture(weights, means, covs, ct)  # type: ignore[arg-type]
+    return GMMFitResult(model, list(monitor.history), monitor.converged, monitor.n_iter)
+
+
+def fit_gmm(
+    x: Tensor,
+    n_components: int,
+    *,
+    covariance_type: CovarianceType = "full",
+    init: Literal["kmeans", "random"] | GaussianMixture = "kmeans",
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    reg_covar: float = 1e-6,
+    generator: torch.Generator | None = None,
+    n_init: int = 1,
+) -> GMMFitResult:
+    """Fit a Gaussian mixture by EM (Algorithm 11.1, generalised to D dimensions).
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, D), or (N,) for one-dimensional data
+        float32 or float64; results live on ``x``'s device with ``x``'s dtype. Not modified.
+    n_components : int
+        K, with ``1 <= K <= N``.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "full"
+    init : "kmeans", "random" or GaussianMixture, default "kmeans"
+        ``"kmeans"``: k-means++ seeding and Lloyd iterations, then an M-step on the hard
+        assignments. ``"random"``: Algorithm 11.1's random initialisation (random weights, K
+        distinct data points as means, randomly scaled data covariance). A
+        :class:`GaussianMixture` with the same K, D, covariance type, device and dtype: start
+        from its parameters (then ``n_init`` must be 1 and no randomness is used).
+    max_iter : int, default 100
+        Maximum number of EM iterations (0 returns the initial model).
+    tol : float, default 1e-3
+        Stop when the total log-likelihood improves by less than ``tol * N`` (i.e. ``tol`` per
+        data point, scikit-learn's convention).
+    reg_covar : float, default 1e-6
+        Added to the covariance diagonals in every M-step (see the module notes on degenerate
+        components).
+    generator : torch.Generator, optional
+        The only source of randomness (initialisation); on ``x``'s device. The global RNG is
+        used only when it is None.
+    n_init : int, default 1
+        Number of initialisations (child generators from :func:`probforge.ops.random.split`);
+        the fit with the highest final log-likelihood is returned.
+
+    Returns
+    -------
+    GMMFitResult
+        ``model``, ``history`` (total log-likelihood per iteration), ``converged``, ``n_iter``.
+
+    Raises
+    ------
+    NonFiniteError
+        If ``x`` has NaN or inf.
+    ValidationError
+        For a bad argument (``n_components > N``, unknown ``covariance_type``, ...).
+    ConvergenceError
+        If a covariance loses positive definiteness (``reg_covar`` too small) or the
+        log-likelihood decreases (a bug).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from probforge.ops.random import make_generator
+    >>> from pgm.learning.gmm import fit_gmm
+    >>> g = make_generator(1)
+    >>> x = torch.randn(300, 2, generator=g, dtype=torch.float64)
+    >>> res = fit_gmm(x, 2, covariance_type="diag", generator=g)
+    >>> res.model.means.shape, res.history[-1] >= res.history[0]
+    (torch.Size([2, 2]), True)
+    """
+    x = _check_data(x)
+    _check_float_dtype(x.dtype, "x")
+    n, d = x.shape
+    k = _check_n_components(n_components, n)
+    ct = _check_cov_type(covariance_type)
+    max_iter = _check_int(max_iter, "max_iter", 0)
+    tol = _check_nonneg_float(tol, "tol")
+    reg_covar = _check_nonneg_float(reg_covar, "reg_covar")
+    n_init = _check_int(n_init, "n_init", 1)
+    check_generator(generator, x.device)
+
+    if isinstance(init, GaussianMixture):
+        if n_init != 1:
+            raise ValidationError(
+                "n_init", "must be 1 when init is a GaussianMixture (every run would be the same)",
+                found=n_init,
+            )
+        if (init.n_components, init.n_features, init.covariance_type) != (k, d, ct):
+            raise ValidationError(
+                "init",
+                f"must have n_components={k}, n_features={d}, covariance_type={ct!r}",
+                found=f"({init.n_components}, {init.n_features}, {init.covariance_type!r})",
+            )
+        common_device_dtype([x, init.weights], names=["x", "init"])
+        starts = [(init.weights, init.means, init.covariances)]
+    elif init in ("kmeans", "random"):
+        initialise = _init_kmeans if init == "kmeans" else _init_random
+        starts = [initialise(x, k, ct, reg_covar, g) for g in split(generator, n_init)]
+    else:
+        raise ValidationError(
+            "init", "must be 'kmeans', 'random' or a GaussianMixture", found=repr(init)
+        )
+
+    best: GMMFitResult | None = None
+    for w0, m0, c0 in starts:
+        res = _run_em(x, w0, m0, c0, ct, reg_covar=reg_covar, max_iter=max_iter, tol=tol)
+        if best is None or res.log_likelihood > best.log_likelihood:
+            best = res
+    assert best is not None
+    return best
