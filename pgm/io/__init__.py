@@ -42,6 +42,7 @@ from .models import (
     write_network,
 )
 from .networks import bundled_network_path, bundled_networks
+from .pgmpy_interop import from_pgmpy, to_pgmpy
 from .uai import (
     DEFAULT_MAX_TABLE_ENTRIES,
     UAIEvidence,
@@ -81,6 +82,7 @@ __all__ = [
     "bundled_network_path",
     "bundled_networks",
     "format_uai_result",
+    "from_pgmpy",
     "model_from_uai",
     "model_to_uai",
     "parse_bif",
@@ -96,6 +98,7 @@ __all__ = [
     "read_uai_result",
     "read_uai_results",
     "read_xmlbif",
+    "to_pgmpy",
     "write_bif",
     "write_bif_text",
     "write_network",

@@ -231,6 +231,11 @@ def build_belief_propagation(
     # pgmpy's triangulate() walks a graph built from the edges alone: skip isolated variables
     connected = {v for edge in markov.edges() for v in edge}
     markov.triangulate(order=[v for v in min_fill_order(model) if v in connected], inplace=True)
+    # pgmpy's to_junction_tree() fails on a disconnected moral graph (andes has isolated
+    # variables): bridge the components with one edge each, which keeps the graph chordal
+    components = sorted(sorted(c) for c in nx.connected_components(markov))
+    for component in components[1:]:
+        markov.add_edge(components[0][0], component[0])
     return BeliefPropagation(markov.to_junction_tree())
 
 
