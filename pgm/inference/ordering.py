@@ -38,6 +38,17 @@ def _fill_pairs(nbrs: list[str], adj: dict[str, set[str]]) -> list[tuple[str, st
     return [(u, w) for i, u in enumerate(nbrs) for w in nbrs[i + 1:] if w not in adj[u]]
 
 
+def _eliminate(adj: dict[str, set[str]], v: str) -> None:
+    """Remove ``v`` from the graph, connecting its neighbours (the fill edges)."""
+    nbrs = sorted(adj[v])
+    for u, w in _fill_pairs(nbrs, adj):
+        adj[u].add(w)
+        adj[w].add(u)
+    for u in nbrs:
+        adj[u].discard(v)
+    del adj[v]
+
+
 def _score(name: str) -> Callable[[str, dict[str, set[str]], Mapping[str, int]], float]:
     def min_neighbours(v: str, adj: dict[str, set[str]], cards: Mapping[str, int]) -> float:
         return len(adj[v])
@@ -97,13 +108,7 @@ def elimination_order(
         remaining = set(todo)
         while remaining:
             v = min(remaining, key=lambda u: (score(u, adj, cards), rank[u]))
-            nbrs = sorted(adj[v])
-            for u, w in _fill_pairs(nbrs, adj):
-                adj[u].add(w)
-                adj[w].add(u)
-            for u in nbrs:
-                adj[u].discard(v)
-            del adj[v]
+            _eliminate(adj, v)
             remaining.discard(v)
             order.append(v)
         return order
@@ -128,13 +133,7 @@ def triangulate(
     cliques: list[frozenset[str]] = []
     for v in order:
         c = frozenset(adj[v] | {v})
-        nbrs = sorted(adj[v])
-        for u, w in _fill_pairs(nbrs, adj):
-            adj[u].add(w)
-            adj[w].add(u)
-        for u in nbrs:
-            adj[u].discard(v)
-        del adj[v]
+        _eliminate(adj, v)
         if not any(c <= d for d in cliques):
             cliques = [d for d in cliques if not d <= c] + [c]
     if adj:  # variables never eliminated (kept) form a final clique
