@@ -83,8 +83,10 @@ class JunctionTree:
         self._factors = model.factors()
         cards = model.cards
         # Scopes after slicing the evidence variables away; soft evidence adds unary scopes.
+        # A fixed order of the soft-evidence tables: calibrate() appends them in this order.
+        self._soft_order = tuple(v for v in model.variables if v in self.soft_evidence_vars)
         probe = Evidence({v: torch.zeros((), dtype=torch.long) for v in self.evidence_vars},
-                         {v: torch.zeros(cards[v]) for v in self.soft_evidence_vars}, ())
+                         {v: torch.zeros(cards[v]) for v in self._soft_order}, ())
         _, scopes = apply_evidence(self._factors, probe)
         self._scopes = scopes
         hidden = [v for v in model.variables if v not in self.evidence_vars]
@@ -221,6 +223,7 @@ class JunctionTree:
         if frozenset(ev.soft) != self.soft_evidence_vars:
             raise ValidationError("junction tree", "was built for soft evidence on "
                                   f"{sorted(self.soft_evidence_vars)}", found=sorted(ev.soft))
+        ev = ev._replace(soft={v: ev.soft[v] for v in self._soft_order})
         check_budget(self.cost, fs.dtype, ev.batch_shape, self.memory_budget,
                      f"junction tree of model {self.model.name!r}")
         rows = None

@@ -153,3 +153,14 @@ def test_query_errors() -> None:
         jt.calibrate({"dysp": "yes"})
     with pytest.raises(ValidationError, match="no clique contains"):
         jt.calibrate({"xray": "yes"}).joint(["asia", "dysp"])
+
+
+def test_soft_evidence_order_does_not_matter() -> None:
+    # regression: tables used to be matched to scopes in the caller's dict order
+    asia = bundled_network("asia")
+    lik = {"xray": [0.9, 0.2], "smoke": [0.3, 0.6], "dysp": [0.5, 0.7], "asia": [0.1, 0.9]}
+    jt = JunctionTree(asia, soft_evidence_vars=list(lik))
+    ref = VariableElimination(asia).log_evidence(soft_evidence=lik)
+    for order in (list(lik), sorted(lik), sorted(lik, reverse=True)):
+        cal = jt.calibrate(soft_evidence={v: lik[v] for v in order})
+        assert float(cal.log_evidence) == pytest.approx(float(ref), abs=1e-12)
