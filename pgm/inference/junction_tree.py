@@ -27,7 +27,6 @@ torch.Size([2, 2])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,7 +40,8 @@ from pgm.inference._common import (
     check_budget,
     raise_if_zero,
 )
-from pgm.inference.evidence import Evidence, apply_evidence, reduce_tables, resolve_evidence
+from pgm.inference._flat_tree import FlatTree
+from pgm.inference.evidence import Evidence, apply_evidence, resolve_evidence
 from pgm.inference.ordering import OrderSpec, elimination_order, triangulate
 from probforge.errors import UnknownVariableError, ValidationError
 from probforge.ops import ContractionCost, contract
@@ -104,7 +104,7 @@ class JunctionTree:
         self._schedule = self._message_schedule()
         self.home = {v: min((i for i, c in enumerate(self.cliques) if v in c),
                             key=lambda i: len(self.cliques[i])) for v in hidden}
-        self._prob_tables: list[Tensor] | None = None
+        self._flat: FlatTree | None = None
         self.cost = ContractionCost(
             max(self.clique_size(i) for i in range(len(self.cliques))),
             sum(self.clique_size(i) for i in range(len(self.cliques))),
@@ -167,25 +167,6 @@ class JunctionTree:
                 down.append((par, node))
         return up + down
 
-    def _compile(self) -> None:
-        """Precompute how every table is broadcast into every clique it multiplies into."""
-        cards = self.model.cards
-        self._pot_plan: list[tuple[list[int], tuple[int, ...]]] = []
-        for c, clique in enumerate(self.cliques):
-            members = [k for k, a in enumerate(self.assignment) if a == c]
-            self._pot_plan.append((members, tuple(cards[v] for v in clique)))
-        self._align: dict[tuple[tuple[str, ...], tuple[str, ...]], _Aligner] = {}
-        for k, c in enumerate(self.assignment):
-            self._aligner(self._scopes[k], self.cliques[c])
-        for i, j in self._schedule:
-            self._aligner(self._sep(i, j), self.cliques[j])
-
-    def _aligner(self, scope: tuple[str, ...], target: tuple[str, ...]) -> _Aligner:
-        key = (scope, target)
-        if key not in self._align:
-            self._align[key] = _Aligner(scope, target, self.model.cards)
-        return self._align[key]
-
     def calibrate(
         self,
         evidence: Any = None,
@@ -238,37 +219,13 @@ class JunctionTree:
                 rows = inverse
         if semiring == "max":
             return self._calibrate_max(ev, rows)
-        if self._prob_tables is None:
-            self._prob_tables = [f.log_values.exp() for f in self._factors]
-            self._compile()
-        tables, _ = reduce_tables(self._prob_tables, [f.variables for f in self._factors],
-                                  self.model.cards, ev, log=False)
-        nb = len(ev.batch_shape)
-        pots: list[Tensor] = []
-        pot_scale: list[Tensor] = []
-        for c, (members, shape) in enumerate(self._pot_plan):
-            p = torch.ones(shape, dtype=fs.dtype, device=fs.device)
-            for k in members:
-                p = p * self._align[(self._scopes[k], self.cliques[c])](tables[k])
-            p = p.expand(ev.batch_shape + shape)
-            m = p.reshape(ev.batch_shape + (-1,)).amax(-1)
-            pots.append(p / _safe(m).reshape(m.shape + (1,) * len(shape)))
-            pot_scale.append(torch.log(m))
-        msgs: dict[tuple[int, int], Tensor] = {}
-        scale: dict[tuple[int, int], Tensor] = {}
-        for i, j in self._schedule:
-            ins = [k for k in self._nbrs[i] if k != j]
-            t = pots[i]
-            for k in ins:
-                t = t * self._align[(self._sep(k, i), self.cliques[i])](msgs[(k, i)])
-            sep = self._sep(i, j)
-            drop = tuple(nb + d for d, v in enumerate(self.cliques[i]) if v not in sep)
-            m = t.sum(drop) if drop else t
-            s = m.reshape(ev.batch_shape + (-1,)).sum(-1)
-            msgs[(i, j)] = m / _safe(s).reshape(s.shape + (1,) * len(sep))
-            scale[(i, j)] = torch.log(s) + pot_scale[i] + sum(
-                (scale[(k, i)] for k in ins), torch.zeros_like(s))
-        return CalibratedTree(self, pots, pot_scale, msgs, scale, ev, rows=rows)
+        if self._flat is None:
+            self._flat = FlatTree(self.cliques, self.edges, self.model.cards, self._scopes,
+                                  self.assignment, fs.device)
+        tables, _ = apply_evidence(self._factors, ev)
+        n = ev.batch_shape[0] if ev.batch_shape else 1
+        belief, log_z = self._flat.calibrate(tables, n)
+        return CalibratedTree(self, belief, log_z, ev, rows=rows)
 
     def _calibrate_max(self, ev: Evidence, rows: Tensor | None) -> CalibratedTree:
         tables, scopes = apply_evidence(self._factors, ev)
@@ -290,95 +247,53 @@ class JunctionTree:
                 [self.cliques[i]] + [self._sep(k, i) for k in ins],
                 self._sep(i, j), semiring="max", validate=False,
             )
-        zero = torch.zeros(ev.batch_shape, dtype=fs.dtype, device=fs.device)
-        return CalibratedTree(self, pots, [zero] * len(pots), msgs,
-                              dict.fromkeys(msgs, zero), ev, semiring="max", rows=rows)
+        return CalibratedTree(self, None, None, ev, rows=rows, max_tables=(pots, msgs))
 
     def _sep(self, i: int, j: int) -> tuple[str, ...]:
         return tuple(v for v in self.cliques[i] if v in set(self.cliques[j]))
 
 
-class _Aligner:
-    """Views a table over ``scope`` (with leading batch dims) as broadcastable to ``target``."""
-
-    __slots__ = ("perm", "view")
-
-    def __init__(self, scope: tuple[str, ...], target: tuple[str, ...],
-                 cards: dict[str, int]) -> None:
-        ordered = [v for v in target if v in scope]
-        self.perm = [scope.index(v) for v in ordered]
-        self.view = tuple(cards[v] if v in scope else 1 for v in target)
-
-    def __call__(self, t: Tensor) -> Tensor:
-        nb = t.dim() - len(self.perm)
-        if self.perm != sorted(self.perm):
-            t = t.permute(list(range(nb)) + [nb + p for p in self.perm])
-        return t.reshape(t.shape[:nb] + self.view)
-
-
-def _safe(x: Tensor) -> Tensor:
-    """Divisor that is 1 where ``x`` is 0 (zero-probability rows are reported, not divided)."""
-    return torch.where(x > 0, x, torch.ones_like(x))
-
-
 class CalibratedTree:
     """The result of :meth:`JunctionTree.calibrate`: beliefs on demand.
 
-    In the log semiring clique potentials and messages are scaled probability tables with their
-    log-scales; in the max semiring they are log-tables (scales zero).
+    Sum-product results hold the flat clique log-beliefs of :class:`FlatTree`; max-product
+    results hold log clique potentials and messages.
     """
 
-    def __init__(self, tree: JunctionTree, pots: list[Tensor], pot_scale: list[Tensor],
-                 messages: dict[tuple[int, int], Tensor], scales: dict[tuple[int, int], Tensor],
-                 ev: Evidence, semiring: str = "log", rows: Tensor | None = None) -> None:
+    def __init__(self, tree: JunctionTree, belief: Tensor | None, log_z: Tensor | None,
+                 ev: Evidence, rows: Tensor | None = None,
+                 max_tables: tuple[list[Tensor], dict[tuple[int, int], Tensor]] | None = None,
+                 ) -> None:
         self.tree = tree
         self._rows = rows  # distinct evidence row of each requested row, when deduplicated
-        self._pots = pots
-        self._pot_scale = pot_scale
-        self._messages = messages
-        self._scales = scales
         self._ev = ev  # distinct rows when deduplicated
-        self.semiring = semiring
-        self._beliefs: dict[int, Tensor] = {}
-        nb = len(ev.batch_shape)
-        root_table = self._table(0, ())
-        if semiring == "log":
-            log_z = torch.log(root_table) + pot_scale[0] + sum(
-                (scales[(k, 0)] for k in tree._nbrs[0]), torch.zeros_like(pot_scale[0]))
-            log_z = torch.where(torch.isnan(log_z), torch.full_like(log_z, -math.inf), log_z)
+        self.semiring = "max" if max_tables is not None else "log"
+        self._max = max_tables
+        self._belief = belief
+        self._marg: Tensor | None = None
+        batch = ev.batch_shape
+        if max_tables is not None:
+            log_z = self._max_table(0, ())
+        assert log_z is not None
+        if self.semiring == "log":
             if rows is not None:
                 full = Evidence({v: t[rows] for v, t in ev.hard.items()}, {}, tuple(rows.shape))
-                raise_if_zero(log_z.reshape(-1)[rows], full,
-                              f"junction tree of model {tree.model.name!r}")
+                raise_if_zero(log_z[rows], full, f"junction tree of model {tree.model.name!r}")
             else:
-                raise_if_zero(log_z, ev, f"junction tree of model {tree.model.name!r}")
-        else:
-            log_z = root_table
-        self._log_z = log_z.reshape(ev.batch_shape) if nb else log_z.reshape(())
+                raise_if_zero(log_z.reshape(batch), ev,
+                              f"junction tree of model {tree.model.name!r}")
+        self._log_z = log_z.reshape(batch)
 
-    def _table(self, i: int, keep: Sequence[str]) -> Tensor:
-        """Clique ``i``'s belief reduced to ``keep`` (scaled probabilities, or log for max)."""
+    def _max_table(self, i: int, keep: Sequence[str]) -> Tensor:
         t = self.tree
+        assert self._max is not None
+        pots, msgs = self._max
         ins = t._nbrs[i]
-        if self.semiring == "max":
-            return contract(
-                [self._pots[i]] + [self._messages[(k, i)] for k in ins],
-                [t.cliques[i]] + [t._sep(k, i) for k in ins],
-                tuple(keep), semiring="max", validate=False,
-            )
-        belief = self._beliefs.get(i)
-        if belief is None:
-            belief = self._pots[i]
-            for k in ins:
-                belief = belief * t._align[(t._sep(k, i), t.cliques[i])](self._messages[(k, i)])
-            self._beliefs[i] = belief
-        nb = len(self._ev.batch_shape)
-        drop = tuple(nb + d for d, v in enumerate(t.cliques[i]) if v not in keep)
-        red = belief.sum(drop) if drop else belief
-        kept = [v for v in t.cliques[i] if v in keep]
-        if kept != list(keep):
-            red = red.permute(list(range(nb)) + [nb + kept.index(v) for v in keep])
-        return red
+        return contract(
+            [pots[i]] + [msgs[(k, i)] for k in ins],
+            [t.cliques[i]] + [t._sep(k, i) for k in ins],
+            tuple(keep), semiring="max", validate=False,
+        )
 
     def _expand_rows(self, t: Tensor) -> Tensor:
         return t if self._rows is None else t[self._rows]
@@ -394,19 +309,17 @@ class CalibratedTree:
         For the max semiring: the max-marginal divided by the overall max (its largest entry
         is 1).
         """
-        home = self.tree.home.get(variable)
-        if home is None:
+        if variable not in self.tree.home:
             raise UnknownVariableError("calibrated tree", f"has no hidden variable {variable!r}")
-        return self._expand_rows(self._normalised(home, [variable]))
-
-    def _normalised(self, i: int, variables: Sequence[str]) -> Tensor:
-        table = self._table(i, variables)
-        nb = len(self._ev.batch_shape)
-        dims = tuple(range(nb, table.dim()))
         if self.semiring == "max":
-            shape = self._log_z.shape + (1,) * len(variables)
-            return (table - self._log_z.reshape(shape)).exp()
-        return table / table.sum(dims, keepdim=True)
+            return self.joint([variable])
+        flat = self.tree._flat
+        assert flat is not None and self._belief is not None
+        if self._marg is None:
+            self._marg = flat.marginals(self._belief, self._log_z.reshape(-1))
+        o = flat.marg_off[variable]
+        m = self._marg[:, o:o + self.tree.model.cards[variable]]
+        return self._expand_rows(m if self._ev.batch_shape else m[0])
 
     def joint(self, variables: Sequence[str]) -> Tensor:
         """Posterior over variables that lie in one clique, shape batch + cards.
@@ -417,13 +330,26 @@ class CalibratedTree:
             If no clique contains all of them (use VariableElimination for such queries).
         """
         t = self.tree
+        variables = list(variables)
         fits = [i for i, c in enumerate(t.cliques) if set(variables) <= set(c)]
         if not fits:
             raise ValidationError(
                 "junction tree joint query", "no clique contains all of the variables",
-                found=list(variables), fix="use VariableElimination.query for this joint",
+                found=variables, fix="use VariableElimination.query for this joint",
             )
-        return self._expand_rows(self._normalised(min(fits, key=t.clique_size), list(variables)))
+        i = min(fits, key=t.clique_size)
+        batch = self._ev.batch_shape
+        if self.semiring == "max":
+            table = self._max_table(i, variables)
+            shape = self._log_z.shape + (1,) * len(variables)
+            return self._expand_rows((table - self._log_z.reshape(shape)).exp())
+        flat = t._flat
+        assert flat is not None and self._belief is not None
+        cards = [t.model.cards[v] for v in t.cliques[i]]
+        b = self._belief[:, flat.offset[i]:flat.offset[i] + flat.sizes[i]]
+        table = contract([b.reshape([-1, *cards])], [t.cliques[i]], variables, validate=False)
+        out = (table - self._log_z.reshape((-1,) + (1,) * len(variables))).exp()
+        return self._expand_rows(out if batch else out[0])
 
     def marginals(self) -> dict[str, Tensor]:
         """Every hidden variable's posterior."""
