@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -96,20 +97,23 @@ class FlatTree:
             self.offset[c] = self.offset[c - 1] + sizes[c - 1]
         self.size = sum(sizes)
         self.sizes = sizes
-        # state index of each clique variable at each clique entry
-        states: list[dict[str, list[int]]] = []
+        # State index of each clique variable at each clique entry (numpy: built once, on CPU).
+        states: list[dict[str, np.ndarray]] = []
         for c, clique in enumerate(cliques):
             st = _strides([cards[v] for v in clique])
-            states.append({v: [(e // st[p]) % cards[v] for e in range(sizes[c])]
-                           for p, v in enumerate(clique)})
+            e = np.arange(sizes[c], dtype=np.int64)
+            states.append({v: (e // st[p]) % cards[v] for p, v in enumerate(clique)})
 
-        def sep_index(c: int, sep: tuple[str, ...]) -> list[int]:
+        def sep_index(c: int, sep: tuple[str, ...]) -> np.ndarray:
             st = _strides([cards[v] for v in sep])
-            return [sum(states[c][v][e] * st[p] for p, v in enumerate(sep))
-                    for e in range(sizes[c])]
+            out = np.zeros(sizes[c], dtype=np.int64)
+            for p, v in enumerate(sep):
+                out += states[c][v] * st[p]
+            return out
 
-        def long(x: list[int]) -> Tensor:
-            return torch.tensor(x, dtype=torch.long, device=device)
+        def long(parts: list[np.ndarray]) -> Tensor:
+            arr = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+            return torch.as_tensor(arr, dtype=torch.long).to(device)
 
         # message slots: up message of c (c -> parent) and down message of c (parent -> c)
         self.sep = {c: tuple(v for v in cliques[c] if v in set(cliques[parent[c]]))
@@ -130,65 +134,63 @@ class FlatTree:
         sidx_in = {c: sep_index(c, self.sep[c]) for c in self.sep}  # child's own entries
         sidx_par = {c: sep_index(parent[c], self.sep[c]) for c in self.sep}  # parent's entries
 
-        def incoming(c: int, skip: int = -1) -> tuple[list[int], list[int]]:
-            """(entry within c, message slot) pairs of the messages into c, except from skip."""
-            pos_: list[int] = []
-            idx_: list[int] = []
+        def incoming(c: int, skip: int = -1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+            """(entry within c, message slot) arrays of the messages into c, except from skip."""
+            pos_: list[np.ndarray] = []
+            idx_: list[np.ndarray] = []
+            entries = np.arange(sizes[c], dtype=np.int64)
             for k in children[c]:
                 if k != skip:
-                    pos_ += list(range(sizes[c]))
-                    idx_ += [self.up_off[k] + g for g in sidx_par[k]]
+                    pos_.append(entries)
+                    idx_.append(self.up_off[k] + sidx_par[k])
             if parent[c] >= 0 and parent[c] != skip:
-                pos_ += list(range(sizes[c]))
-                idx_ += [self.down_off[c] + g for g in sidx_in[c]]
+                pos_.append(entries)
+                idx_.append(self.down_off[c] + sidx_in[c])
             return pos_, idx_
 
+        Level = tuple[Tensor, Tensor, Tensor, Tensor, int, int]
+
+        def level(pairs: list[tuple[int, int, np.ndarray]], offsets: dict[int, int],
+                  key: int) -> Level:
+            """One level: (clique whose table is read, message slot owner, sep index) triples."""
+            ent: list[np.ndarray] = []
+            pos_l: list[np.ndarray] = []
+            idx_l: list[np.ndarray] = []
+            out: list[np.ndarray] = []
+            base = 0
+            first = offsets[pairs[0][1]]
+            for reader, owner, sidx in pairs:
+                ent.append(np.arange(self.offset[reader], self.offset[reader] + sizes[reader]))
+                skip = parent[reader] if key == 0 else owner
+                inc_pos, inc_idx = incoming(reader, skip=skip)
+                pos_l += [base + p for p in inc_pos]
+                idx_l += inc_idx
+                out.append(offsets[owner] - first + sidx)
+                base += sizes[reader]
+            last = pairs[-1][1]
+            return (long(ent), long(pos_l), long(idx_l), long(out), first,
+                    offsets[last] + msize[last])
+
         # upward levels: cliques of height h send to their parents
-        self.up_levels: list[tuple[Tensor, Tensor, Tensor, Tensor, int, int]] = []
+        self.up_levels: list[Level] = []
         for h in range(max(height) + 1):
             senders = [c for c in up_order if height[c] == h]
-            if not senders:
-                continue
-            ent: list[int] = []
-            pos_l: list[int] = []
-            idx_l: list[int] = []
-            out: list[int] = []
-            base = 0
-            for c in senders:
-                ent += range(self.offset[c], self.offset[c] + sizes[c])
-                inc_pos, inc_idx = incoming(c, skip=parent[c])
-                pos_l += [base + e for e in inc_pos]
-                idx_l += inc_idx
-                out += [self.up_off[c] - self.up_off[senders[0]] + g for g in sidx_in[c]]
-                base += sizes[c]
-            start = self.up_off[senders[0]]
-            stop = self.up_off[senders[-1]] + msize[senders[-1]]
-            self.up_levels.append((long(ent), long(pos_l), long(idx_l), long(out), start, stop))
+            if senders:
+                self.up_levels.append(level([(c, c, sidx_in[c]) for c in senders],
+                                            self.up_off, 0))
         # downward levels: parents at depth d send to each child
-        self.down_levels: list[tuple[Tensor, Tensor, Tensor, Tensor, int, int]] = []
+        self.down_levels: list[Level] = []
         for d in range(1, max(depth) + 1):
             receivers = [c for c in down_order if depth[c] == d]
-            if not receivers:
-                continue
-            ent, pos_l, idx_l, out = [], [], [], []
-            base = 0
-            for c in receivers:
-                j = parent[c]
-                ent += range(self.offset[j], self.offset[j] + sizes[j])
-                inc_pos, inc_idx = incoming(j, skip=c)
-                pos_l += [base + e for e in inc_pos]
-                idx_l += inc_idx
-                out += [self.down_off[c] - self.down_off[receivers[0]] + g for g in sidx_par[c]]
-                base += sizes[j]
-            start = self.down_off[receivers[0]]
-            stop = self.down_off[receivers[-1]] + msize[receivers[-1]]
-            self.down_levels.append((long(ent), long(pos_l), long(idx_l), long(out), start, stop))
+            if receivers:
+                self.down_levels.append(level([(parent[c], c, sidx_par[c]) for c in receivers],
+                                              self.down_off, 1))
         # beliefs: every clique with all its incoming messages
-        bpos: list[int] = []
-        bidx: list[int] = []
+        bpos: list[np.ndarray] = []
+        bidx: list[np.ndarray] = []
         for c in range(n):
             inc_pos, inc_idx = incoming(c)
-            bpos += [self.offset[c] + e for e in inc_pos]
+            bpos += [self.offset[c] + p for p in inc_pos]
             bidx += inc_idx
         self.belief_pos, self.belief_idx = long(bpos), long(bidx)
         # potentials: each clique entry gathers from the flat concatenation of its factors
@@ -198,13 +200,11 @@ class FlatTree:
         for k in range(1, len(fsizes)):
             foff[k] = foff[k - 1] + fsizes[k - 1]
         self.factor_size = sum(fsizes)
-        ppos: list[int] = []
-        pidx: list[int] = []
-        for k, (s, c) in enumerate(zip(factor_scopes, assignment, strict=True)):
-            st = _strides([cards[v] for v in s])
-            ppos += range(self.offset[c], self.offset[c] + sizes[c])
-            pidx += [foff[k] + sum(states[c][v][e] * st[p] for p, v in enumerate(s))
-                     for e in range(sizes[c])]
+        ppos: list[np.ndarray] = []
+        pidx: list[np.ndarray] = []
+        for k, (sc, c) in enumerate(zip(factor_scopes, assignment, strict=True)):
+            ppos.append(np.arange(self.offset[c], self.offset[c] + sizes[c]))
+            pidx.append(foff[k] + sep_index(c, sc))
         self.pot_pos, self.pot_idx = long(ppos), long(pidx)
         # single-variable marginals from each variable's smallest clique
         self.home: dict[str, int] = {}
@@ -214,14 +214,14 @@ class FlatTree:
                 self.home[v] = min(homes, key=lambda c: sizes[c])
         self.marg_vars = [v for v in cliques_vars(cliques) if v in self.home]
         self.marg_off: dict[str, int] = {}
-        mpos: list[int] = []
-        midx: list[int] = []
+        mpos: list[np.ndarray] = []
+        midx: list[np.ndarray] = []
         o = 0
         for v in self.marg_vars:
             c = self.home[v]
             self.marg_off[v] = o
-            mpos += range(self.offset[c], self.offset[c] + sizes[c])
-            midx += [o + s for s in states[c][v]]
+            mpos.append(np.arange(self.offset[c], self.offset[c] + sizes[c]))
+            midx.append(o + states[c][v])
             o += cards[v]
         self.marg_size = o
         self.marg_pos, self.marg_idx = long(mpos), long(midx)
