@@ -1,0 +1,275 @@
+"""Slice sampling (Neal 2003) with stepping-out and shrinkage, vectorised over chains.
+
+Each update draws the slice level ``log y = log p(x) - Exponential(1)``, places an interval of
+width ``w`` at random around the current point along a line, steps it out (at most ``m`` widths
+in all, Neal's Figure 3) while its ends are inside the slice, then samples uniformly on the
+interval, shrinking it towards the current point after each rejected draw (Figure 5). Two kinds
+of line:
+
+- ``"coordinate"``: every coordinate in turn (a systematic scan), with width ``w_i``;
+- ``"hit_and_run"``: one random direction ``u ~ N(0, diag(w**2))`` per transition, interval of
+  unit length in ``t`` along ``x + t u``.
+
+All chains advance in lockstep: each stepping-out or shrinkage iteration evaluates the log
+density once for the whole batch, and chains that are done are masked. Stepping out is bounded
+by ``m``; shrinkage is bounded by ``max_shrink`` iterations. It ends almost surely (the current
+point is always inside the slice), so exceeding the bound signals a numerical problem (e.g. a
+log density that is not finite at the current point): the chain then keeps its coordinate and
+``Info.max_exceeded`` flags it; ``strict=True`` raises :class:`probforge.errors.SamplingError`
+instead.
+
+Examples
+--------
+>>> import torch
+>>> from probforge.ops.random import make_generator
+>>> from samplers.slice import SliceParams, SliceSampler
+>>> logp = lambda x: -0.5 * (x ** 2).sum(-1)
+>>> kernel = SliceSampler()
+>>> state = kernel.init(torch.zeros(4, 2), logp)
+>>> state, info = kernel.step(state, logp, SliceParams(width=2.0), make_generator(0))
+>>> bool(info.is_accepted.all()), int(info.num_evaluations.min()) >= 2
+(True, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from probforge.errors import SamplingError, ShapeError, ValidationError
+from probforge.ops.random import normal, uniform
+from samplers._kernel_utils import check_finite_initial, flat_log_density
+from samplers.base import LogDensity
+
+__all__ = ["SliceInfo", "SliceParams", "SliceSampler", "SliceState"]
+
+
+class SliceState(NamedTuple):
+    """Position (chains, *event) and its log density (chains,)."""
+
+    position: Tensor
+    log_density: Tensor
+
+
+class SliceParams(NamedTuple):
+    """Tunable parameters of :class:`SliceSampler`.
+
+    Attributes
+    ----------
+    width : float or Tensor
+        Initial interval width ``w``: a scalar, or one per coordinate (shape ``event``); a
+        good choice is about the target's scale in that coordinate.
+    max_steps_out : int
+        Neal's ``m``: the stepped-out interval is at most ``m`` widths long.
+    max_shrink : int
+        Bound on shrinkage iterations per update.
+    """
+
+    width: float | Tensor = 1.0
+    max_steps_out: int = 20
+    max_shrink: int = 100
+
+
+class SliceInfo(NamedTuple):
+    """Per-chain statistics (chains,).
+
+    ``accept_prob`` is 1 (a slice update is never rejected); ``is_accepted`` whether the chain
+    moved; ``num_evaluations`` the log-density evaluations this chain needed;
+    ``max_exceeded`` whether some shrinkage hit ``max_shrink`` (that coordinate was kept).
+    """
+
+    accept_prob: Tensor
+    is_accepted: Tensor
+    num_evaluations: Tensor
+    max_exceeded: Tensor
+
+
+class SliceSampler:
+    """Slice-sampling kernel: coordinate-wise or hit-and-run.
+
+    Parameters
+    ----------
+    method : {"coordinate", "hit_and_run"}
+        Which lines to slice along (see the module docstring).
+    strict : bool
+        Raise :class:`probforge.errors.SamplingError` when shrinkage exceeds ``max_shrink``
+        instead of flagging it in ``Info.max_exceeded``.
+    """
+
+    def __init__(self, method: str = "coordinate", strict: bool = False) -> None:
+        if method not in ("coordinate", "hit_and_run"):
+            raise ValidationError(
+                "SliceSampler", "method must be 'coordinate' or 'hit_and_run'", found=method
+            )
+        self.method = method
+        self.strict = strict
+
+    def default_params(self, position: Tensor) -> SliceParams:
+        """Width 1 in every coordinate."""
+        return SliceParams()
+
+    def init(self, position: Tensor, log_density: LogDensity) -> SliceState:
+        """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
+        if position.dim() < 2:
+            raise ValidationError(
+                "SliceSampler initial position",
+                "must have shape (chains, *event) with at least one event dimension",
+                found=tuple(position.shape),
+            )
+        lp = log_density(position.detach())
+        check_finite_initial("SliceSampler", lp)
+        return SliceState(position.detach(), lp.detach())
+
+    def _slice_1d(
+        self,
+        f: Callable[[Tensor], Tensor],
+        lp0: Tensor,
+        width: Tensor,
+        params: SliceParams,
+        generator: torch.Generator | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Slice update of ``t`` (0 = current point) along a line for all chains.
+
+        ``f(t)`` maps (chains,) offsets to log densities (chains,); ``width`` is (chains,).
+        Returns the new offsets, their log densities, evaluation counts and exceeded flags.
+        """
+        dtype, device = lp0.dtype, lp0.device
+        chains = lp0.shape[0]
+
+        def rand() -> Tensor:
+            return uniform((chains,), generator=generator, dtype=dtype, device=device)
+
+        log_y = lp0 + torch.log1p(-rand())  # lp0 - Exponential(1)
+        left = -width * rand()
+        right = left + width
+        m = int(params.max_steps_out)
+        j = torch.floor(m * rand()).long()
+        k = (m - 1) - j
+        evals = torch.zeros(chains, dtype=torch.long, device=device)
+        # Stepping out, left then right: at most m - 1 extra widths in all.
+        for _ in range(m):
+            going = j > 0
+            if not bool(going.any()):
+                break
+            inside = f(left) > log_y
+            evals += going.long()
+            going = going & inside
+            left = torch.where(going, left - width, left)
+            j = torch.where(going, j - 1, torch.zeros_like(j))
+        for _ in range(m):
+            going = k > 0
+            if not bool(going.any()):
+                break
+            inside = f(right) > log_y
+            evals += going.long()
+            going = going & inside
+            right = torch.where(going, right + width, right)
+            k = torch.where(going, k - 1, torch.zeros_like(k))
+        # Shrinkage.
+        t_new = torch.zeros_like(lp0)
+        lp_new = lp0.clone()
+        done = torch.zeros(chains, dtype=torch.bool, device=device)
+        for _ in range(int(params.max_shrink)):
+            t1 = left + rand() * (right - left)
+            lp1 = f(t1)
+            evals += (~done).long()
+            hit = ~done & (lp1 > log_y)
+            t_new = torch.where(hit, t1, t_new)
+            lp_new = torch.where(hit, lp1, lp_new)
+            done = done | hit
+            if bool(done.all()):
+                break
+            shrink = ~done
+            right = torch.where(shrink & (t1 > 0), t1, right)
+            left = torch.where(shrink & (t1 <= 0), t1, left)
+        exceeded = ~done
+        if self.strict and bool(exceeded.any()):
+            idx = torch.nonzero(exceeded).flatten().tolist()[:20]
+            raise SamplingError(
+                "SliceSampler",
+                f"shrinkage did not find a point in the slice within max_shrink = "
+                f"{params.max_shrink} iterations for chain(s) {idx}",
+                fix="check that the log density is finite and continuous near these chains, "
+                "or raise max_shrink",
+            )
+        return t_new, lp_new, evals, exceeded
+
+    def step(
+        self,
+        state: SliceState,
+        log_density: LogDensity,
+        params: SliceParams,
+        generator: torch.Generator | None = None,
+    ) -> tuple[SliceState, SliceInfo]:
+        """One slice-sampling transition (a full coordinate scan, or one hit-and-run line).
+
+        Parameters
+        ----------
+        state : SliceState
+        log_density : callable
+            (chains, *event) -> (chains,).
+        params : SliceParams
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        (SliceState, SliceInfo)
+        """
+        if int(params.max_steps_out) < 1 or int(params.max_shrink) < 1:
+            raise ValidationError(
+                "SliceParams",
+                "max_steps_out and max_shrink must be >= 1",
+                found=(params.max_steps_out, params.max_shrink),
+            )
+        xs = state.position
+        chains, event = xs.shape[0], xs.shape[1:]
+        x = xs.reshape(chains, -1).detach()
+        d = x.shape[1]
+        width = torch.as_tensor(params.width, dtype=x.dtype, device=x.device)
+        if width.dim() > 0:
+            if width.shape != event and width.shape != (d,):
+                raise ShapeError(
+                    "SliceParams width",
+                    f"must be a scalar or have the event shape {tuple(event)}",
+                    found=tuple(width.shape),
+                )
+            width = width.reshape(d)
+        else:
+            width = width.expand(d)
+        flat_ld = flat_log_density(log_density, event)
+        lp = state.log_density
+        evals = torch.zeros(chains, dtype=torch.long, device=x.device)
+        exceeded = torch.zeros(chains, dtype=torch.bool, device=x.device)
+        x0 = x
+
+        with torch.no_grad():
+            if self.method == "coordinate":
+                for i in range(d):
+                    e_i = torch.zeros(d, dtype=x.dtype, device=x.device)
+                    e_i[i] = 1.0
+
+                    def f(t: Tensor, x: Tensor = x, e_i: Tensor = e_i) -> Tensor:
+                        return flat_ld(x + t[:, None] * e_i)
+
+                    w_i = width[i].expand(chains)
+                    t, lp, n, ex = self._slice_1d(f, lp, w_i, params, generator)
+                    x = x + t[:, None] * e_i
+                    evals += n
+                    exceeded |= ex
+            else:
+                u = normal((chains, d), generator=generator, dtype=x.dtype, device=x.device)
+                u = u * width
+
+                def g(t: Tensor) -> Tensor:
+                    return flat_ld(x + t[:, None] * u)
+
+                one = torch.ones(chains, dtype=x.dtype, device=x.device)
+                t, lp, evals, exceeded = self._slice_1d(g, lp, one, params, generator)
+                x = x + t[:, None] * u
+
+        moved = (x != x0).any(-1)
+        info = SliceInfo(torch.ones_like(lp), moved, evals, exceeded)
+        return SliceState(x.reshape(xs.shape), lp), info
