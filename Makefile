@@ -44,7 +44,7 @@ test: $(VENV)/.installed-dev data lint
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-dev
-	@set -e; for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f --quick; done
+	@set -e; for f in bench/[!_]*.py; do echo "== $$f"; $(BIN)/python $$f --quick; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
