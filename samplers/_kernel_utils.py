@@ -46,6 +46,17 @@ def flat_log_density(log_density: LogDensity, event_shape: torch.Size) -> LogDen
     return flat
 
 
+def check_initial_position(who: str, position: Tensor) -> None:
+    """Raise unless ``position`` has shape (chains, *event) with at least one event dimension."""
+    if position.dim() < 2:
+        raise ValidationError(
+            f"{who} initial position",
+            "must have shape (chains, *event) with at least one event dimension",
+            found=tuple(position.shape),
+            fix="use position[:, None] for a scalar parameter",
+        )
+
+
 def check_finite_initial(who: str, log_density: Tensor, grad: Tensor | None = None) -> None:
     """Raise :class:`NonFiniteError` naming the chains whose initial log density is not finite.
 

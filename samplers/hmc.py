@@ -33,6 +33,7 @@ from probforge.ops.random import uniform
 from samplers._kernel_utils import (
     MetricCache,
     check_finite_initial,
+    check_initial_position,
     check_step_size,
     flat_log_density,
     leapfrog,
@@ -118,13 +119,7 @@ class HMC:
 
     def init(self, position: Tensor, log_density: LogDensity) -> HMCState:
         """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        if position.dim() < 2:
-            raise ValidationError(
-                "HMC initial position",
-                "must have shape (chains, *event) with at least one event dimension",
-                found=tuple(position.shape),
-                fix="use position[:, None] for a scalar parameter",
-            )
+        check_initial_position("HMC", position)
         lp, grad = log_density_and_grad(log_density, position)
         check_finite_initial("HMC", lp, grad)
         return HMCState(position.detach(), lp, grad)

@@ -28,12 +28,12 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
 from probforge.ops.random import uniform
 from samplers._kernel_utils import (
     Metric,
     MetricCache,
     check_finite_initial,
+    check_initial_position,
     check_step_size,
     flat_log_density,
     per_chain,
@@ -94,12 +94,7 @@ class MALA:
 
     def init(self, position: Tensor, log_density: LogDensity) -> MALAState:
         """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        if position.dim() < 2:
-            raise ValidationError(
-                "MALA initial position",
-                "must have shape (chains, *event) with at least one event dimension",
-                found=tuple(position.shape),
-            )
+        check_initial_position("MALA", position)
         lp, grad = log_density_and_grad(log_density, position)
         check_finite_initial("MALA", lp, grad)
         return MALAState(position.detach(), lp, grad)

@@ -45,6 +45,7 @@ from samplers._kernel_utils import (
     Metric,
     MetricCache,
     check_finite_initial,
+    check_initial_position,
     check_step_size,
     flat_log_density,
     leapfrog,
@@ -163,13 +164,7 @@ class NUTS:
 
     def init(self, position: Tensor, log_density: LogDensity) -> NUTSState:
         """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        if position.dim() < 2:
-            raise ValidationError(
-                "NUTS initial position",
-                "must have shape (chains, *event) with at least one event dimension",
-                found=tuple(position.shape),
-                fix="use position[:, None] for a scalar parameter",
-            )
+        check_initial_position("NUTS", position)
         lp, grad = log_density_and_grad(log_density, position)
         check_finite_initial("NUTS", lp, grad)
         return NUTSState(position.detach(), lp, grad)

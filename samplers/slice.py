@@ -41,7 +41,11 @@ from torch import Tensor
 
 from probforge.errors import SamplingError, ShapeError, ValidationError
 from probforge.ops.random import normal, uniform
-from samplers._kernel_utils import check_finite_initial, flat_log_density
+from samplers._kernel_utils import (
+    check_finite_initial,
+    check_initial_position,
+    flat_log_density,
+)
 from samplers.base import LogDensity
 
 __all__ = ["SliceInfo", "SliceParams", "SliceSampler", "SliceState"]
@@ -113,12 +117,7 @@ class SliceSampler:
 
     def init(self, position: Tensor, log_density: LogDensity) -> SliceState:
         """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        if position.dim() < 2:
-            raise ValidationError(
-                "SliceSampler initial position",
-                "must have shape (chains, *event) with at least one event dimension",
-                found=tuple(position.shape),
-            )
+        check_initial_position("SliceSampler", position)
         lp = log_density(position.detach())
         check_finite_initial("SliceSampler", lp)
         return SliceState(position.detach(), lp.detach())

@@ -44,8 +44,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from pgm.learning.em_monitor import EMMonitor
-from pgm.learning.gmm import (
+from pgm.learning._mixture_common import (
     _check_float_dtype,
     _check_int,
     _check_log_q,
@@ -57,6 +56,7 @@ from pgm.learning.gmm import (
     _kmeans,
     _normalise_log_rows,
 )
+from pgm.learning.em_monitor import EMMonitor
 from probforge.errors import (
     DeviceMismatchError,
     NonFiniteError,
