@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 import pgm.io.uai
+import pgm.io.uai.evidence
+import pgm.io.uai.model
+import pgm.io.uai.result
 from pgm.io import (
     UAIModel,
     UAIResult,
@@ -355,5 +358,9 @@ def test_result_errors(tmp_path: Path) -> None:
 
 
 def test_module_examples_run() -> None:
-    result = doctest.testmod(pgm.io.uai, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 10
+    attempted = 0
+    for module in (pgm.io.uai, pgm.io.uai.model, pgm.io.uai.evidence, pgm.io.uai.result):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted > 10
