@@ -7,6 +7,12 @@ max-product with traceback. The elimination order is pluggable (see :mod:`.order
 per evidence pattern; the size of the largest table is checked against a memory budget before
 anything is allocated.
 
+On a Bayesian network, sum-product queries first drop *barren* nodes: a CPD whose child is
+neither queried, observed, nor an ancestor of either sums to one over its child and leaves the
+answer unchanged, so only the ancestral set of the query and evidence variables is contracted
+(as pgmpy does). MPE (``map_query()`` over every variable) maximises instead of summing and
+always uses the whole network.
+
 Examples
 --------
 >>> from pgm.io import bundled_network
@@ -69,18 +75,41 @@ class VariableElimination:
         self._dtype = self._factors[0].log_values.dtype
         self._device = self._factors[0].log_values.device
         self._paths: dict[Any, list[tuple[int, ...]]] = {}
+        parents = getattr(model, "parents", None)
+        # Child of each CPD factor (its last scope variable) on a Bayesian network, else None.
+        self._parents: dict[str, tuple[str, ...]] | None = (
+            dict(parents) if isinstance(parents, dict) else None)
 
     # internals --------------------------------------------------------------------------------
     def _evidence(self, evidence: Any, soft_evidence: Any) -> Evidence:
         return resolve_evidence(self.model.states, evidence, soft_evidence,
                                 dtype=self._dtype, device=self._device)
 
+    def _relevant(self, ev: Evidence, targets: Sequence[str]) -> list[Factor]:
+        """The factors a sum-product query on ``targets`` needs: on a Bayesian network the CPDs
+        of the ancestral set of the targets and the observed variables; otherwise all."""
+        if self._parents is None:
+            return self._factors
+        keep: set[str] = set()
+        stack = [*targets, *ev.hard, *ev.soft]
+        while stack:
+            v = stack.pop()
+            if v not in keep:
+                keep.add(v)
+                stack.extend(self._parents[v])
+        if not keep or len(keep) == len(self._factors):  # nothing asked: contract it all
+            return self._factors
+        return [f for f in self._factors if f.variables[-1] in keep]
+
     def _plan(
-        self, ev: Evidence, output: Sequence[str], extra: Sequence[tuple[str, ...]] = ()
+        self, ev: Evidence, output: Sequence[str], extra: Sequence[tuple[str, ...]] = (),
+        *, prune: bool = True,
     ) -> tuple[list[Tensor], list[tuple[str, ...]], list[tuple[int, ...]]]:
-        tables, scopes = apply_evidence(self._factors, ev)
+        targets = [*output, *(v for scope in extra for v in scope)]
+        factors = self._relevant(ev, targets) if prune else self._factors
+        tables, scopes = apply_evidence(factors, ev)
         scopes = scopes + list(extra)
-        key = (ev.pattern, tuple(output), tuple(extra), len(tables),
+        key = (ev.pattern, tuple(output), tuple(extra), len(tables), prune,
                None if isinstance(self.order, str) else id(self.order))
         path = self._paths.get(key)
         if path is None:
@@ -98,7 +127,7 @@ class VariableElimination:
              soft_evidence: Any = None) -> ContractionCost:
         """Size of the tables a query would form, without running it."""
         ev = self._evidence(evidence, soft_evidence)
-        _, scopes = apply_evidence(self._factors, ev)
+        _, scopes = apply_evidence(self._relevant(ev, variables), ev)
         order = elimination_order(undirected_from_scopes(scopes), self.model.cards, self.order,
                                   keep=variables)
         return contraction_cost(scopes, self.model.cards, tuple(variables),
@@ -216,7 +245,7 @@ class VariableElimination:
             best = contract_argmax([table], [tuple(variables)], validate=False)
             found = {str(v): a for v, a in best.assignment.items()}
             return MAPResult(found, best.value, log_e, self.model.states)
-        tables, scopes, path = self._plan(ev, ())
+        tables, scopes, path = self._plan(ev, (), prune=False)
         best = contract_argmax(tables, scopes, (), optimize=path, validate=False)
         hidden = [v for v in self.model.variables if v not in ev.hard]
         indices = {v: best.assignment[v] for v in hidden}

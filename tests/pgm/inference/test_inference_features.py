@@ -164,3 +164,25 @@ def test_soft_evidence_order_does_not_matter() -> None:
     for order in (list(lik), sorted(lik), sorted(lik, reverse=True)):
         cal = jt.calibrate(soft_evidence={v: lik[v] for v in order})
         assert float(cal.log_evidence) == pytest.approx(float(ref), abs=1e-12)
+
+
+def test_barren_nodes_are_pruned_without_changing_answers() -> None:
+    """Queries on a Bayesian network contract only the ancestral set of query and evidence."""
+    alarm = bundled_network("alarm")
+    ve = VariableElimination(alarm)
+    # A root queried without evidence needs its own CPD and nothing else.
+    root = next(v for v in alarm.variables if not alarm.parents[v])
+    assert ve.cost([root]).largest_table == alarm.cards[root]
+    assert ve.cost([root]).largest_table < ve.cost([root], {"BP": "LOW"}).largest_table
+    # Same numbers as the junction tree, which always uses the whole network. Pruning assumes
+    # CPT rows sum to one; alarm.bif's rows are off by up to 1e-7, which moves posteriors by less
+    # than 1e-6 (exactness on exactly normalised networks: the brute-force tests, 1e-10).
+    evidence = {"HRBP": "HIGH", "CO": "LOW"}
+    jt = JunctionTree(alarm, evidence_vars=list(evidence)).calibrate(evidence).marginals()
+    for v in jt:
+        got = ve.query([v], evidence).probs()
+        assert torch.allclose(got, jt[v], atol=1e-6, rtol=0), v
+    # MPE maximises over every variable, so it never prunes: its value is the full joint's.
+    mpe = ve.map_query(evidence=evidence)
+    full = {**mpe.assignment(), **evidence}
+    assert torch.allclose(mpe.log_joint, alarm.log_prob(full), atol=1e-12, rtol=0)
