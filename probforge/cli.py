@@ -46,7 +46,8 @@ class TourStep:
     name : str
         Short name, also accepted by ``probforge tour --only NAME``.
     order : int
-        Position in the tour (core 0-9, samplers 10-19, pgm 20-29, generative 30-39).
+        Position in the tour (core 0-9, samplers 10-19, pgm 20-29, HMM 30, CRF 35,
+        generative 40-49).
     title : str
         One line shown before the step runs.
     run : callable
