@@ -46,7 +46,13 @@ from pgm.inference.ordering import OrderSpec, elimination_order, triangulate
 from probforge.errors import UnknownVariableError, ValidationError
 from probforge.ops import ContractionCost, contract
 
-__all__ = ["CalibratedTree", "JunctionTree"]
+__all__ = ["DENSE_CLIQUE_ENTRIES", "CalibratedTree", "JunctionTree"]
+
+#: Sum-product switches from the flat index plans to dense per-clique contractions when the
+#: largest clique holds more entries than this: gathers and scatters over millions of entries
+#: cost far more than einsum on shifted exponentials (water, mildew, barley), while a tree of
+#: small cliques is dominated by per-call overhead, which the flat plans keep low (alarm).
+DENSE_CLIQUE_ENTRIES = 2**15
 
 
 class JunctionTree:
@@ -63,6 +69,11 @@ class JunctionTree:
     memory_budget : int
         Bytes allowed for the largest clique table (per evidence row times rows, checked at
         calibration).
+    method : {"auto", "flat", "dense"}
+        How sum-product calibration runs: one flat level-by-level program over all cliques
+        (fastest for many small cliques), dense per-clique contractions (fastest for large
+        ones), or "auto": dense when the largest clique exceeds :data:`DENSE_CLIQUE_ENTRIES`.
+        Both give the same numbers.
     """
 
     def __init__(
@@ -72,7 +83,11 @@ class JunctionTree:
         soft_evidence_vars: Sequence[str] = (),
         order: OrderSpec = "min_fill",
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        method: str = "auto",
     ) -> None:
+        if method not in ("auto", "flat", "dense"):
+            raise ValidationError("JunctionTree", "method must be 'auto', 'flat' or 'dense'",
+                                  found=repr(method))
         for v in (*evidence_vars, *soft_evidence_vars):
             if v not in model.states:
                 raise UnknownVariableError(f"model {model.name!r}", f"has no variable {v!r}")
@@ -109,6 +124,8 @@ class JunctionTree:
             max(self.clique_size(i) for i in range(len(self.cliques))),
             sum(self.clique_size(i) for i in range(len(self.cliques))),
         )
+        self.dense = method == "dense" or (
+            method == "auto" and self.cost.largest_table > DENSE_CLIQUE_ENTRIES)
 
     def clique_size(self, i: int) -> int:
         """Number of entries of clique ``i``'s table (per evidence row)."""
@@ -217,8 +234,8 @@ class JunctionTree:
                 ev = Evidence({v: uniq[:, k] for k, v in enumerate(names)}, {},
                               (uniq.shape[0],))
                 rows = inverse
-        if semiring == "max":
-            return self._calibrate_max(ev, rows)
+        if semiring == "max" or self.dense:
+            return self._calibrate_dense(ev, rows, semiring)
         if self._flat is None:
             self._flat = FlatTree(self.cliques, self.edges, self.model.cards, self._scopes,
                                   self.assignment, fs.device)
@@ -227,7 +244,9 @@ class JunctionTree:
         belief, log_z = self._flat.calibrate(tables, n)
         return CalibratedTree(self, belief, log_z, ev, rows=rows)
 
-    def _calibrate_max(self, ev: Evidence, rows: Tensor | None) -> CalibratedTree:
+    def _calibrate_dense(self, ev: Evidence, rows: Tensor | None, semiring: str) -> CalibratedTree:
+        """Messages as dense tables contracted clique by clique (max-product, and sum-product on
+        trees with large cliques, where BLAS contractions beat the flat index plans)."""
         tables, scopes = apply_evidence(self._factors, ev)
         fs = self._factors[0].log_values
         pots = []
@@ -237,7 +256,7 @@ class JunctionTree:
                                device=fs.device)
             pots.append(contract(
                 [unit] + [tables[k] for k in members], [clique] + [scopes[k] for k in members],
-                clique, semiring="max", validate=False,
+                clique, semiring=semiring, validate=False,
             ).expand(ev.batch_shape + tuple(unit.shape)))
         msgs: dict[tuple[int, int], Tensor] = {}
         for i, j in self._schedule:
@@ -245,9 +264,10 @@ class JunctionTree:
             msgs[(i, j)] = contract(
                 [pots[i]] + [msgs[(k, i)] for k in ins],
                 [self.cliques[i]] + [self._sep(k, i) for k in ins],
-                self._sep(i, j), semiring="max", validate=False,
+                self._sep(i, j), semiring=semiring, validate=False,
             )
-        return CalibratedTree(self, None, None, ev, rows=rows, max_tables=(pots, msgs))
+        return CalibratedTree(self, None, None, ev, rows=rows, tables=(pots, msgs),
+                              semiring=semiring)
 
     def _sep(self, i: int, j: int) -> tuple[str, ...]:
         return tuple(v for v in self.cliques[i] if v in set(self.cliques[j]))
@@ -262,18 +282,19 @@ class CalibratedTree:
 
     def __init__(self, tree: JunctionTree, belief: Tensor | None, log_z: Tensor | None,
                  ev: Evidence, rows: Tensor | None = None,
-                 max_tables: tuple[list[Tensor], dict[tuple[int, int], Tensor]] | None = None,
-                 ) -> None:
+                 tables: tuple[list[Tensor], dict[tuple[int, int], Tensor]] | None = None,
+                 semiring: str = "log") -> None:
         self.tree = tree
         self._rows = rows  # distinct evidence row of each requested row, when deduplicated
         self._ev = ev  # distinct rows when deduplicated
-        self.semiring = "max" if max_tables is not None else "log"
-        self._max = max_tables
+        self.semiring = semiring
+        self._tables = tables  # dense clique potentials and messages, when calibrated densely
         self._belief = belief
         self._marg: Tensor | None = None
+        self._clique_beliefs: dict[int, Tensor] = {}
         batch = ev.batch_shape
-        if max_tables is not None:
-            log_z = self._max_table(0, ())
+        if tables is not None:
+            log_z = self._table(0, ())
         assert log_z is not None
         if self.semiring == "log":
             if rows is not None:
@@ -284,15 +305,27 @@ class CalibratedTree:
                               f"junction tree of model {tree.model.name!r}")
         self._log_z = log_z.reshape(batch)
 
-    def _max_table(self, i: int, keep: Sequence[str]) -> Tensor:
+    def _table(self, i: int, keep: Sequence[str]) -> Tensor:
+        """Clique ``i``'s log-belief (dense calibration) reduced to ``keep``."""
         t = self.tree
-        assert self._max is not None
-        pots, msgs = self._max
+        assert self._tables is not None
+        if self.semiring == "log":  # reused by every variable whose home is clique i
+            if i not in self._clique_beliefs:
+                pots, msgs = self._tables
+                ins = t._nbrs[i]
+                self._clique_beliefs[i] = contract(
+                    [pots[i]] + [msgs[(k, i)] for k in ins],
+                    [t.cliques[i]] + [t._sep(k, i) for k in ins],
+                    t.cliques[i], semiring="log", validate=False,
+                )
+            return contract([self._clique_beliefs[i]], [t.cliques[i]], tuple(keep),
+                            semiring="log", validate=False)
+        pots, msgs = self._tables
         ins = t._nbrs[i]
         return contract(
             [pots[i]] + [msgs[(k, i)] for k in ins],
             [t.cliques[i]] + [t._sep(k, i) for k in ins],
-            tuple(keep), semiring="max", validate=False,
+            tuple(keep), semiring=self.semiring, validate=False,
         )
 
     def _expand_rows(self, t: Tensor) -> Tensor:
@@ -311,7 +344,7 @@ class CalibratedTree:
         """
         if variable not in self.tree.home:
             raise UnknownVariableError("calibrated tree", f"has no hidden variable {variable!r}")
-        if self.semiring == "max":
+        if self._tables is not None:
             return self.joint([variable])
         flat = self.tree._flat
         assert flat is not None and self._belief is not None
@@ -339,8 +372,8 @@ class CalibratedTree:
             )
         i = min(fits, key=t.clique_size)
         batch = self._ev.batch_shape
-        if self.semiring == "max":
-            table = self._max_table(i, variables)
+        if self._tables is not None:
+            table = self._table(i, variables)
             shape = self._log_z.shape + (1,) * len(variables)
             return self._expand_rows((table - self._log_z.reshape(shape)).exp())
         flat = t._flat
