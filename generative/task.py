@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 __all__ = ["Batch", "TrainTask"]
 
-#: One minibatch: ``(x, y)`` where ``x`` is ``(B, *event)`` and ``y`` is ``(B,)`` labels or ``None``.
+#: One minibatch: ``(x, y)``; ``x`` is ``(B, *event)``, ``y`` is ``(B,)`` labels or ``None``.
 Batch = tuple[Tensor, Tensor | None]
 
 

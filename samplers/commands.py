@@ -5,6 +5,11 @@
 warnings; ``--out`` writes the InferenceData as NetCDF, atomically (a temp file in the same
 directory, then a rename).
 
+``probforge sample --checkpoint CKPT --n 64 --out grid.png`` instead samples a trained model:
+it is handed to the function registered in the entry-point group
+``probforge.checkpoint_samplers`` (``generative`` registers one), so this layer imports nothing
+above it.
+
 Built-in targets (:data:`TARGETS`):
 
 - ``gaussian``: a ``--dim``-dimensional Gaussian with covariance ``0.9^|i-j|`` (AR(1)) and
@@ -44,6 +49,8 @@ _EIGHT_SCHOOLS = {"J": 8, "y": [28, 8, -3, 7, -1, 1, 18, 12],
                   "sigma": [15, 10, 16, 11, 9, 11, 10, 18]}
 
 TARGETS = ("gaussian", "banana", "eight_schools")
+#: Entry-point group of functions ``f(args) -> int`` that sample a trained model's checkpoint.
+CHECKPOINT_SAMPLERS = "probforge.checkpoint_samplers"
 SAMPLERS = ("rwmh", "mala", "hmc", "nuts", "slice")
 
 
@@ -155,7 +162,8 @@ def register(subparsers: Any) -> None:
         "sample", help="run an MCMC sampler on a built-in target and print the ArviZ summary",
         description="Run chains of an MCMC sampler on a built-in target; print ArviZ's summary "
         "and diagnostics, optionally save the InferenceData as NetCDF.")
-    p.add_argument("target", choices=TARGETS, help="built-in target")
+    p.add_argument("target", nargs="?", choices=TARGETS,
+                   help="built-in target (not with --checkpoint)")
     p.add_argument("--sampler", default="rwmh", choices=SAMPLERS, help="kernel (default rwmh)")
     p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain")
@@ -167,11 +175,37 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--out", help="write the InferenceData to this NetCDF file (atomically)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="sample a trained model's checkpoint instead of a target (handled by the "
+                   "package registered in the entry-point group probforge.checkpoint_samplers)")
+    p.add_argument("--n", type=int, default=64, help="samples to draw from --checkpoint "
+                   "(default 64); --out names the picture")
     p.set_defaults(func=run_sample)
+
+
+def _sample_checkpoint(args: argparse.Namespace) -> int:
+    """Hand ``--checkpoint`` to the installed checkpoint sampler (e.g. ``generative``)."""
+    from importlib.metadata import entry_points
+
+    if args.target is not None:
+        raise ValidationError("probforge sample", "give a target or --checkpoint, not both",
+                              found=(args.target, args.checkpoint))
+    eps = sorted(entry_points(group=CHECKPOINT_SAMPLERS), key=lambda e: e.name)
+    if not eps:
+        raise ValidationError("--checkpoint", f"no checkpoint sampler is installed (entry-point "
+                              f"group {CHECKPOINT_SAMPLERS!r} is empty)",
+                              fix="install probforge with its generative package "
+                              "(pip install -e .)")
+    return int(eps[0].load()(args) or 0)
 
 
 def run_sample(args: argparse.Namespace) -> int:
     """Run ``probforge sample``."""
+    if getattr(args, "checkpoint", None):
+        return _sample_checkpoint(args)
+    if args.target is None:
+        raise ValidationError("probforge sample", "needs a target or --checkpoint",
+                              fix=f"use one of {list(TARGETS)}, or --checkpoint CKPT")
     from probforge.ops import make_generator
     from samplers.diagnostics import check
     from samplers.run import sample
