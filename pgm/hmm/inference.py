@@ -1,0 +1,330 @@
+"""HMM inference on batches of variable-length sequences, on the shared chain core.
+
+All functions take a :class:`~pgm.hmm.model.HiddenMarkovModel` and observations ``x`` of shape
+``(..., T, *event)`` (``...`` = any batch dims, possibly none) and accept
+
+- ``lengths`` (LongTensor (...)) or ``mask`` (bool (..., T), True on real steps, a prefix of each
+  sequence): later steps are padding, ignored exactly and free to hold anything;
+- ``missing`` (bool (..., T)): observations that are missing (their emission term is dropped,
+  i.e. marginalised out; they may hold NaN);
+- ``clamp`` (LongTensor (..., T), ``-1`` = free): states known in advance (semi-supervised);
+- ``method``: ``"auto" | "sequential" | "parallel"`` as in :mod:`probforge.ops.chain`.
+
+Everything is computed in log space by :mod:`probforge.ops.chain`: ``unary[t] = log p(x_t | k)``
+(plus ``log p(y_0)`` at ``t = 0``) and ``pair = log A``.
+
+Examples
+--------
+>>> import torch
+>>> from pgm.hmm import CategoricalEmission, HiddenMarkovModel, log_likelihood, viterbi
+>>> hmm = HiddenMarkovModel.from_probs(
+...     torch.tensor([0.5, 0.5], dtype=torch.float64),
+...     torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=torch.float64),
+...     CategoricalEmission(torch.tensor([[0.7, 0.3], [0.1, 0.9]], dtype=torch.float64).log()),
+... )
+>>> x = torch.tensor([[0, 0, 1, 1], [1, 1, 0, 0]])
+>>> log_likelihood(hmm, x, lengths=torch.tensor([4, 2]))
+tensor([-3.1593, -0.9039], dtype=torch.float64)
+>>> viterbi(hmm, x).states
+tensor([[0, 0, 0, 0],
+        [1, 1, 0, 0]])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from pgm.hmm.model import HiddenMarkovModel
+from probforge.errors import ShapeError, ValidationError
+from probforge.ops.chain import (
+    chain_forward,
+    chain_kbest,
+    chain_log_partition,
+    chain_marginals,
+    chain_sample,
+    chain_viterbi,
+)
+
+__all__ = [
+    "ChainInputs",
+    "HMMPath",
+    "HMMPosterior",
+    "chain_inputs",
+    "filter_states",
+    "kbest",
+    "log_likelihood",
+    "posterior",
+    "sample_states",
+    "viterbi",
+]
+
+
+class HMMPosterior(NamedTuple):
+    """Posterior of the hidden states.
+
+    Attributes
+    ----------
+    log_likelihood : Tensor, shape (...)
+        ``log p(x)`` (with clamped states: ``log p(x, clamped states)``).
+    state_probs : Tensor, shape (..., T, K)
+        ``p(y_t = k | x)``; zero at padded steps.
+    transition_probs : Tensor, shape (..., T-1, K, K), or None
+        ``p(y_t = i, y_{t+1} = j | x)`` when requested.
+    """
+
+    log_likelihood: Tensor
+    state_probs: Tensor
+    transition_probs: Tensor | None
+
+
+class HMMPath(NamedTuple):
+    """Decoded state path(s).
+
+    Attributes
+    ----------
+    log_prob : Tensor, shape (...) or (..., k)
+        Joint ``log p(x, path)``.
+    states : LongTensor, shape (..., T) or (..., k, T)
+        ``-1`` at padded steps.
+    """
+
+    log_prob: Tensor
+    states: Tensor
+
+
+class ChainInputs(NamedTuple):
+    """What an HMM hands to the chain core."""
+
+    unary: Tensor  # (..., T, K)
+    pair: Tensor  # (K, K)
+    lengths: Tensor | None  # (...)
+    valid: Tensor  # (..., T) bool, real steps
+    observed: Tensor  # (..., T) bool, real and observed steps
+
+
+def _batch_and_T(model: HiddenMarkovModel, x: Tensor) -> tuple[tuple[int, ...], int]:
+    ed = model.emission.event_dim
+    if not isinstance(x, Tensor) or x.dim() < 1 + ed:
+        raise ShapeError(
+            "observations",
+            f"must have shape (..., T{', *event' if ed else ''}) with {ed} event dim(s) for "
+            f"{type(model.emission).__name__}",
+            found=tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__,
+        )
+    batch = tuple(x.shape[: x.dim() - 1 - ed])
+    return batch, int(x.shape[len(batch)])
+
+
+def _resolve_lengths(
+    lengths: Tensor | None, mask: Tensor | None, batch: tuple[int, ...], T: int,
+    device: torch.device,
+) -> tuple[Tensor | None, Tensor]:
+    if lengths is not None and mask is not None:
+        raise ValidationError("lengths / mask", "give one of them, not both")
+    steps = torch.arange(T, device=device)
+    if mask is not None:
+        if mask.dtype != torch.bool or tuple(mask.shape) != (*batch, T):
+            raise ShapeError("mask", f"must be a bool tensor of shape {(*batch, T)}",
+                             found=(tuple(mask.shape), mask.dtype))
+        mask = mask.to(device)
+        lengths = mask.sum(-1)
+        prefix = steps < lengths[..., None]
+        if not torch.equal(prefix, mask):
+            bad = (prefix != mask).reshape(-1, T).any(-1).nonzero()[0, 0]
+            raise ValidationError(
+                f"mask of sequence {int(bad)} (flattened batch index)",
+                "real steps must come first (padding only at the end)",
+                fix="left-align the sequences or pass `missing` for gaps",
+            )
+    if lengths is None:
+        return None, torch.ones(*batch, T, dtype=torch.bool, device=device)
+    if not isinstance(lengths, Tensor) or lengths.is_floating_point():
+        raise ValidationError("lengths", "must be an integer tensor of the batch shape",
+                              found=type(lengths).__name__)
+    if tuple(lengths.shape) != batch:
+        raise ShapeError("lengths", f"must have the batch shape {batch} of the observations",
+                         found=tuple(lengths.shape))
+    lengths = lengths.to(device=device, dtype=torch.long)
+    bad = (lengths < 1) | (lengths > T)
+    if bool(bad.any()):
+        i = int(bad.reshape(-1).nonzero()[0, 0])
+        raise ValidationError(
+            f"lengths of sequence {i} (flattened batch index)",
+            f"must lie in 1..T = 1..{T}",
+            found=int(lengths.reshape(-1)[i]),
+        )
+    return lengths, steps < lengths[..., None]
+
+
+def chain_inputs(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+) -> ChainInputs:
+    """Validate the inputs and build the chain potentials of an HMM.
+
+    Returns
+    -------
+    ChainInputs
+        ``unary`` (..., T, K): emission log-likelihoods (0 at missing and padded steps) plus
+        ``log p(y_0)`` at ``t = 0``, ``-inf`` for states excluded by ``clamp``; ``pair`` (K, K);
+        ``lengths``; ``valid`` and ``observed`` masks (..., T).
+    """
+    batch, T = _batch_and_T(model, x)
+    dev = model.device
+    x = x.to(dev)
+    lens, valid = _resolve_lengths(lengths, mask, batch, T, dev)
+    observed = valid
+    if missing is not None:
+        if missing.dtype != torch.bool or tuple(missing.shape) != (*batch, T):
+            raise ShapeError("missing", f"must be a bool tensor of shape {(*batch, T)}",
+                             found=(tuple(missing.shape), missing.dtype))
+        observed = valid & ~missing.to(dev)
+    em = model.emission
+    em.check(x, observed)
+    ll = em.log_prob(em.fill(x, observed))
+    ll = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
+    unary = torch.cat([ll[..., :1, :] + model.log_initial, ll[..., 1:, :]], dim=-2)
+    if clamp is not None:
+        if clamp.is_floating_point() or tuple(clamp.shape) != (*batch, T):
+            raise ShapeError("clamp", f"must be an integer tensor of shape {(*batch, T)}",
+                             found=(tuple(clamp.shape), clamp.dtype))
+        clamp = clamp.to(dev)
+        K = model.n_states
+        bad = ((clamp < -1) | (clamp >= K)) & valid
+        if bool(bad.any()):
+            flat = int(bad.reshape(-1).nonzero()[0, 0])
+            raise ValidationError(
+                f"clamp at flattened sequence {flat // T}, step {flat % T}",
+                f"must be -1 (free) or a state in 0..{K - 1}",
+                found=int(clamp.reshape(-1)[flat]),
+            )
+        allowed = (clamp[..., None] < 0) | (
+            clamp[..., None] == torch.arange(K, device=dev)
+        )
+        unary = torch.where(allowed, unary, torch.full((), -math.inf, dtype=unary.dtype,
+                                                       device=dev))
+    return ChainInputs(unary, model.log_transition, lens, valid, observed)
+
+
+def log_likelihood(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+    method: str = "auto",
+) -> Tensor:
+    """``log p(x)`` of each sequence (the forward algorithm); differentiable.
+
+    Returns
+    -------
+    Tensor, shape (...)
+        ``-inf`` for a sequence of probability zero.
+    """
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    return chain_log_partition(c.unary, c.pair, c.lengths, method=method)
+
+
+def posterior(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+    pairwise: bool = False,
+    method: str = "auto",
+) -> HMMPosterior:
+    """Posterior state marginals (forward-backward), optionally pairwise.
+
+    Raises
+    ------
+    ZeroProbabilityEvidence
+        If a sequence has probability zero under the model.
+    """
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    m = chain_marginals(c.unary, c.pair, c.lengths, method=method, pairwise=pairwise)
+    return HMMPosterior(m.log_z, m.unary, m.pair)
+
+
+def filter_states(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+    method: str = "auto",
+) -> Tensor:
+    """Filtering distributions ``p(y_t = k | x_0..x_t)``: (..., T, K), zero at padded steps."""
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    return chain_forward(c.unary, c.pair, c.lengths, method=method, normalized=True).exp()
+
+
+def viterbi(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+    method: str = "auto",
+) -> HMMPath:
+    """Most probable state path and its joint log-probability ``log p(x, path)``."""
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    v = chain_viterbi(c.unary, c.pair, c.lengths, method=method)
+    return HMMPath(v.score, v.path)
+
+
+def kbest(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    k: int,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+) -> HMMPath:
+    """The ``k`` most probable distinct state paths, best first: (..., k) and (..., k, T)."""
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    v = chain_kbest(c.unary, c.pair, k, c.lengths)
+    return HMMPath(v.score, v.path)
+
+
+def sample_states(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    num_samples: int = 1,
+    *,
+    lengths: Tensor | None = None,
+    mask: Tensor | None = None,
+    missing: Tensor | None = None,
+    clamp: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    method: str = "auto",
+) -> Tensor:
+    """Exact posterior draws of state paths (forward filtering, backward sampling).
+
+    Returns
+    -------
+    LongTensor, shape (num_samples, ..., T)
+        ``-1`` at padded steps.
+    """
+    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
+    return chain_sample(c.unary, c.pair, c.lengths, num_samples=num_samples,
+                        generator=generator, method=method)
