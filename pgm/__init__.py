@@ -2,7 +2,8 @@
 
 Layer 3 of probforge: imports ``probforge`` and ``samplers`` only. Submodules: ``pgm.factor``,
 ``pgm.cpd``, ``pgm.bayesnet``, ``pgm.markov``, ``pgm.graph``, ``pgm.inference``,
-``pgm.learning``, ``pgm.io``, ``pgm.naive_bayes``, ``pgm.loglinear``.
+``pgm.learning``, ``pgm.io``, ``pgm.naive_bayes``, ``pgm.loglinear``, ``pgm.hmm`` (hidden Markov
+models) and ``pgm.crf`` (conditional random fields).
 """
 
 from pgm.bayesnet import BayesianNetwork

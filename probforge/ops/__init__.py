@@ -1,8 +1,21 @@
 """The shared tensor core: semirings, contraction, log-space primitives, randomness, devices.
 
-Variable elimination, junction trees, HMMs and CRFs are all clients of :func:`contract`.
+Variable elimination and junction trees are clients of :func:`contract`; HMMs and linear-chain
+CRFs of its chain-structured counterpart, :mod:`probforge.ops.chain`.
 """
 
+from probforge.ops.chain import (
+    ChainMarginals,
+    ChainPath,
+    chain_backward,
+    chain_entropy,
+    chain_forward,
+    chain_kbest,
+    chain_log_partition,
+    chain_marginals,
+    chain_sample,
+    chain_viterbi,
+)
 from probforge.ops.contract import (
     ContractionCost,
     Traceback,
@@ -35,10 +48,20 @@ __all__ = [
     "LOG",
     "MAX",
     "SAMPLE",
+    "ChainMarginals",
+    "ChainPath",
     "ContractionCost",
     "Semiring",
     "Traceback",
     "available_devices",
+    "chain_backward",
+    "chain_entropy",
+    "chain_forward",
+    "chain_kbest",
+    "chain_log_partition",
+    "chain_marginals",
+    "chain_sample",
+    "chain_viterbi",
     "check_generator",
     "common_device_dtype",
     "contract",
