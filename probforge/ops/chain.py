@@ -20,6 +20,10 @@ matrices as ``(B, 1, K, K)``. ``-inf`` entries are forbidden states or transitio
 Every function works on normalised messages (each forward/backward message is shifted to
 ``logsumexp = 0`` and the shift kept apart), so float32 stays accurate on very long chains, and
 every quantity (marginals, Viterbi score, log Z) is assembled from local, per-step terms.
+The sequential ``log Z`` runs the same recursion in the probability domain (each step one
+``(B, K) @ (K, K)`` matmul, normalised to sum 1, the logs of the normalisers summed), with its
+gradient, the posterior marginals, from the matching scaled backward recursion; wherever a
+normaliser is too small for that to be exact it falls back to the log-space recursion.
 
 Two methods compute the messages: ``"sequential"``, the textbook recursion (one step per time
 step, batched over sequences), and ``"parallel"``, a log-depth associative scan over the ``K x K``
@@ -579,6 +583,192 @@ def _maxplus_matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------
+# fast sequential log Z: scaled forward in the probability domain, analytic gradient
+
+
+def _scaled_log_z(c: _Chain) -> Tensor:
+    """``log Z`` (B,) by the scaled forward recursion, with its gradient computed analytically.
+
+    Equal to the generic log-space recursion (which it falls back to wherever a step's
+    normaliser is too small to be exact, e.g. for a sequence with no feasible path), but one
+    ``(B, K) @ (K, K)`` matmul per step instead of two log-sum-exps over ``(B, K, K)``.
+    """
+    out: Tensor = _ScaledLogZ.apply(c.unary, c.pair, c.lengths)  # type: ignore[no-untyped-call]
+    return out
+
+
+def _log_space_log_z(unary: Tensor, pair: Tensor, lengths: Tensor | None) -> Tensor:
+    """The generic log-space sequential ``log Z`` (B,) of prepared inputs, differentiable."""
+    B, T, _K = unary.shape
+    valid = None if lengths is None else torch.arange(T, device=unary.device) < lengths[:, None]
+    c = _Chain(unary, pair, lengths, (B,), valid)
+    return _forward_messages(c, "log", "sequential")[1].sum(-1)
+
+
+def _scaled_forward(
+    unary: Tensor, pair: Tensor, valid: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+    """(log_z, alphas, E, P, cs) of the scaled forward recursion; None if it is not exact.
+
+    ``E = exp(unary - max_k)``, ``P = exp(pair - max_ij)``, ``alphas[:, t]`` the filtering
+    distributions and ``cs[:, t]`` their normalisers (1 at padded steps).
+    """
+    B, T, _K = unary.shape
+    m = unary.amax(-1)  # (B, T); exact shifts, restored in log Z
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    E = torch.exp(unary - m[..., None])
+    pm = pair.amax((-2, -1))  # (Bp, Tp)
+    pm = torch.where(torch.isfinite(pm), pm, torch.zeros_like(pm))
+    P = torch.exp(pair - pm[..., None, None])
+    shared = P.shape[0] == 1
+    cs = [E[:, 0].sum(-1)]
+    a = E[:, 0] / cs[0][:, None]
+    alphas = [a]
+    for t in range(1, T):
+        Pt = _pair_at(P, t - 1)
+        n = (a @ Pt[0] if shared else torch.bmm(a[:, None, :], Pt)[:, 0]) * E[:, t]
+        ct = n.sum(-1)
+        if valid is not None:  # padding: carry the message, normaliser 1
+            vt = valid[:, t]
+            ct = torch.where(vt, ct, torch.ones_like(ct))
+            n = torch.where(vt[:, None], n, a)
+        a = n / ct[:, None]
+        alphas.append(a)
+        cs.append(ct)
+    cst = torch.stack(cs, 1)  # (B, T)
+    info = torch.finfo(unary.dtype)
+    # Below tiny / eps the normaliser may have lost precision to subnormals (or be 0): exact
+    # answers there need the log-space recursion. One sync, outside the loop.
+    if bool((cst < info.tiny / info.eps).any()):
+        return None
+    shifts = m.sum(-1) if valid is None else torch.where(valid, m, torch.zeros_like(m)).sum(-1)
+    pms = pm.expand(B, T - 1)
+    if valid is not None:
+        pms = torch.where(valid[:, 1:], pms, torch.zeros_like(pms))
+    log_z = torch.log(cst).sum(-1) + shifts + pms.sum(-1)
+    return log_z, torch.stack(alphas, 1), E, P, cst
+
+
+class _ScaledLogZ(torch.autograd.Function):
+    """``log Z`` of prepared (B, T, K) unary and (Bp, Tp, K, K) pair, T >= 2.
+
+    The backward pass is the scaled backward recursion (the posterior marginals). Double
+    backward (``create_graph=True``), and any step where the scaled quantities are not exact,
+    use the generic log-space recursion instead.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        unary: Tensor,
+        pair: Tensor,
+        lengths: Tensor | None,
+    ) -> Tensor:
+        T = unary.shape[1]
+        valid = None if lengths is None else torch.arange(T, device=unary.device) < lengths[:, None]
+        res = _scaled_forward(unary, pair, valid)
+        ctx.fast = res is not None  # type: ignore[attr-defined]
+        ctx.has_lengths = lengths is not None  # type: ignore[attr-defined]
+        lens = lengths if lengths is not None else unary.new_empty(0, dtype=torch.long)
+        if res is None:
+            ctx.save_for_backward(unary, pair, lens)
+            return _log_space_log_z(unary, pair, lengths)
+        log_z, alphas, E, P, cs = res
+        ctx.save_for_backward(unary, pair, lens, alphas, E, P, cs)
+        return log_z
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, g: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None]:
+        saved = ctx.saved_tensors  # type: ignore[attr-defined]
+        unary, pair, lens = saved[:3]
+        lengths = lens if ctx.has_lengths else None  # type: ignore[attr-defined]
+        need_u, need_p = ctx.needs_input_grad[:2]  # type: ignore[attr-defined]
+        grads: tuple[Tensor | None, Tensor | None] | None = None
+        if ctx.fast and not torch.is_grad_enabled():  # type: ignore[attr-defined]
+            alphas, E, P, cs = saved[3:]
+            grads = _scaled_grads(alphas, E, P, cs, lengths, g)
+        if grads is None:
+            grads = _log_space_grads(unary, pair, lengths, g, need_u, need_p)
+        gu, gp = grads
+        return (gu if need_u else None), (gp if need_p else None), None
+
+
+def _scaled_grads(
+    alphas: Tensor, E: Tensor, P: Tensor, cs: Tensor, lengths: Tensor | None, g: Tensor
+) -> tuple[Tensor, Tensor] | None:
+    """Gradients of ``sum g * log Z`` by the scaled backward recursion; None if not finite.
+
+    ``beta[t] = P[t] (E[t+1] beta[t+1]) / cs[t+1]`` with ``beta[T-1] = 1``, so that
+    ``alphas * beta`` are the unary marginals and ``alphas[t, i] P[t, i, j] w[t, j]``, with
+    ``w[t] = E[t+1] beta[t+1] / cs[t+1]``, the pair marginals.
+    """
+    B, T, K = alphas.shape
+    valid = None if lengths is None else torch.arange(T, device=g.device) < lengths[:, None]
+    shared = P.shape[0] == 1
+    PT = P.transpose(-1, -2)
+    b = torch.ones(B, K, dtype=alphas.dtype, device=alphas.device)
+    betas = [b]
+    ws: list[Tensor] = []
+    for t in range(T - 2, -1, -1):
+        w = E[:, t + 1] * b / cs[:, t + 1, None]
+        if valid is not None:  # beta = 1 from the last real step on; no pair mass in padding
+            w = torch.where(valid[:, t + 1, None], w, torch.zeros_like(w))
+        Pt = _pair_at(PT, t)
+        b = w @ Pt[0] if shared else torch.bmm(w[:, None, :], Pt)[:, 0]
+        if valid is not None:
+            b = torch.where(valid[:, t + 1, None], b, torch.ones_like(b))
+        betas.append(b)
+        ws.append(w)
+    gu = alphas * torch.stack(betas[::-1], 1) * g[:, None, None]
+    if valid is not None:
+        gu = torch.where(valid[..., None], gu, torch.zeros_like(gu))
+    W = torch.stack(ws[::-1], 1) * g[:, None, None]  # (B, T-1, K)
+    A = alphas[:, :-1]
+    Bp, Tp = P.shape[:2]
+    if Bp == 1 and Tp == 1:
+        core = torch.einsum("bti,btj->ij", A, W)[None, None]
+    elif Bp == 1:
+        core = torch.einsum("bti,btj->tij", A, W)[None]
+    elif Tp == 1:
+        core = torch.einsum("bti,btj->bij", A, W)[:, None]
+    else:
+        core = A[..., :, None] * W[..., None, :]
+    gp = P * core
+    # 0 * inf where a state of zero filtering mass has a huge scaled beta: redo in log space
+    if not bool(torch.isfinite(gu).all() & torch.isfinite(gp).all()):
+        return None
+    return gu, gp
+
+
+def _log_space_grads(
+    unary: Tensor, pair: Tensor, lengths: Tensor | None, g: Tensor, need_u: bool, need_p: bool
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of ``sum g * log Z`` through the generic log-space recursion.
+
+    Under ``create_graph=True`` (grad mode on in backward) they are built on the saved inputs,
+    so they are themselves differentiable, as for the generic path.
+    """
+    create = torch.is_grad_enabled()
+    with torch.enable_grad():
+        u = unary if create else unary.detach().requires_grad_(need_u)
+        p = pair if create else pair.detach().requires_grad_(need_p)
+        log_z = _log_space_log_z(u, p, lengths)
+        wanted = [x for x, need in ((u, need_u), (p, need_p)) if need]
+        got = torch.autograd.grad(log_z, wanted, g, create_graph=create, allow_unused=True)
+    it = iter(got)
+    out: list[Tensor | None] = []
+    for x, need in ((u, need_u), (p, need_p)):
+        if not need:
+            out.append(None)
+            continue
+        gx = next(it)
+        out.append(torch.zeros_like(x) if gx is None else gx)
+    return out[0], out[1]
+
+
+# ----------------------------------------------------------------------------------------------
 # public functions
 
 
@@ -630,7 +820,10 @@ def chain_log_partition(
             f"{name}: semiring", "must be 'log' or 'max'", found=repr(semiring)
         )
     c = _prepare(unary, pair, lengths, name)
-    _, inc = _forward_messages(c, semiring, _resolve(method, c, semiring))
+    m = _resolve(method, c, semiring)
+    if semiring == "log" and m == "sequential" and c.unary.shape[1] > 1:
+        return _scaled_log_z(c).reshape(c.batch)
+    _, inc = _forward_messages(c, semiring, m)
     return inc.sum(-1).reshape(c.batch)
 
 
@@ -841,10 +1034,15 @@ def chain_viterbi(
     _check_method(method, name)
     c = _prepare(unary, pair, lengths, name)
     m = _resolve(method, c, "max")
+    B, T, K = c.unary.shape
+    if m == "sequential" and T > 1:
+        hat, y_last = _viterbi_forward(c)
+        _raise_infeasible(hat[-1].amax(-1), c, name)
+        path = _mask_path(_viterbi_backtrack(c, hat, y_last), c)
+        return ChainPath(_path_score(c, path).reshape(c.batch), path.reshape(*c.batch, T))
     hat, inc = _forward_messages(c, "max", m)
     best = inc.sum(-1)
     _raise_infeasible(best, c, name)
-    B, T, K = c.unary.shape
     last = _last_index(c)
     y_last = hat.gather(1, last[:, None, None].expand(B, 1, K))[:, 0].argmax(-1)  # (B,)
     if T == 1:
@@ -858,6 +1056,56 @@ def chain_viterbi(
         path = _follow(bp, y_last, m)
     path = _mask_path(path, c)
     return ChainPath(_path_score(c, path).reshape(c.batch), path.reshape(*c.batch, T))
+
+
+def _viterbi_forward(c: _Chain) -> tuple[Tensor, Tensor]:
+    """Max-product recursion, values only (T >= 2).
+
+    Returns the normalised messages ``hat``, time first (T, B, K) for the backtrack's per-step
+    reads, with the same values as :func:`_forward_messages` (padded steps carry the last real
+    one), and each sequence's last state ``y_last`` (B,). The back-pointers are recomputed
+    along the chosen path only, by :func:`_viterbi_backtrack`, so neither the (B, T-1, K, K)
+    scores nor an argmax over them are needed.
+    """
+    u = c.unary
+    T = u.shape[1]
+    pt = c.pair.transpose(-1, -2)  # reduce over the last, contiguous dim
+    if pt.shape[1] == 1:
+        pt = pt.contiguous()
+    h, _ = _normalise(u[:, 0], "max")
+    hats = [h]
+    for t in range(1, T):
+        a = (h[:, None, :] + _pair_at(pt, t - 1)).amax(-1) + u[:, t]
+        if c.valid is not None:
+            a = torch.where(c.valid[:, t, None], a, h)
+        h, _ = _normalise(a, "max")
+        hats.append(h)
+    return torch.stack(hats, 0), h.argmax(-1)
+
+
+def _viterbi_backtrack(c: _Chain, hat: Tensor, y_last: Tensor) -> Tensor:
+    """``y_t = argmax_i hat[t, i] + pair[t, i, y_{t+1}]`` back from ``y_last``: (B, T).
+
+    ``hat`` is time first, (T, B, K), as :func:`_viterbi_forward` returns it. The same values
+    and ties as an argmax over all (i, j) at once, evaluated at ``j = y_{t+1}`` only; padded
+    steps keep ``y_{t+1}``.
+    """
+    T, B, _K = hat.shape
+    pt = c.pair.transpose(-1, -2)
+    if pt.shape[1] == 1:
+        pt = pt.contiguous()  # rows of pt are the columns of pair: gathered per step
+    rows = torch.arange(B, device=hat.device)
+    y = y_last
+    ys = [y]
+    for t in range(T - 2, -1, -1):
+        pr = _pair_at(pt, t)  # (Bp, K, K), [j, i]
+        col = pr[0].index_select(0, y) if pr.shape[0] == 1 else pr[rows, y]  # pair[t, :, y_b]
+        prev = (hat[t] + col).argmax(-1)
+        if c.valid is not None:
+            prev = torch.where(c.valid[:, t + 1], prev, y)
+        y = prev
+        ys.append(y)
+    return torch.stack(ys[::-1], -1)
 
 
 def _last_index(c: _Chain) -> Tensor:

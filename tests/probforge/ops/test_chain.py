@@ -27,6 +27,7 @@ from probforge.ops.chain import (
     chain_viterbi,
     choose_method,
 )
+from probforge.ops.special import logsumexp
 from tests.stats import chi_square_gof, seed_for
 
 F64 = torch.float64
@@ -494,3 +495,146 @@ def test_pairwise_sum_equals_summed_pairwise(method):
     s = chain_marginals(u, p, L, method=method, pairwise="sum")
     torch.testing.assert_close(s.pair, m.pair.sum(-3), rtol=TOL, atol=TOL)
     torch.testing.assert_close(s.unary, m.unary, rtol=TOL, atol=TOL)
+
+
+# ----------------------------------------------------------------------------------------------
+# the scaled (probability-domain) log Z of the sequential method against the log-space recursion
+
+
+@pytest.fixture
+def log_space_calls(monkeypatch):
+    """Count the calls of the generic log-space log Z (the scaled path's fall-back)."""
+    import probforge.ops.chain as chain
+
+    calls = [0]
+    orig = chain._log_space_log_z
+
+    def counted(*args):
+        calls[0] += 1
+        return orig(*args)
+
+    monkeypatch.setattr(chain, "_log_space_log_z", counted)
+    return calls
+
+
+def _log_space(u, p, L):
+    """log Z and its gradients through the log-space forward messages (``chain_forward``)."""
+    uu = u.clone().requires_grad_(True)
+    pp = p.clone().requires_grad_(True)
+    a = chain_forward(uu, pp, L, method="sequential")
+    if L is None:
+        last = a[..., -1, :]
+    else:
+        idx = (L - 1)[..., None, None].expand(*L.shape, 1, a.shape[-1])
+        last = a.gather(-2, idx)[..., 0, :]
+    lz = logsumexp(last, -1)  # finite gradient for an infeasible sequence, as the chain core
+    gu, gp = torch.autograd.grad(lz.sum(), (uu, pp))
+    return lz.detach(), gu, gp
+
+
+def _scaled(u, p, L):
+    uu = u.clone().requires_grad_(True)
+    pp = p.clone().requires_grad_(True)
+    lz = chain_log_partition(uu, pp, L, method="sequential")
+    gu, gp = torch.autograd.grad(lz.sum(), (uu, pp))
+    return lz.detach(), gu, gp
+
+
+@pytest.mark.parametrize("form", ["shared", "time", "full", "batch1"])
+@pytest.mark.parametrize("lengths", [False, True])
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_scaled_log_z_equals_log_space(form, lengths, dtype, log_space_calls):
+    gen = make_generator(seed_for(9))
+    K = 4
+    u, p, L = _random_chain(gen, (5,), 30, K, pair_form=form, forbid=0.2, lengths=lengths)
+    # feasible: state 0 always allowed, self-transitions always allowed
+    u[..., 0] = u[..., 0].clamp_min(-3)
+    p = torch.where(torch.eye(K, dtype=torch.bool), p.clamp_min(-3), p)
+    if lengths:  # padding may hold anything
+        pad = torch.arange(30)[None, :] >= L[:, None]
+        u = torch.where(pad[..., None], torch.nan, u)
+    got = _scaled(u.to(dtype), p.to(dtype), L)
+    assert log_space_calls[0] == 0  # the scaled path ran
+    want = _log_space(u, p, L)
+    tol = TOL if dtype == F64 else 1e-5
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == dtype
+        torch.testing.assert_close(g.double(), w, rtol=tol, atol=tol)
+    if lengths:
+        assert (got[1][pad] == 0).all()
+
+
+def test_scaled_log_z_falls_back_on_underflow(log_space_calls):
+    # the only feasible paths have relative weight e^-800: the scaled normaliser underflows
+    u = torch.tensor([[0.0, -800.0], [-math.inf, 0.0], [0.0, 0.0]], dtype=F64)
+    p = torch.tensor([[0.0, -800.0], [0.0, 0.0]], dtype=F64)
+    got = _scaled(u, p, None)
+    assert log_space_calls[0] > 0
+    br = Brute(u, p[None].expand(2, 2, 2), 3)
+    torch.testing.assert_close(got[0], br.log_z, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(got[1], br.unary, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(got[2], br.pair.sum(0), rtol=TOL, atol=TOL)
+
+
+def test_scaled_log_z_infeasible_sequence(log_space_calls):
+    gen = make_generator(seed_for(10))
+    u, p, L = _random_chain(gen, (3,), 6, 3, pair_form="shared", lengths=True)
+    u[1, 2] = -math.inf  # sequence 1 has no feasible path
+    L[1] = 6
+    got = _scaled(u, p, L)
+    assert log_space_calls[0] > 0
+    assert got[0][1] == -math.inf and torch.isfinite(got[0][[0, 2]]).all()
+    assert all(torch.isfinite(g).all() for g in got[1:])
+    want = _log_space(u, p, L)
+    torch.testing.assert_close(got[0], want[0], rtol=TOL, atol=TOL)
+    torch.testing.assert_close(got[1][[0, 2]], want[1][[0, 2]], rtol=TOL, atol=TOL)
+    # the whole batch (the infeasible sequence's arbitrary but finite gradient included) is
+    # exactly the log-space recursion's
+    import probforge.ops.chain as chain
+
+    uu = u.clone().requires_grad_(True)
+    pp = p.clone().requires_grad_(True)
+    lz = chain._log_space_log_z(uu, pp[None, None], L)
+    want_u, want_p = torch.autograd.grad(lz.sum(), (uu, pp))
+    torch.testing.assert_close(got[1], want_u, rtol=0, atol=0)
+    torch.testing.assert_close(got[2], want_p, rtol=0, atol=0)
+
+
+def test_scaled_log_z_gradient_falls_back_when_not_finite(log_space_calls):
+    # state 1 is never reachable, but its scaled backward message grows like e^(30 t) and
+    # overflows: the gradient is recomputed in log space
+    T = 40
+    u = torch.zeros(T, 2, dtype=F64)
+    u[0, 1] = -math.inf
+    p = torch.tensor([[-30.0, -math.inf], [0.0, 0.0]], dtype=F64)
+    got = _scaled(u, p, None)
+    assert log_space_calls[0] == 1  # the backward pass only
+    want = _log_space(u, p, None)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=TOL, atol=TOL)
+
+
+def test_scaled_log_z_double_backward():
+    gen = make_generator(seed_for(11))
+    u, p, L = _random_chain(gen, (2,), 4, 3, pair_form="shared", lengths=True)
+    torch.autograd.gradgradcheck(
+        lambda a, b: chain_log_partition(a, b, L, method="sequential"),
+        (u.clone().requires_grad_(True), p.clone().requires_grad_(True)),
+    )
+    torch.autograd.gradcheck(
+        lambda a, b: chain_log_partition(a, b, L, method="sequential"),
+        (u.clone().requires_grad_(True), p.clone().requires_grad_(True)),
+    )
+
+
+def test_viterbi_pointers_equal_full_argmax():
+    # the back-pointers kept during the recursion equal an argmax over all steps at once
+    gen = make_generator(seed_for(12))
+    u, p, L = _random_chain(gen, (6,), 25, 5, pair_form="full", forbid=0.1, lengths=True)
+    u[..., 0] = u[..., 0].clamp_min(-3)
+    p = torch.where(torch.eye(5, dtype=torch.bool), p.clamp_min(-3), p)
+    for dtype in (F64, torch.float32):
+        vs = chain_viterbi(u.to(dtype), p.to(dtype), L, method="sequential")
+        vp = chain_viterbi(u.to(dtype), p.to(dtype), L, method="parallel")
+        assert torch.equal(vs.path, vp.path)
+        torch.testing.assert_close(vs.score, vp.score)
