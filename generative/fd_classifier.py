@@ -7,13 +7,14 @@ trained by :func:`train` on the Fashion-MNIST training split (Adam 1e-3, batch 1
 seed 0, float32 on CPU; 85 % test accuracy). Numbers from it compare probforge models with
 each other on 28x28 grey images; they are not comparable with published FIDs.
 
-Weights are not shipped in the package: :func:`load_classifier` trains the network on first use
-(16 minutes measured on two heavily loaded CPU cores; a few minutes on idle ones) and caches it,
-atomically, in ``$PROBFORGE_CACHE`` (default ``~/.cache/probforge``) as
-``fd_classifier_fmnist_v1.pt`` (377 kB), loaded afterwards with ``weights_only=True``.
-Training is seeded and deterministic for a given torch build and thread count; the cached
-file's SHA-256 is printed by ``python -m generative.fd_classifier`` so that runs on different
-machines can check they use the same features.
+The weights were trained once by the project with :func:`train` (the recipe above, torch 2.13 CPU,
+2 threads) and ship in the package as ``generative/weights/fd_classifier_fmnist_v1.pt``
+(377 kB, loaded with ``weights_only=True``), so every installation measures with the same
+features. :func:`load_classifier` uses them; only if that file is missing (a stripped install)
+does it train the network once (a few minutes on two idle cores) and cache it atomically in
+``$PROBFORGE_CACHE`` (default ``~/.cache/probforge``). Training is seeded and deterministic for
+a given torch build and thread count; ``python -m generative.fd_classifier`` prints the SHA-256
+of the weights in use so that runs can check they share the same features.
 
 Examples
 --------
@@ -47,6 +48,7 @@ __all__ = [
     "classifier_frechet_distance",
     "default_weights_path",
     "load_classifier",
+    "packaged_weights_path",
     "train",
 ]
 
@@ -131,9 +133,15 @@ def train(*, epochs: int = 2, seed: int = 0, batch_size: int = 128, lr: float = 
     return net
 
 
+def packaged_weights_path() -> Path:
+    """The weights shipped with the package (``generative/weights/fd_classifier_fmnist_v1.pt``)."""
+    return Path(__file__).resolve().parent / "weights" / _FILE
+
+
 def load_classifier(path: str | os.PathLike[str] | None = None, *,
                     train_if_missing: bool = True) -> FDClassifier:
-    """The cached classifier; trained (and cached) first if absent and ``train_if_missing``.
+    """The project's classifier: from ``path``, else the packaged weights, else the cache
+    (trained and cached first if absent and ``train_if_missing``).
 
     Raises
     ------
@@ -142,7 +150,12 @@ def load_classifier(path: str | os.PathLike[str] | None = None, *,
     DataNotFoundError
         Training is needed and Fashion-MNIST is not installed.
     """
-    p = Path(path) if path is not None else default_weights_path()
+    if path is not None:
+        p = Path(path)
+    elif packaged_weights_path().exists():
+        p = packaged_weights_path()
+    else:
+        p = default_weights_path()
     if not p.exists():
         if not train_if_missing:
             raise CheckpointError(f"FD classifier weights {p}", "not found",
@@ -191,7 +204,9 @@ def sha256(path: str | os.PathLike[str]) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - manual tool
-    target = default_weights_path()
+    target = packaged_weights_path()
+    if not target.exists():
+        target = default_weights_path()
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         train(out=target)
