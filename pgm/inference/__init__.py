@@ -1,7 +1,8 @@
 """Inference on discrete graphical models.
 
 Exact: :class:`VariableElimination` (any query, MAP, log p(e), all marginals at once) and
-:class:`JunctionTree` (calibrated once per evidence pattern; all marginals and clique joints).
+:class:`JunctionTree` (calibrated once per evidence pattern; all marginals and clique joints);
+:class:`PosteriorMarginals` picks the cheaper of the two for all single-variable posteriors.
 Both run on :func:`probforge.ops.contract` and accept batched, soft and partially observed
 evidence. Approximate: :func:`loopy_belief_propagation` (sum / max product, damping, Bethe log Z,
 convergence flag), :func:`mean_field` (CAVI with a monitored ELBO); the textbook's chain
@@ -9,6 +10,7 @@ sum-product (11.73-11.80) is :func:`chain_belief_propagation`.
 """
 
 from pgm.inference._common import DEFAULT_MEMORY_BUDGET, MAPResult
+from pgm.inference.all_marginals import PosteriorMarginals
 from pgm.inference.elimination import VariableElimination
 from pgm.inference.evidence import Evidence, resolve_evidence
 from pgm.inference.junction_tree import CalibratedTree, JunctionTree
@@ -34,6 +36,7 @@ __all__ = [
     "MAPResult",
     "MeanField",
     "MeanFieldResult",
+    "PosteriorMarginals",
     "VariableElimination",
     "chain_belief_propagation",
     "elimination_order",

@@ -1,0 +1,44 @@
+"""PosteriorMarginals: the junction tree or per-variable pruned elimination, same numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import pgm.inference.all_marginals as am
+from pgm.inference import PosteriorMarginals, VariableElimination
+from pgm.io import bundled_network
+from probforge.errors import ValidationError
+from tests.reference.random_models import random_bn, random_mrf
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_both_methods_equal_variable_elimination(seed: int) -> None:
+    model = random_bn(seed, n_min=5, n_max=10)  # exactly normalised CPTs
+    ev_var = model.variables[-1]
+    sample = model.sample(4, generator=torch.Generator().manual_seed(seed))
+    evidence = {ev_var: sample[:, -1]}
+    reference = VariableElimination(model).marginals(evidence)
+    for method in ("junction_tree", "per_variable"):
+        got = PosteriorMarginals(model, [ev_var], method=method)(evidence)
+        assert got.keys() == reference.keys()
+        for v, m in got.items():
+            assert torch.allclose(m, reference[v], atol=1e-10, rtol=0), (method, v)
+
+
+def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    asia = bundled_network("asia")
+    assert PosteriorMarginals(asia).method == "junction_tree"  # small cliques
+    monkeypatch.setattr(am, "DENSE_CLIQUE_ENTRIES", 0)  # as if every clique were large
+    assert PosteriorMarginals(asia).method == "per_variable"
+    # a Markov network has no barren nodes to prune: always the tree
+    assert PosteriorMarginals(random_mrf(0)).method == "junction_tree"
+
+
+def test_errors() -> None:
+    asia = bundled_network("asia")
+    with pytest.raises(ValidationError, match="method"):
+        PosteriorMarginals(asia, method="bp")
+    pm = PosteriorMarginals(asia, ["smoke"], method="per_variable")
+    with pytest.raises(ValidationError, match="evidence"):
+        pm({"dysp": "yes"})
