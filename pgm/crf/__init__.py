@@ -15,6 +15,7 @@
 from pgm.crf.bilstm import BiLSTMCRF, TokenVocab, train_bilstm_crf
 from pgm.crf.conllu import Sentence, iter_conllu, parse_conllu, read_conllu, ud_ewt_paths
 from pgm.crf.constraints import TransitionConstraints, allowed_transitions, bio_constraints
+from pgm.crf.distribution import LinearChainCRFDistribution
 from pgm.crf.encoding import EncodedCorpus, FeatureEncoder
 from pgm.crf.features import sent2features, word2features
 from pgm.crf.linear_chain import LinearChainCRF
@@ -29,6 +30,7 @@ __all__ = [
     "FeatureEncoder",
     "FitInfo",
     "LinearChainCRF",
+    "LinearChainCRFDistribution",
     "Sentence",
     "TagScore",
     "TokenVocab",
