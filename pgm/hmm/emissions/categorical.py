@@ -1,0 +1,153 @@
+"""Categorical emissions (discrete symbols) with a Dirichlet prior."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from probforge.errors import (
+    ShapeError,
+    ValidationError,
+)
+from probforge.ops.random import check_generator
+
+from ._base import (
+    Emission,
+    _as_float,
+    _check_rows,
+)
+
+
+@dataclass(frozen=True)
+class CategoricalPrior:
+    """Dirichlet prior on each state's symbol distribution (hmmlearn ``emissionprob_prior``).
+
+    MAP: ``p[k] ∝ max(alpha - 1 + counts[k], 0)``. ``alpha = 1`` is maximum likelihood.
+    """
+
+    alpha: float | Tensor = 1.0
+
+
+class CategoricalEmission(Emission):
+    """Categorical (discrete symbol) emissions.
+
+    Parameters
+    ----------
+    log_probs : Tensor, shape (K, M)
+        ``log p(x = m | y = k)``; rows must sum to one.
+
+    Observations are integer tensors ``(..., T)`` with symbols in ``0..M-1``.
+    """
+
+    event_dim = 0
+
+    def __init__(self, log_probs: Tensor, *, validate: bool = True) -> None:
+        if log_probs.dim() != 2:
+            raise ShapeError(
+                "CategoricalEmission: log_probs", "must have shape (K, M)",
+                found=tuple(log_probs.shape),
+            )
+        if validate:
+            _check_rows(log_probs, "CategoricalEmission: log_probs")
+        self.log_probs = log_probs
+
+    @property
+    def n_states(self) -> int:
+        return int(self.log_probs.shape[0])
+
+    @property
+    def n_symbols(self) -> int:
+        """Number of symbols ``M``."""
+        return int(self.log_probs.shape[1])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.log_probs.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.log_probs.device
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.log_probs.t()[x]
+
+    def _invalid(self, x: Tensor) -> Tensor | None:
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValidationError(
+                "CategoricalEmission: observations",
+                "must be an integer tensor of symbols",
+                found=x.dtype,
+                fix="convert with x.long()",
+            )
+        return (x < 0) | (x >= self.n_symbols)
+
+    def _error(self, where: str) -> ValidationError:
+        return ValidationError(
+            f"observations at {where}",
+            f"symbol out of range 0..{self.n_symbols - 1}",
+            fix="recode the symbols or enlarge the emission's alphabet",
+        )
+
+    def fill(self, x: Tensor, keep: Tensor) -> Tensor:
+        return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> CategoricalEmission:
+        prior = prior if prior is not None else CategoricalPrior()
+        if not isinstance(prior, CategoricalPrior):
+            raise ValidationError("CategoricalEmission.m_step: prior",
+                                  "must be a CategoricalPrior", found=type(prior).__name__)
+        K, M = self.log_probs.shape
+        counts = torch.zeros(M, K, dtype=weights.dtype, device=weights.device)
+        counts.index_add_(0, x.reshape(-1), weights)
+        counts = counts.t()
+        num = (_as_float(torch.as_tensor(prior.alpha), counts) - 1 + counts).clamp_min(0)
+        num = torch.where(self.log_probs == -math.inf, torch.zeros_like(num), num)
+        total = num.sum(-1, keepdim=True)
+        new = torch.where(total > 0, (num / total.clamp_min(1e-300)).log(), self.log_probs)
+        return CategoricalEmission(new, validate=False)
+
+    def log_prior(self, prior: Any = None) -> Tensor:
+        prior = prior if prior is not None else CategoricalPrior()
+        a = _as_float(torch.as_tensor(prior.alpha), self.log_probs) - 1
+        term = torch.where(a != 0, a * self.log_probs, torch.zeros_like(self.log_probs))
+        return term.sum()
+
+    def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_generator(generator, self.device)
+        logits = self.log_probs[states]
+        flat = logits.reshape(-1, self.n_symbols).exp()
+        if flat.shape[0] == 0:
+            return torch.zeros(states.shape, dtype=torch.long, device=self.device)
+        draw = torch.multinomial(flat, 1, generator=generator)
+        return draw.reshape(states.shape)
+
+    def n_parameters(self) -> int:
+        return self.n_states * (self.n_symbols - 1)
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> CategoricalEmission:
+        return CategoricalEmission(self.log_probs.to(dtype=dtype, device=device), validate=False)
+
+    @classmethod
+    def init(
+        cls,
+        x: Tensor,
+        n_states: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: str = "random",
+        n_symbols: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        **kwargs: Any,
+    ) -> CategoricalEmission:
+        """Rows drawn around the empirical symbol frequencies (``method`` is ignored)."""
+        M = int(x.max()) + 1 if n_symbols is None else n_symbols
+        freq = torch.bincount(x.reshape(-1), minlength=M).to(dtype) + 1.0
+        freq = freq / freq.sum()
+        noise = torch.rand(n_states, M, generator=generator, dtype=dtype, device=x.device)
+        p = freq[None, :] * (0.5 + noise)
+        return cls((p / p.sum(-1, keepdim=True)).log())

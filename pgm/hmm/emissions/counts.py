@@ -1,0 +1,232 @@
+"""Poisson (counts) and Bernoulli (binary vectors) emissions with their conjugate priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from probforge.errors import (
+    ShapeError,
+    ValidationError,
+)
+from probforge.ops.random import check_generator
+
+from ._base import (
+    Emission,
+    _check_init_method,
+    _check_prob_range,
+)
+from .gaussian import GaussianEmission
+
+
+@dataclass(frozen=True)
+class PoissonPrior:
+    """Gamma(alpha, beta) prior on each rate: MAP ``(alpha - 1 + sum w x) / (beta + sum w)``.
+
+    ``alpha = 1, beta = 0`` (the default) is maximum likelihood. (hmmlearn's ``lambdas_prior``
+    / ``lambdas_weight`` divide by the posterior mass of all states together; this is per state.)
+    """
+
+    alpha: float | Tensor = 1.0
+    beta: float | Tensor = 0.0
+
+
+class PoissonEmission(Emission):
+    """Independent Poisson counts per feature.
+
+    Parameters
+    ----------
+    rates : Tensor, shape (K, D)
+        Positive rates.
+
+    Observations: non-negative integer counts ``(..., T, D)`` (integer or float dtype).
+    """
+
+    def __init__(self, rates: Tensor, *, validate: bool = True) -> None:
+        if rates.dim() != 2:
+            raise ShapeError("PoissonEmission: rates", "must have shape (K, D)",
+                             found=tuple(rates.shape))
+        if validate and (not (rates > 0).all() or not torch.isfinite(rates).all()):
+            raise ValidationError("PoissonEmission: rates", "must be finite and > 0")
+        self.rates = rates
+
+    @property
+    def n_states(self) -> int:
+        return int(self.rates.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.rates.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.rates.device
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = x.to(self.dtype)
+        return (x @ self.rates.log().t()) - self.rates.sum(-1) - torch.lgamma(x + 1).sum(-1,
+                                                                                       keepdim=True)
+
+    def _invalid(self, x: Tensor) -> Tensor | None:
+        xf = x.to(self.dtype) if not x.is_floating_point() else x
+        bad = ~torch.isfinite(xf) | (xf < 0) | (xf != xf.round())
+        return bad.any(-1)
+
+    def _error(self, where: str) -> ValidationError:
+        return ValidationError(f"observations at {where}",
+                               "Poisson counts must be finite non-negative integers",
+                               fix="mark missing observations with the `missing` mask")
+
+    def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> PoissonEmission:
+        prior = prior if prior is not None else PoissonPrior()
+        x = x.to(self.dtype)
+        w = weights.to(self.dtype)
+        a = torch.as_tensor(prior.alpha, dtype=self.dtype, device=self.device)
+        b = torch.as_tensor(prior.beta, dtype=self.dtype, device=self.device)
+        num = (a - 1 + w.t() @ x).clamp_min(0)
+        den = b + w.sum(0)[:, None]
+        rates = torch.where((den > 0) & (num > 0), num / den.clamp_min(1e-300), self.rates)
+        return PoissonEmission(rates, validate=False)
+
+    def log_prior(self, prior: Any = None) -> Tensor:
+        prior = prior if prior is not None else PoissonPrior()
+        a = torch.as_tensor(prior.alpha, dtype=self.dtype, device=self.device)
+        b = torch.as_tensor(prior.beta, dtype=self.dtype, device=self.device)
+        return ((a - 1) * self.rates.log() - b * self.rates).sum()
+
+    def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_generator(generator, self.device)
+        return torch.poisson(self.rates[states], generator=generator)
+
+    def n_parameters(self) -> int:
+        return int(self.rates.numel())
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> PoissonEmission:
+        return PoissonEmission(self.rates.to(dtype=dtype, device=device), validate=False)
+
+    @classmethod
+    def init(
+        cls,
+        x: Tensor,
+        n_states: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: str = "kmeans",
+        **kwargs: Any,
+    ) -> PoissonEmission:
+        """Rates from k-means cluster means (or random data points), floored at 1e-3."""
+        _check_init_method(method, "PoissonEmission.init")
+        xf = x.reshape(x.shape[0], -1).to(torch.float64 if not x.is_floating_point()
+                                          else x.dtype)
+        g = GaussianEmission.init(xf, n_states, generator=generator, method=method)
+        return cls(g.means.clamp_min(1e-3))
+
+
+@dataclass(frozen=True)
+class BernoulliPrior:
+    """Beta(a, b) prior on each probability: MAP ``(a - 1 + sum w x) / (a + b - 2 + sum w)``."""
+
+    a: float | Tensor = 1.0
+    b: float | Tensor = 1.0
+
+
+class BernoulliEmission(Emission):
+    """Independent binary features.
+
+    Parameters
+    ----------
+    probs : Tensor, shape (K, D)
+        ``p(x_d = 1 | y = k)`` in [0, 1].
+
+    Observations: 0/1 tensors ``(..., T, D)`` (bool, integer or float).
+    """
+
+    def __init__(self, probs: Tensor, *, validate: bool = True) -> None:
+        if probs.dim() != 2:
+            raise ShapeError("BernoulliEmission: probs", "must have shape (K, D)",
+                             found=tuple(probs.shape))
+        if validate:
+            _check_prob_range(probs, "BernoulliEmission: probs")
+        self.probs = probs
+
+    @property
+    def n_states(self) -> int:
+        return int(self.probs.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.probs.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.probs.device
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        x = x.to(self.dtype)
+        lp = torch.log(self.probs)
+        lq = torch.log1p(-self.probs)
+        # 0 * -inf would be NaN: mask the terms of the features that are off / on
+        on = x[..., None, :]
+        t1 = torch.where(on > 0, lp, torch.zeros_like(lp))
+        t0 = torch.where(on > 0, torch.zeros_like(lq), lq)
+        return (t1 + t0).sum(-1)
+
+    def _invalid(self, x: Tensor) -> Tensor | None:
+        xf = x.to(self.dtype)
+        return ((xf != 0) & (xf != 1)).any(-1)
+
+    def _error(self, where: str) -> ValidationError:
+        return ValidationError(f"observations at {where}", "Bernoulli features must be 0 or 1",
+                               fix="mark missing observations with the `missing` mask")
+
+    def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> BernoulliEmission:
+        prior = prior if prior is not None else BernoulliPrior()
+        x = x.to(self.dtype)
+        w = weights.to(self.dtype)
+        a = torch.as_tensor(prior.a, dtype=self.dtype, device=self.device)
+        b = torch.as_tensor(prior.b, dtype=self.dtype, device=self.device)
+        num = (a - 1 + w.t() @ x).clamp_min(0)
+        den = (a + b - 2 + w.sum(0)[:, None]).clamp_min(0)
+        probs = torch.where(den > 0, (num / den.clamp_min(1e-300)).clamp(0, 1), self.probs)
+        return BernoulliEmission(probs, validate=False)
+
+    def log_prior(self, prior: Any = None) -> Tensor:
+        prior = prior if prior is not None else BernoulliPrior()
+        a = torch.as_tensor(prior.a, dtype=self.dtype, device=self.device) - 1
+        b = torch.as_tensor(prior.b, dtype=self.dtype, device=self.device) - 1
+        lp, lq = torch.log(self.probs), torch.log1p(-self.probs)
+        t = torch.where(a != 0, a * lp, torch.zeros_like(lp)) + torch.where(
+            b != 0, b * lq, torch.zeros_like(lq))
+        return t.sum()
+
+    def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_generator(generator, self.device)
+        return torch.bernoulli(self.probs[states], generator=generator)
+
+    def n_parameters(self) -> int:
+        return int(self.probs.numel())
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> BernoulliEmission:
+        return BernoulliEmission(self.probs.to(dtype=dtype, device=device), validate=False)
+
+    @classmethod
+    def init(
+        cls,
+        x: Tensor,
+        n_states: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: str = "kmeans",
+        **kwargs: Any,
+    ) -> BernoulliEmission:
+        """Cluster means (k-means or random points) shrunk towards 1/2: ``0.1 + 0.8 * mean``."""
+        _check_init_method(method, "BernoulliEmission.init")
+        xf = x.reshape(x.shape[0], -1).to(torch.float64 if not x.is_floating_point()
+                                          else x.dtype)
+        g = GaussianEmission.init(xf, n_states, generator=generator, method=method)
+        return cls(0.1 + 0.8 * g.means.clamp(0, 1))

@@ -1,0 +1,323 @@
+"""Gaussian emissions (full, diagonal, spherical and tied covariances) with hmmlearn's priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from probforge.errors import (
+    NonFiniteError,
+    ShapeError,
+    ValidationError,
+)
+from probforge.ops.random import check_generator
+
+from ._base import (
+    _COV_TYPES,
+    _LOG_2PI,
+    Emission,
+    _check_init_method,
+    _kmeans_labels,
+)
+
+
+@dataclass(frozen=True)
+class GaussianPrior:
+    """Conjugate prior of Gaussian emissions, in hmmlearn's parametrisation.
+
+    MAP M-step (per state ``k``, ``N = sum_t w_tk``, ``S`` the weighted scatter about the new mean):
+
+    - ``mean = (means_weight * means_prior + sum_t w_tk x_t) / (means_weight + N)``
+    - diag / spherical: ``var = (covars_prior + means_weight (mean - means_prior)^2 + S)
+      / (max(covars_weight - 1, 0) + N)`` (spherical: averaged over dimensions)
+    - full: ``cov = (Psi + means_weight d d^T + S) / (max(covars_weight - D, 0) + N)``;
+      tied: numerators summed over states, denominator ``max(covars_weight - D, 0) + sum N``.
+
+    ``Psi = covars_prior * I`` for a scalar (a tensor is used as given). The defaults are
+    hmmlearn's (``covars_prior = 0.01``, ``covars_weight = 1``); ``min_covar`` is added to the
+    variances after the update (hmmlearn only adds it at initialisation; default 0).
+    """
+
+    means_prior: float | Tensor = 0.0
+    means_weight: float | Tensor = 0.0
+    covars_prior: float | Tensor = 1e-2
+    covars_weight: float | Tensor = 1.0
+    min_covar: float = 0.0
+
+
+class GaussianEmission(Emission):
+    """Multivariate Gaussian emissions with full, diagonal, spherical or tied covariances.
+
+    Parameters
+    ----------
+    means : Tensor, shape (K, D)
+    covars : Tensor
+        ``full``: (K, D, D); ``diag``: (K, D) variances; ``spherical``: (K,) variances;
+        ``tied``: (D, D) shared by all states.
+    covariance_type : {"full", "diag", "spherical", "tied"}, default "diag"
+
+    Observations are float tensors ``(..., T, D)``.
+    """
+
+    def __init__(
+        self,
+        means: Tensor,
+        covars: Tensor,
+        covariance_type: str = "diag",
+        *,
+        validate: bool = True,
+    ) -> None:
+        if covariance_type not in _COV_TYPES:
+            raise ValidationError(
+                "GaussianEmission: covariance_type", f"must be one of {_COV_TYPES}",
+                found=repr(covariance_type),
+            )
+        if means.dim() != 2 or not means.is_floating_point():
+            raise ShapeError("GaussianEmission: means", "must be a float tensor (K, D)",
+                             found=tuple(means.shape))
+        K, D = means.shape
+        want = {"full": (K, D, D), "diag": (K, D), "spherical": (K,), "tied": (D, D)}[
+            covariance_type
+        ]
+        if tuple(covars.shape) != want:
+            raise ShapeError(
+                "GaussianEmission: covars",
+                f"'{covariance_type}' covariances must have shape {want}",
+                found=tuple(covars.shape),
+            )
+        self.means = means
+        self.covars = covars.to(means.dtype)
+        self.covariance_type = covariance_type
+        if validate:
+            if not torch.isfinite(means).all():
+                raise NonFiniteError("GaussianEmission: means", "must be finite")
+            if covariance_type in ("diag", "spherical"):
+                if not (self.covars > 0).all() or not torch.isfinite(self.covars).all():
+                    i = int((~(self.covars > 0)).reshape(K, -1).any(-1).nonzero()[0, 0])
+                    raise ValidationError(
+                        f"GaussianEmission: covars of state {i}",
+                        "variances must be finite and > 0",
+                    )
+        self._chol: Tensor | None = None
+        if covariance_type in ("full", "tied"):
+            mats = self.covars if covariance_type == "full" else self.covars[None]
+            if validate and not torch.allclose(mats, mats.transpose(-1, -2)):
+                raise ValidationError("GaussianEmission: covars", "must be symmetric")
+            chol, info = torch.linalg.cholesky_ex(mats)
+            if bool((info != 0).any()):
+                i = int((info != 0).nonzero()[0, 0])
+                raise ValidationError(
+                    f"GaussianEmission: covars of state {i}" if covariance_type == "full"
+                    else "GaussianEmission: tied covars",
+                    "must be positive definite",
+                    fix="add a small multiple of the identity (min_covar)",
+                )
+            self._chol = chol
+
+    @property
+    def n_states(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Dimension ``D`` of one observation."""
+        return int(self.means.shape[1])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.means.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.means.device
+
+    def variances(self) -> Tensor:
+        """Per-state variances (K, D) for diag / spherical."""
+        if self.covariance_type == "spherical":
+            return self.covars[:, None].expand(self.n_states, self.n_features)
+        return self.covars
+
+    def full_covars(self) -> Tensor:
+        """Covariance matrices (K, D, D) whatever the type."""
+        K, D = self.means.shape
+        if self.covariance_type == "full":
+            return self.covars
+        if self.covariance_type == "tied":
+            return self.covars.expand(K, D, D)
+        return torch.diag_embed(self.variances())
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.n_features:
+            raise ShapeError("GaussianEmission: observations",
+                             f"last dim must be D = {self.n_features}", found=tuple(x.shape))
+        x = x.to(self.dtype)
+        D = self.n_features
+        if self.covariance_type in ("diag", "spherical"):
+            var = self.variances()
+            diff = x[..., None, :] - self.means  # (..., T, K, D)
+            return -0.5 * (D * _LOG_2PI + var.log().sum(-1) + (diff * diff / var).sum(-1))
+        assert self._chol is not None
+        chol = self._chol  # (K or 1, D, D)
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, D)  # (N, D)
+        diff = flat[None, :, :] - self.means[:, None, :]  # (K, N, D)
+        sol = torch.linalg.solve_triangular(
+            chol, diff.transpose(-1, -2), upper=False
+        )  # (K, D, N)
+        maha = (sol * sol).sum(-2)  # (K, N)
+        logdet = 2 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (K,) or (1,)
+        out = -0.5 * (D * _LOG_2PI + logdet[:, None] + maha)
+        res: Tensor = out.t().reshape(*lead, self.n_states)
+        return res
+
+    def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> GaussianEmission:
+        prior = prior if prior is not None else GaussianPrior()
+        if not isinstance(prior, GaussianPrior):
+            raise ValidationError("GaussianEmission.m_step: prior",
+                                  "must be a GaussianPrior", found=type(prior).__name__)
+        x = x.to(self.dtype)
+        K, D = self.means.shape
+        w = weights.to(self.dtype)
+        n = w.sum(0)  # (K,)
+        sx = w.t() @ x  # (K, D)
+        lam = _bcast(prior.means_weight, self.means, (K,))
+        mu0 = _bcast(prior.means_prior, self.means, (K, D))
+        denom = lam + n
+        means = torch.where(
+            (denom > 0)[:, None], (lam[:, None] * mu0 + sx) / denom.clamp_min(1e-300)[:, None],
+            self.means,
+        )
+        md = means - mu0
+        ct = self.covariance_type
+        if ct in ("diag", "spherical"):
+            sxx = w.t() @ (x * x)
+            scatter = sxx - 2 * means * sx + means * means * n[:, None]
+            cp = _bcast(prior.covars_prior, self.means, (K, D))
+            cw = _bcast(prior.covars_weight, self.means, (K, D))
+            num = cp + lam[:, None] * md * md + scatter
+            var = num / ((cw - 1).clamp_min(0) + n[:, None]).clamp_min(1e-5)
+            if ct == "spherical":
+                var = var.mean(-1)
+            var = var + prior.min_covar
+            return GaussianEmission(means, var, ct, validate=False)
+        sxxt = torch.einsum("nk,ni,nj->kij", w, x, x)
+        outer_sm = sx[:, :, None] * means[:, None, :]
+        scatter = sxxt - outer_sm - outer_sm.transpose(-1, -2) + (
+            means[:, :, None] * means[:, None, :] * n[:, None, None]
+        )
+        psi = _psi(prior.covars_prior, self.means, K, D)
+        cw = torch.as_tensor(prior.covars_weight, dtype=self.dtype, device=self.device)
+        num = lam[:, None, None] * md[:, :, None] * md[:, None, :] + scatter
+        eye = torch.eye(D, dtype=self.dtype, device=self.device)
+        if ct == "full":
+            cov = (psi + num) / ((cw - D).clamp_min(0) + n).reshape(-1, 1, 1)
+        else:
+            cov = (psi[0] + num.sum(0)) / ((cw - D).clamp_min(0) + n.sum())
+        cov = cov + prior.min_covar * eye
+        cov = 0.5 * (cov + cov.transpose(-1, -2))
+        return GaussianEmission(means, cov, ct, validate=False)
+
+    def log_prior(self, prior: Any = None) -> Tensor:
+        prior = prior if prior is not None else GaussianPrior()
+        K, D = self.means.shape
+        lam = _bcast(prior.means_weight, self.means, (K,))
+        mu0 = _bcast(prior.means_prior, self.means, (K, D))
+        md = self.means - mu0
+        ct = self.covariance_type
+        if ct in ("diag", "spherical"):
+            var = self.variances()
+            cp = _bcast(prior.covars_prior, self.means, (K, D))
+            cw = (_bcast(prior.covars_weight, self.means, (K, D)) - 1).clamp_min(0)
+            # spherical: one variance per state, its prior counted once per dimension (the MAP
+            # averages the per-dimension estimates)
+            return (-(cw / 2) * var.log() - (cp + lam[:, None] * md * md) / (2 * var)).sum()
+        psi = _psi(prior.covars_prior, self.means, K, D)
+        cw = (torch.as_tensor(prior.covars_weight, dtype=self.dtype) - D).clamp_min(0)
+        cov = self.full_covars()
+        inv = torch.linalg.inv(cov)
+        logdet = torch.linalg.slogdet(cov)[1]
+        quad = lam[:, None, None] * md[:, :, None] * md[:, None, :]
+        if ct == "full":
+            val: Tensor = (-(cw / 2) * logdet - 0.5 * ((psi + quad) * inv).sum((-2, -1))).sum()
+        else:
+            val = -(cw / 2) * logdet[0] - 0.5 * ((psi[0] + quad.sum(0)) * inv[0]).sum()
+        return val
+
+    def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        check_generator(generator, self.device)
+        z = torch.randn(*states.shape, self.n_features, generator=generator, dtype=self.dtype,
+                        device=self.device)
+        mu = self.means[states]
+        if self.covariance_type in ("diag", "spherical"):
+            return mu + z * self.variances()[states].sqrt()
+        assert self._chol is not None
+        chol = self._chol[states] if self.covariance_type == "full" else self._chol[0]
+        return mu + (chol @ z[..., None])[..., 0]
+
+    def n_parameters(self) -> int:
+        K, D = self.means.shape
+        cov = {"spherical": K, "diag": K * D, "full": K * D * (D + 1) // 2,
+               "tied": D * (D + 1) // 2}[self.covariance_type]
+        return K * D + cov
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+           ) -> GaussianEmission:
+        return GaussianEmission(self.means.to(dtype=dtype, device=device),
+                                self.covars.to(dtype=dtype, device=device),
+                                self.covariance_type, validate=False)
+
+    @classmethod
+    def init(
+        cls,
+        x: Tensor,
+        n_states: int,
+        *,
+        generator: torch.Generator | None = None,
+        method: str = "kmeans",
+        covariance_type: str = "diag",
+        min_covar: float = 1e-3,
+        **kwargs: Any,
+    ) -> GaussianEmission:
+        """Means from k-means (or random data points), covariances from the data's covariance
+        plus ``min_covar * I`` for every state (as hmmlearn)."""
+        _check_init_method(method, "GaussianEmission.init")
+        x = x.reshape(x.shape[0], -1)
+        N, D = x.shape
+        if method == "kmeans":
+            labels = _kmeans_labels(x, n_states, generator)
+            onehot = torch.nn.functional.one_hot(labels, n_states).to(x.dtype)
+            cnt = onehot.sum(0)
+            means = (onehot.t() @ x) / cnt.clamp_min(1)[:, None]
+        else:
+            idx = torch.randperm(N, generator=generator, device=x.device)[:n_states]
+            means = x[idx]
+            if means.shape[0] < n_states:
+                raise ValidationError("GaussianEmission.init", "fewer observations than states",
+                                      found=N)
+        xc = x - x.mean(0)
+        cv = (xc.t() @ xc) / max(N - 1, 1) + min_covar * torch.eye(D, dtype=x.dtype,
+                                                                   device=x.device)
+        covars = {
+            "full": cv.expand(n_states, D, D).clone(),
+            "tied": cv,
+            "diag": cv.diagonal().expand(n_states, D).clone(),
+            "spherical": cv.diagonal().mean().expand(n_states).clone(),
+        }[covariance_type]
+        return cls(means, covars, covariance_type)
+
+
+def _bcast(v: float | Tensor, like: Tensor, shape: tuple[int, ...]) -> Tensor:
+    t = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if t.dim() == 1 and len(shape) == 2 and t.shape[0] == shape[0] and shape[1] != shape[0]:
+        t = t[:, None]  # per-state value
+    return t.expand(shape)
+
+
+def _psi(v: float | Tensor, like: Tensor, K: int, D: int) -> Tensor:
+    t = torch.as_tensor(v, dtype=like.dtype, device=like.device)
+    if t.dim() == 0:
+        return t * torch.eye(D, dtype=like.dtype, device=like.device).expand(K, D, D)
+    return t.expand(K, D, D)
