@@ -70,7 +70,7 @@ from probforge.errors import (
 )
 from probforge.ops.random import check_generator
 from probforge.ops.semiring import gumbel
-from probforge.ops.special import logsumexp, safe_log
+from probforge.ops.special import logmatmulexp, logsumexp
 
 __all__ = [
     "ChainMarginals",
@@ -541,30 +541,8 @@ def _combine(semiring: str) -> Callable[[Tensor, Tensor], Tensor]:
 
 
 def _log_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``log(exp(a) @ exp(b))``: (..., n, k) x (..., k, m), batch dims broadcast.
-
-    One matmul on max-shifted exponentials; entries whose sum falls below the normal range (so
-    that underflow could have cost precision or turned a finite value into -inf) are recomputed
-    by an exact log-sum-exp over their ``k`` terms, so the result is exact wherever it is finite.
-    """
-    a_max = _floor(a.detach().amax(dim=-1, keepdim=True))
-    b_max = _floor(b.detach().amax(dim=-2, keepdim=True))
-    prod = torch.matmul(torch.exp(a - a_max), torch.exp(b - b_max))
-    grad = a.requires_grad or b.requires_grad
-    out = (safe_log(prod) if grad else torch.log(prod)) + a_max + b_max
-    info = torch.finfo(a.dtype)
-    small = prod < info.tiny / info.eps
-    if bool(small.any()):
-        lead_shape = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # type: ignore[no-untyped-call]
-        ae = a.expand(*lead_shape, *a.shape[-2:])
-        be = b.expand(*lead_shape, *b.shape[-2:])
-        idx = small.nonzero(as_tuple=True)
-        lead, i, j = idx[:-2], idx[-2], idx[-1]
-        rows = ae[(*lead, i)]  # (n, k)
-        cols = be.transpose(-1, -2)[(*lead, j)]  # (n, k)
-        exact = _lse(rows + cols, -1)
-        out = out.index_put(idx, exact)
-    return out
+    """``log(exp(a) @ exp(b))``, exact wherever finite (see :func:`logmatmulexp`)."""
+    return logmatmulexp(a, b, exact=True)
 
 
 def _maxplus_matmul(a: Tensor, b: Tensor) -> Tensor:

@@ -132,7 +132,7 @@ def log1mexp(x: Tensor) -> Tensor:
     return torch.where(near_zero, hi, lo)
 
 
-def logmatmulexp(a: Tensor, b: Tensor) -> Tensor:
+def logmatmulexp(a: Tensor, b: Tensor, *, exact: bool = False) -> Tensor:
     """``log(exp(a) @ exp(b))`` with batch broadcasting, via one matmul.
 
     Each operand is shifted by its own maximum over the contracted dimension, so the largest term
@@ -143,6 +143,11 @@ def logmatmulexp(a: Tensor, b: Tensor) -> Tensor:
     ----------
     a : Tensor, shape (..., n, k)
     b : Tensor, shape (..., k, m)
+    exact : bool
+        Also recompute, by an exact log-sum-exp over their ``k`` terms, the entries whose shifted
+        sum fell below the normal range (where underflow may have cost precision or turned a
+        finite value into ``-inf``), so the result is exact wherever it is finite. Costs one
+        comparison, and the recomputation only where it is needed.
 
     Returns
     -------
@@ -151,4 +156,21 @@ def logmatmulexp(a: Tensor, b: Tensor) -> Tensor:
     a_max = finite_shift(a.amax(dim=-1, keepdim=True))
     b_max = finite_shift(b.amax(dim=-2, keepdim=True))
     prod = torch.matmul(torch.exp(a - a_max), torch.exp(b - b_max))
-    return safe_log(prod) + a_max + b_max
+    grad = a.requires_grad or b.requires_grad
+    out = (safe_log(prod) if grad or not exact else torch.log(prod)) + a_max + b_max
+    if not exact:
+        return out
+    info = torch.finfo(a.dtype)
+    small = prod < info.tiny / info.eps
+    if bool(small.any()):
+        lead_shape = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # type: ignore[no-untyped-call]
+        ae = a.expand(*lead_shape, *a.shape[-2:])
+        be = b.expand(*lead_shape, *b.shape[-2:])
+        idx = small.nonzero(as_tuple=True)
+        lead, i, j = idx[:-2], idx[-2], idx[-1]
+        rows = ae[(*lead, i)]  # (n, k)
+        cols = be.transpose(-1, -2)[(*lead, j)]  # (n, k)
+        terms = rows + cols
+        exact_vals = logsumexp(terms, -1) if grad else torch.logsumexp(terms, -1)
+        out = out.index_put(idx, exact_vals)
+    return out

@@ -108,3 +108,18 @@ def test_dtype_and_device_follow_inputs(dtype: torch.dtype) -> None:
     for out in (logsumexp(x, -1), logaddexp(x, x), log1mexp(x - 1), logmatmulexp(x, x.T),
                 safe_log(x + 1)):
         assert out.dtype == dtype and out.device == x.device
+
+
+def test_logmatmulexp_exact_recovers_underflowed_entries() -> None:
+    # Row 0 of a peaks where column 0 of b is tiny and vice versa: the shifted product of that
+    # entry is about exp(-1500), zero in float64, so the plain version returns -inf.
+    a = torch.tensor([[0.0, -1500.0]], dtype=torch.float64)
+    b = torch.tensor([[-1500.0], [0.0]], dtype=torch.float64)
+    ref = torch.tensor([[-1500.0 + math.log(2)]], dtype=torch.float64)  # log(2 e^-1500)
+    assert torch.isneginf(logmatmulexp(a, b)).all()
+    got = logmatmulexp(a, b, exact=True)
+    assert torch.allclose(got, ref, rtol=1e-15, atol=0)
+    # entries that did not underflow are unchanged
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    y = torch.randn(3, 5, 2, dtype=torch.float64)
+    assert torch.equal(logmatmulexp(x, y, exact=True), logmatmulexp(x, y))
