@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from probforge.errors import CheckpointError
+from probforge.files import atomic_torch_save
 
 __all__ = ["FORMAT", "VERSION", "checkpoint_config", "load_checkpoint", "save_checkpoint"]
 
@@ -53,19 +53,11 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> No
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "version": VERSION, **payload}
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CheckpointError(f"checkpoint {p}", "could not be written", found=str(err),
-                                  fix="check the folder's free space and permissions") from err
-        raise
+        atomic_torch_save(p, data)
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {p}", "could not be written", found=str(err),
+                              fix="check the folder's free space and permissions") from err
 
 
 def load_checkpoint(path: str | os.PathLike[str],

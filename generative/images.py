@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.files import atomic_write_bytes
 
 __all__ = ["make_grid", "save_samples", "scatter_image", "write_png"]
 
@@ -72,16 +72,9 @@ def write_png(path: str | os.PathLike[str], image: Tensor) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``."""
+    """Write ``data`` to ``path`` atomically, creating its folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def _to_uint8(x: Tensor, what: str) -> Tensor:

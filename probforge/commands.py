@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from probforge.cli import TourStep
+from probforge.files import atomic_write_text
 from probforge.ops import contract, contract_argmax, contract_sample, make_generator
 
 __all__ = ["TOUR_STEPS", "write_json_atomic"]
 
 
 def write_json_atomic(path: Path, payload: object) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (temp file in the same dir, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` as JSON to ``path`` atomically (see :mod:`probforge.files`)."""
+    atomic_write_text(path, json.dumps(payload, indent=2))
 
 
 def _core_tour(out: Path, seed: int) -> list[str]:

@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -42,6 +40,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from pgm.crf.constraints import TransitionConstraints
 from pgm.crf.linear_chain import LinearChainCRF
 from probforge.errors import CheckpointError, ShapeError, ValidationError
+from probforge.files import atomic_torch_save
 from probforge.ops.random import make_generator, random_seed
 
 __all__ = ["BiLSTMCRF", "TokenBatch", "TokenVocab", "train_bilstm_crf"]
@@ -302,17 +301,7 @@ class BiLSTMCRF(nn.Module):
                  "vocab": {"words": self.vocab.words, "affixes": self.vocab.affixes,
                            "shapes": self.vocab.shapes},
                  "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                   dir=target.parent if str(target.parent) else ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(state, fh)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_torch_save(path, state)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Hashable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -47,6 +45,7 @@ from pgm.crf.encoding import EncodedCorpus, FeatureEncoder, Token
 from pgm.crf.linear_chain import LinearChainCRF
 from pgm.crf.owlqn import minimize_owlqn
 from probforge.errors import CheckpointError, ShapeError, ValidationError
+from probforge.files import atomic_torch_save
 from probforge.ops.random import make_generator
 
 __all__ = ["CRFTagger", "FitInfo"]
@@ -533,17 +532,7 @@ class CRFTagger:
                 t.cpu() for t in (crf.allowed_start, crf.allowed_transitions, crf.allowed_end)
                 if t is not None],
         }
-        target = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                   dir=target.parent if str(target.parent) else ".")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(state, fh)
-            os.replace(tmp, target)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_torch_save(path, state)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"

@@ -64,8 +64,8 @@ from probforge.errors import (
     UnknownVariableError,
     ValidationError,
 )
+from probforge.files import atomic_write_bytes
 
-from ._atomic import atomic_write_bytes
 from ._source import END_OF_FILE, display_name, parse_error, read_source
 
 __all__ = [

@@ -59,8 +59,8 @@ import numpy as np
 import numpy.typing as npt
 
 from probforge.errors import ParseError, ValidationError
+from probforge.files import atomic_write_bytes
 
-from ._atomic import atomic_write_bytes
 from ._source import END_OF_FILE, display_name, read_bytes
 from .bif import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
 

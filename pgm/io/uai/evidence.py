@@ -11,8 +11,8 @@ from probforge.errors import (
     ParseError,
     ValidationError,
 )
+from probforge.files import atomic_write_text
 
-from .._atomic import atomic_write_text
 from .._source import END_OF_FILE, display_name, parse_error, read_source
 from ._common import (
     _INT,

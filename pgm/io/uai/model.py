@@ -16,8 +16,8 @@ from probforge.errors import (
     ShapeError,
     ValidationError,
 )
+from probforge.files import atomic_write_text
 
-from .._atomic import atomic_write_text
 from .._source import END_OF_FILE, display_name, read_source
 from ._common import (
     _INT,

@@ -484,7 +484,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["asia.bif"]  # no temporary left
 
     # A failure while writing leaves the old file untouched and no temporary behind.
-    atomic = importlib.import_module("pgm.io._atomic")
+    atomic = importlib.import_module("probforge.files")
 
     def broken_fsync(fd: int) -> None:
         raise OSError("disk full")
@@ -530,7 +530,7 @@ def test_data_class_validates_and_freezes() -> None:
 
 
 def test_module_examples_run() -> None:
-    for name in ("pgm.io", "pgm.io.bif", "pgm.io._atomic", "pgm.io._source", "pgm.io.networks"):
+    for name in ("pgm.io", "pgm.io.bif", "pgm.io._source", "pgm.io.networks"):
         module = importlib.import_module(name)
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, name

@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees either the old file or the complete new one, never a torn one.
+"""Atomic file writes for every package: a reader sees the old file or the complete new one.
 
 The data go to a temporary file in the destination's directory (so the final rename stays on one
 file system), are flushed and ``fsync``-ed, and the temporary file is moved over the destination
@@ -8,7 +8,7 @@ removed and the destination is left untouched.
 Examples
 --------
 >>> import pathlib, tempfile
->>> from pgm.io._atomic import atomic_write_text
+>>> from probforge.files import atomic_write_text
 >>> target = pathlib.Path(tempfile.mkdtemp()) / "model.uai"
 >>> atomic_write_text(target, "MARKOV\\n0\\n\\n0\\n")
 >>> target.read_text()
@@ -22,7 +22,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -67,6 +67,18 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
         Text encoding.
     """
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_torch_save(path: str | os.PathLike[str], obj: object) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write_bytes`); read it back
+    with ``torch.load(path, weights_only=True)``."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
