@@ -191,8 +191,9 @@ def chain_inputs(
     em = model.emission
     em.check(x, observed)
     ll = em.log_prob(em.fill(x, observed))
-    ll = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
-    unary = torch.cat([ll[..., :1, :] + model.log_initial, ll[..., 1:, :]], dim=-2)
+    # a new tensor (never the emission's own), so the initial term can be added in place
+    unary = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
+    unary[..., 0, :] += model.log_initial
     if clamp is not None:
         if clamp.is_floating_point() or tuple(clamp.shape) != (*batch, T):
             raise ShapeError("clamp", f"must be an integer tensor of shape {(*batch, T)}",

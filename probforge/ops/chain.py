@@ -68,6 +68,7 @@ from probforge.errors import (
     ValidationError,
     ZeroProbabilityEvidence,
 )
+from probforge.ops import chain_native
 from probforge.ops.random import check_generator
 from probforge.ops.semiring import gumbel
 from probforge.ops.special import logmatmulexp, logsumexp
@@ -584,7 +585,7 @@ def _log_space_log_z(unary: Tensor, pair: Tensor, lengths: Tensor | None) -> Ten
 
 
 def _scaled_forward(
-    unary: Tensor, pair: Tensor, valid: Tensor | None
+    unary: Tensor, pair: Tensor, lengths: Tensor | None, valid: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
     """(log_z, alphas, E, P, cs) of the scaled forward recursion; None if it is not exact.
 
@@ -598,6 +599,26 @@ def _scaled_forward(
     pm = pair.amax((-2, -1))  # (Bp, Tp)
     pm = torch.where(torch.isfinite(pm), pm, torch.zeros_like(pm))
     P = torch.exp(pair - pm[..., None, None])
+    if chain_native.enabled(E, P):
+        alpha_t, cst = chain_native.scaled_forward(E, P, lengths)
+    else:
+        alpha_t, cst = _scaled_forward_loop(E, P, valid)
+    info = torch.finfo(unary.dtype)
+    # Below tiny / eps the normaliser may have lost precision to subnormals (or be 0): exact
+    # answers there need the log-space recursion. One sync, outside the loop.
+    if bool((cst < info.tiny / info.eps).any()):
+        return None
+    shifts = m.sum(-1) if valid is None else torch.where(valid, m, torch.zeros_like(m)).sum(-1)
+    pms = pm.expand(B, T - 1)
+    if valid is not None:
+        pms = torch.where(valid[:, 1:], pms, torch.zeros_like(pms))
+    log_z = torch.log(cst).sum(-1) + shifts + pms.sum(-1)
+    return log_z, alpha_t, E, P, cst
+
+
+def _scaled_forward_loop(E: Tensor, P: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The scaled forward recursion in torch: (alphas (B, T, K), normalisers (B, T))."""
+    T = E.shape[1]
     shared = P.shape[0] == 1
     cs = [E[:, 0].sum(-1)]
     a = E[:, 0] / cs[0][:, None]
@@ -613,18 +634,7 @@ def _scaled_forward(
         a = n / ct[:, None]
         alphas.append(a)
         cs.append(ct)
-    cst = torch.stack(cs, 1)  # (B, T)
-    info = torch.finfo(unary.dtype)
-    # Below tiny / eps the normaliser may have lost precision to subnormals (or be 0): exact
-    # answers there need the log-space recursion. One sync, outside the loop.
-    if bool((cst < info.tiny / info.eps).any()):
-        return None
-    shifts = m.sum(-1) if valid is None else torch.where(valid, m, torch.zeros_like(m)).sum(-1)
-    pms = pm.expand(B, T - 1)
-    if valid is not None:
-        pms = torch.where(valid[:, 1:], pms, torch.zeros_like(pms))
-    log_z = torch.log(cst).sum(-1) + shifts + pms.sum(-1)
-    return log_z, torch.stack(alphas, 1), E, P, cst
+    return torch.stack(alphas, 1), torch.stack(cs, 1)
 
 
 class _ScaledLogZ(torch.autograd.Function):
@@ -644,7 +654,7 @@ class _ScaledLogZ(torch.autograd.Function):
     ) -> Tensor:
         T = unary.shape[1]
         valid = None if lengths is None else torch.arange(T, device=unary.device) < lengths[:, None]
-        res = _scaled_forward(unary, pair, valid)
+        res = _scaled_forward(unary, pair, lengths, valid)
         ctx.fast = res is not None  # type: ignore[attr-defined]
         ctx.has_lengths = lengths is not None  # type: ignore[attr-defined]
         lens = lengths if lengths is not None else unary.new_empty(0, dtype=torch.long)
@@ -682,27 +692,13 @@ def _scaled_grads(
     ``alphas * beta`` are the unary marginals and ``alphas[t, i] P[t, i, j] w[t, j]``, with
     ``w[t] = E[t+1] beta[t+1] / cs[t+1]``, the pair marginals.
     """
-    B, T, K = alphas.shape
+    T = alphas.shape[1]
     valid = None if lengths is None else torch.arange(T, device=g.device) < lengths[:, None]
-    shared = P.shape[0] == 1
-    PT = P.transpose(-1, -2)
-    b = torch.ones(B, K, dtype=alphas.dtype, device=alphas.device)
-    betas = [b]
-    ws: list[Tensor] = []
-    for t in range(T - 2, -1, -1):
-        w = E[:, t + 1] * b / cs[:, t + 1, None]
-        if valid is not None:  # beta = 1 from the last real step on; no pair mass in padding
-            w = torch.where(valid[:, t + 1, None], w, torch.zeros_like(w))
-        Pt = _pair_at(PT, t)
-        b = w @ Pt[0] if shared else torch.bmm(w[:, None, :], Pt)[:, 0]
-        if valid is not None:
-            b = torch.where(valid[:, t + 1, None], b, torch.ones_like(b))
-        betas.append(b)
-        ws.append(w)
-    gu = alphas * torch.stack(betas[::-1], 1) * g[:, None, None]
+    betas, ws = _scaled_backward(E, P, cs, lengths, valid)
+    gu = alphas * betas * g[:, None, None]
     if valid is not None:
         gu = torch.where(valid[..., None], gu, torch.zeros_like(gu))
-    W = torch.stack(ws[::-1], 1) * g[:, None, None]  # (B, T-1, K)
+    W = ws * g[:, None, None]  # (B, T-1, K)
     A = alphas[:, :-1]
     Bp, Tp = P.shape[:2]
     if Bp == 1 and Tp == 1:
@@ -718,6 +714,37 @@ def _scaled_grads(
     if not bool(torch.isfinite(gu).all() & torch.isfinite(gp).all()):
         return None
     return gu, gp
+
+
+def _scaled_backward(
+    E: Tensor, P: Tensor, cs: Tensor, lengths: Tensor | None, valid: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """The scaled backward recursion: ``betas`` (B, T, K) and pair weights ``ws`` (B, T-1, K).
+
+    ``beta[t] = P[t] ws[t]`` with ``ws[t] = E[t+1] beta[t+1] / cs[t+1]`` and ``beta[T-1] = 1``;
+    ``ws`` is 0 and ``beta`` 1 from the last real step on.
+    """
+    if chain_native.enabled(E, P, cs):
+        return chain_native.scaled_backward(E, P, cs, lengths)
+    B, T, K = E.shape
+    shared = P.shape[0] == 1
+    PT = P.transpose(-1, -2)
+    b = torch.ones(B, K, dtype=E.dtype, device=E.device)
+    betas = [b]
+    ws: list[Tensor] = []
+    for t in range(T - 2, -1, -1):
+        w = E[:, t + 1] * b / cs[:, t + 1, None]
+        if valid is not None:  # beta = 1 from the last real step on; no pair mass in padding
+            w = torch.where(valid[:, t + 1, None], w, torch.zeros_like(w))
+        Pt = _pair_at(PT, t)
+        b = w @ Pt[0] if shared else torch.bmm(w[:, None, :], Pt)[:, 0]
+        if valid is not None:
+            b = torch.where(valid[:, t + 1, None], b, torch.ones_like(b))
+        betas.append(b)
+        ws.append(w)
+    if not ws:
+        return torch.stack(betas, 1), E.new_zeros(B, 0, K)
+    return torch.stack(betas[::-1], 1), torch.stack(ws[::-1], 1)
 
 
 def _log_space_grads(
@@ -799,7 +826,8 @@ def chain_log_partition(
         )
     c = _prepare(unary, pair, lengths, name)
     m = _resolve(method, c, semiring)
-    if semiring == "log" and m == "sequential" and c.unary.shape[1] > 1:
+    native = method != "parallel" and chain_native.enabled(c.unary, c.pair, autograd=True)
+    if semiring == "log" and (m == "sequential" or native) and c.unary.shape[1] > 1:
         return _scaled_log_z(c).reshape(c.batch)
     _, inc = _forward_messages(c, semiring, m)
     return inc.sum(-1).reshape(c.batch)
@@ -897,6 +925,10 @@ def _posterior(
     Pair marginals: (B, T-1, K, K) for ``pairwise=True``; summed over steps, (B, K, K), for
     ``pairwise="sum"`` (computed in blocks of steps, so never (B, T-1, K, K) at once).
     """
+    if method != "parallel" and chain_native.enabled(c.unary, c.pair):
+        fast = _scaled_posterior(c, pairwise)
+        if fast is not None:
+            return fast
     m = _resolve(method, c, "log")
     hat, inc = _forward_messages(c, "log", m)
     log_z = inc.sum(-1)
@@ -915,6 +947,46 @@ def _posterior(
     elif pairwise:
         xi = c.unary.new_zeros(B, 0, K, K) if T == 1 else _pair_block(c, hat, v, 0, T - 1)
     return log_z, gamma, xi, hat
+
+
+def _scaled_posterior(
+    c: _Chain, pairwise: bool | str
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor] | None:
+    """:func:`_posterior` by the scaled recursions (no autograd); None where they are not exact.
+
+    ``gamma = alphas * betas`` and ``xi[t] = alphas[t, :, None] * P[t] * ws[t, None, :]``, the
+    pair potentials' max shift cancelling in the normalisation.
+    """
+    B, T, K = c.unary.shape
+    if T == 1:
+        return None
+    res = _scaled_forward(c.unary, c.pair, c.lengths, c.valid)
+    if res is None:
+        return None
+    log_z, alphas, E, P, cs = res
+    betas, ws = _scaled_backward(E, P, cs, c.lengths, c.valid)
+    gamma = alphas * betas
+    gamma = gamma / gamma.sum(-1, keepdim=True)  # sums to 1 up to rounding; make it exact
+    if c.valid is not None:
+        gamma = torch.where(c.valid[..., None], gamma, torch.zeros_like(gamma))
+    A = alphas[:, :-1]
+    xi: Tensor | None = None
+    Tp = P.shape[1]
+    if pairwise == "sum":
+        if Tp == 1:
+            xi = torch.einsum("bti,btj->bij", A, ws) * P[:, 0]
+        else:
+            xi = c.unary.new_zeros(B, K, K)
+            block = max(1, _SCAN_BUDGET // max(B * K * K, 1))
+            for s in range(0, T - 1, block):
+                e = min(s + block, T - 1)
+                xi = xi + (A[:, s:e, :, None] * P[:, s:e] * ws[:, s:e, None, :]).sum(1)
+    elif pairwise:
+        xi = A[..., :, None] * P * ws[..., None, :]
+    # 0 * inf where a state of zero filtering mass has a huge scaled beta: log space instead
+    if not bool(torch.isfinite(gamma).all()) or (xi is not None and not bool(xi.isfinite().all())):
+        return None
+    return log_z, gamma, xi, torch.log(alphas)
 
 
 def _pair_block(c: _Chain, hat: Tensor, v: Tensor, s: int, e: int) -> Tensor:
@@ -1013,6 +1085,10 @@ def chain_viterbi(
     c = _prepare(unary, pair, lengths, name)
     m = _resolve(method, c, "max")
     B, T, K = c.unary.shape
+    if method != "parallel" and T > 1 and chain_native.enabled(c.unary, c.pair):
+        path, ok = chain_native.viterbi(c.unary, c.pair, c.lengths)
+        _raise_infeasible(torch.where(ok, 0.0, -math.inf), c, name)
+        return ChainPath(_path_score(c, path).reshape(c.batch), path.reshape(*c.batch, T))
     if m == "sequential" and T > 1:
         hat, y_last = _viterbi_forward(c)
         _raise_infeasible(hat[-1].amax(-1), c, name)

@@ -156,9 +156,19 @@ class GaussianEmission(Emission):
         x = x.to(self.dtype)
         D = self.n_features
         if self.covariance_type in ("diag", "spherical"):
-            var = self.variances()
-            diff = x[..., None, :] - self.means  # (..., T, K, D)
-            return -0.5 * (D * _LOG_2PI + var.log().sum(-1) + (diff * diff / var).sum(-1))
+            var = self.variances()  # (K, D)
+            # sum_d (x_d - mu_kd)^2 / var_kd expanded into two (N, D) @ (D, K) products, as
+            # scikit-learn and hmmlearn do, instead of an (N, K, D) difference tensor; both
+            # sides are centred first so that data far from the origin loses no precision.
+            centre = self.means.mean(0)
+            xc = (x - centre).reshape(-1, D)
+            mc = self.means - centre
+            prec = 1.0 / var
+            const = -0.5 * (D * _LOG_2PI + var.log().sum(-1) + (mc * mc * prec).sum(-1))  # (K,)
+            out = torch.addmm(const, xc * xc, prec.t(), alpha=-0.5)  # fused (N, K) passes
+            out.addmm_(xc, (mc * prec).t())
+            res_d: Tensor = out.reshape(*x.shape[:-1], self.n_states)
+            return res_d
         assert self._chol is not None
         chol = self._chol  # (K or 1, D, D)
         lead = x.shape[:-1]
