@@ -29,7 +29,9 @@ Two methods compute the messages: ``"sequential"``, the textbook recursion (one 
 step, batched over sequences), and ``"parallel"``, a log-depth associative scan over the ``K x K``
 step matrices (``O(T K^3)`` work in ``2 log2 T`` batched levels), which is much faster for long
 chains with few states. ``"auto"`` picks from the shapes. Both are tested equal to each other and
-to enumeration of all ``K^T`` paths.
+to enumeration of all ``K^T`` paths. On CPU, with numba installed, ``"auto"`` and
+``"sequential"`` run the sequential recursions (scaled forward and backward, Viterbi) as compiled
+kernels (:mod:`probforge.ops.chain_native`), tested equal to the torch recursions.
 
 Sequences whose every path is forbidden have ``log Z = -inf``: :func:`chain_log_partition`,
 :func:`chain_forward` and :func:`chain_backward` return it; the functions that need a posterior
@@ -1086,9 +1088,9 @@ def chain_viterbi(
     m = _resolve(method, c, "max")
     B, T, K = c.unary.shape
     if method != "parallel" and T > 1 and chain_native.enabled(c.unary, c.pair):
-        path, ok = chain_native.viterbi(c.unary, c.pair, c.lengths)
-        _raise_infeasible(torch.where(ok, 0.0, -math.inf), c, name)
-        return ChainPath(_path_score(c, path).reshape(c.batch), path.reshape(*c.batch, T))
+        path, _, score = chain_native.viterbi(c.unary, c.pair, c.lengths)
+        _raise_infeasible(score, c, name)
+        return ChainPath(score.reshape(c.batch), path.reshape(*c.batch, T))
     if m == "sequential" and T > 1:
         hat, y_last = _viterbi_forward(c)
         _raise_infeasible(hat[-1].amax(-1), c, name)

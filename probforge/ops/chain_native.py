@@ -145,73 +145,103 @@ def _kernels() -> dict[str, Any]:
                         acc += P[pb, pt, i, j] * ws[b, t, j]
                     betas[b, t, i] = acc
 
-    @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
-    def max_product(U: Any, P: Any, lengths: Any, path: Any, ok: Any) -> None:  # pragma: no cover
-        B, T, K = U.shape
-        Bp, Tp = P.shape[0], P.shape[1]
+    @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def max_product_one(
+        U: Any, P: Any, L: int, path: Any
+    ) -> tuple[bool, float]:  # pragma: no cover
+        """Viterbi of one sequence: U (T, K), P (Tp, K, K); fills path (T,); (feasible, score)."""
+        T, K = U.shape
+        Tp = P.shape[0]
+        K4 = K - K % 4
         ninf = -np.inf
+        for s in range(T):
+            path[s] = -1
+        # normalised messages of every step; the back-pointers are recomputed along the chosen
+        # path only, so the forward sweep needs max values, not arg-maxima
+        delta = np.empty((L, K), dtype=U.dtype)
+        PT = np.empty((K, K), dtype=U.dtype)  # PT[j, i] = pair[i, j]: contiguous over i
+        loaded = -1
+        mx = ninf
+        for k in range(K):
+            delta[0, k] = U[0, k]
+            mx = delta[0, k] if delta[0, k] > mx else mx
+        if mx == ninf:
+            return False, ninf
+        for k in range(K):
+            delta[0, k] -= mx
+        for t in range(1, L):
+            pt = t - 1 if Tp > 1 else 0
+            if pt != loaded:
+                for i in range(K):
+                    for j in range(K):
+                        PT[j, i] = P[pt, i, j]
+                loaded = pt
+            # four states j at a time: four independent max chains per pass over i (the
+            # compare-select latency, not the arithmetic, bounds a single chain)
+            for j in range(0, K4, 4):
+                b0 = ninf
+                b1 = ninf
+                b2 = ninf
+                b3 = ninf
+                for i in range(K):
+                    di = delta[t - 1, i]
+                    v0 = di + PT[j, i]
+                    v1 = di + PT[j + 1, i]
+                    v2 = di + PT[j + 2, i]
+                    v3 = di + PT[j + 3, i]
+                    b0 = v0 if v0 > b0 else b0
+                    b1 = v1 if v1 > b1 else b1
+                    b2 = v2 if v2 > b2 else b2
+                    b3 = v3 if v3 > b3 else b3
+                delta[t, j] = b0 + U[t, j]
+                delta[t, j + 1] = b1 + U[t, j + 1]
+                delta[t, j + 2] = b2 + U[t, j + 2]
+                delta[t, j + 3] = b3 + U[t, j + 3]
+            for j in range(K4, K):
+                best = ninf
+                for i in range(K):
+                    v = delta[t - 1, i] + PT[j, i]
+                    best = v if v > best else best
+                delta[t, j] = best + U[t, j]
+            mx = ninf
+            for j in range(K):
+                mx = delta[t, j] if delta[t, j] > mx else mx
+            if mx == ninf:
+                return False, ninf
+            for j in range(K):
+                delta[t, j] -= mx
+        # first maximum, as torch's argmax; the score is summed along the path
+        y = 0
+        for k in range(K):
+            if delta[L - 1, k] > delta[L - 1, y]:
+                y = k
+        path[L - 1] = y
+        score = 0.0 + U[L - 1, y]
+        for s in range(L - 1, 0, -1):
+            pt = s - 1 if Tp > 1 else 0
+            best = ninf
+            arg = 0
+            for i in range(K):
+                v = delta[s - 1, i] + P[pt, i, y]
+                if v > best:
+                    best = v
+                    arg = i
+            score += U[s - 1, arg] + P[pt, arg, y]
+            y = arg
+            path[s - 1] = y
+        return True, score
+
+    @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    def max_product(
+        U: Any, P: Any, lengths: Any, path: Any, ok: Any, score: Any
+    ) -> None:  # pragma: no cover
+        B = U.shape[0]
+        Bp = P.shape[0]
         for b in prange(B):
             pb = b if Bp > 1 else b - b  # same integer type as the prange index
-            L = lengths[b]
-            # normalised messages of every step; the back-pointers are recomputed along the
-            # chosen path only, so the forward sweep needs max values, not arg-maxima
-            delta = np.empty((L, K), dtype=U.dtype)
-            PT = np.empty((K, K), dtype=U.dtype)  # PT[j, i] = pair[i, j]: contiguous over i
-            loaded = -1
-            mx = ninf
-            for k in range(K):
-                delta[0, k] = U[b, 0, k]
-                mx = delta[0, k] if delta[0, k] > mx else mx
-            feasible = mx > ninf
-            if feasible:
-                for k in range(K):
-                    delta[0, k] -= mx
-            t = 1
-            while feasible and t < L:
-                pt = t - 1 if Tp > 1 else 0
-                if pt != loaded:
-                    for i in range(K):
-                        for j in range(K):
-                            PT[j, i] = P[pb, pt, i, j]
-                    loaded = pt
-                for j in range(K):
-                    best = ninf
-                    for i in range(K):
-                        v = delta[t - 1, i] + PT[j, i]
-                        best = v if v > best else best
-                    delta[t, j] = best
-                mx = ninf
-                for j in range(K):
-                    delta[t, j] += U[b, t, j]
-                    mx = delta[t, j] if delta[t, j] > mx else mx
-                if mx == ninf:
-                    feasible = False
-                    break
-                for j in range(K):
-                    delta[t, j] -= mx
-                t += 1
+            feasible, sc = max_product_one(U[b], P[pb], lengths[b], path[b])
             ok[b] = feasible
-            for s in range(T):
-                path[b, s] = -1
-            if not feasible:
-                continue
-            # first maximum, as torch's argmax
-            y = 0
-            for k in range(K):
-                if delta[L - 1, k] > delta[L - 1, y]:
-                    y = k
-            path[b, L - 1] = y
-            for s in range(L - 1, 0, -1):
-                pt = s - 1 if Tp > 1 else 0
-                best = ninf
-                arg = 0
-                for i in range(K):
-                    v = delta[s - 1, i] + P[pb, pt, i, y]
-                    if v > best:
-                        best = v
-                        arg = i
-                y = arg
-                path[b, s - 1] = y
+            score[b] = sc
 
     return {"forward": forward, "backward": backward, "max_product": max_product}
 
@@ -299,7 +329,7 @@ def scaled_backward(
     return betas, ws
 
 
-def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     """Max-product recursion and backtrack.
 
     Parameters
@@ -317,6 +347,8 @@ def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tenso
         A best path; ``-1`` at padded steps and for infeasible sequences.
     feasible : BoolTensor, shape (B,)
         False where every path has score ``-inf``.
+    score : Tensor, shape (B,)
+        The path's score (sum of its unary and pair log-potentials); ``-inf`` where infeasible.
 
     Examples
     --------
@@ -328,5 +360,8 @@ def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tenso
     B, T, _K = U.shape
     path = torch.empty(B, T, dtype=torch.long)
     ok = torch.empty(B, dtype=torch.bool)
-    _kernels()["max_product"](_np(U), _np(P), _lengths(lengths, B, T), path.numpy(), ok.numpy())
-    return path, ok
+    score = torch.empty(B, dtype=torch.float64)
+    _kernels()["max_product"](
+        _np(U), _np(P), _lengths(lengths, B, T), path.numpy(), ok.numpy(), score.numpy()
+    )
+    return path, ok, score.to(U.dtype)
