@@ -83,69 +83,106 @@ def _kernels() -> dict[str, Any]:
     assert nb is not None
     njit, prange = nb.njit, nb.prange
 
+    # Sums may be reassociated (vectorised): every term is a finite non-negative number, so
+    # only rounding changes; no NaN/inf assumptions are made.
+    sums = {"reassoc", "contract"}
+
+    @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")  # type: ignore[untyped-decorator]
+    def forward_one(E: Any, P: Any, L: int, alphas: Any, cs: Any) -> None:  # pragma: no cover
+        """Scaled forward of one sequence: E (T, K), P (Tp, K, K); fills alphas, cs."""
+        T, K = E.shape
+        Tp = P.shape[0]
+        PT = np.empty((K, K), dtype=P.dtype)  # PT[j, i] = P[i, j]: sums over contiguous i
+        prev = np.empty(K, dtype=alphas.dtype)  # local rows: no aliasing with the outputs
+        cur = np.empty(K, dtype=alphas.dtype)
+        loaded = -1
+        s = 0.0
+        for k in range(K):
+            s += E[0, k]
+        cs[0] = s
+        for k in range(K):
+            prev[k] = E[0, k] / s
+            alphas[0, k] = prev[k]
+        for t in range(1, T):
+            if t >= L:  # padding: carry the message, normaliser 1
+                for k in range(K):
+                    alphas[t, k] = alphas[t - 1, k]
+                cs[t] = 1.0
+                continue
+            pt = t - 1 if Tp > 1 else 0
+            if pt != loaded:
+                for i in range(K):
+                    for j in range(K):
+                        PT[j, i] = P[pt, i, j]
+                loaded = pt
+            s = 0.0
+            for j in range(K):
+                acc = 0.0
+                for i in range(K):
+                    acc += prev[i] * PT[j, i]
+                acc *= E[t, j]
+                cur[j] = acc
+                s += acc
+            cs[t] = s
+            for j in range(K):
+                prev[j] = cur[j] / s
+                alphas[t, j] = prev[j]
+
     @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def forward(E: Any, P: Any, lengths: Any, alphas: Any, cs: Any) -> None:  # pragma: no cover
-        B, T, K = E.shape
-        Bp, Tp = P.shape[0], P.shape[1]
+        B = E.shape[0]
+        Bp = P.shape[0]
         for b in prange(B):
             pb = b if Bp > 1 else b - b  # same integer type as the prange index
-            L = lengths[b]
-            s = 0.0
-            for k in range(K):
-                s += E[b, 0, k]
-            cs[b, 0] = s
-            for k in range(K):
-                alphas[b, 0, k] = E[b, 0, k] / s
-            for t in range(1, T):
-                if t >= L:  # padding: carry the message, normaliser 1
-                    for k in range(K):
-                        alphas[b, t, k] = alphas[b, t - 1, k]
-                    cs[b, t] = 1.0
-                    continue
-                pt = t - 1 if Tp > 1 else 0
-                for j in range(K):
-                    alphas[b, t, j] = 0.0
+            forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b])
+
+    @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")  # type: ignore[untyped-decorator]
+    def backward_one(
+        E: Any, P: Any, cs: Any, L: int, betas: Any, ws: Any
+    ) -> None:  # pragma: no cover
+        """Scaled backward of one sequence; fills betas (T, K) and ws (T-1, K)."""
+        T, K = E.shape
+        Tp = P.shape[0]
+        Pl = np.empty((K, K), dtype=P.dtype)
+        w = np.empty(K, dtype=betas.dtype)  # local rows: no aliasing with the outputs
+        nb = np.ones(K, dtype=betas.dtype)
+        loaded = -1
+        for k in range(K):
+            betas[T - 1, k] = 1.0
+        for t in range(T - 2, -1, -1):
+            if t + 1 >= L:  # beta = 1 from the last real step on; no pair mass in padding
+                for k in range(K):
+                    ws[t, k] = 0.0
+                    betas[t, k] = 1.0
+                continue
+            pt = t if Tp > 1 else 0
+            if pt != loaded:
                 for i in range(K):
-                    ai = alphas[b, t - 1, i]
                     for j in range(K):
-                        alphas[b, t, j] += ai * P[pb, pt, i, j]
-                s = 0.0
+                        Pl[i, j] = P[pt, i, j]
+                loaded = pt
+            c = cs[t + 1]
+            for j in range(K):
+                w[j] = E[t + 1, j] * nb[j] / c
+                ws[t, j] = w[j]
+            for i in range(K):
+                acc = 0.0
                 for j in range(K):
-                    v = alphas[b, t, j] * E[b, t, j]
-                    alphas[b, t, j] = v
-                    s += v
-                cs[b, t] = s
-                for j in range(K):
-                    alphas[b, t, j] = alphas[b, t, j] / s
+                    acc += Pl[i, j] * w[j]
+                nb[i] = acc
+                betas[t, i] = acc
 
     @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def backward(
         E: Any, P: Any, cs: Any, lengths: Any, betas: Any, ws: Any
     ) -> None:  # pragma: no cover
-        B, T, K = E.shape
-        Bp, Tp = P.shape[0], P.shape[1]
+        B = E.shape[0]
+        Bp = P.shape[0]
         for b in prange(B):
             pb = b if Bp > 1 else b - b  # same integer type as the prange index
-            L = lengths[b]
-            for k in range(K):
-                betas[b, T - 1, k] = 1.0
-            for t in range(T - 2, -1, -1):
-                if t + 1 >= L:  # beta = 1 from the last real step on; no pair mass in padding
-                    for k in range(K):
-                        ws[b, t, k] = 0.0
-                        betas[b, t, k] = 1.0
-                    continue
-                pt = t if Tp > 1 else 0
-                c = cs[b, t + 1]
-                for j in range(K):
-                    ws[b, t, j] = E[b, t + 1, j] * betas[b, t + 1, j] / c
-                for i in range(K):
-                    acc = 0.0
-                    for j in range(K):
-                        acc += P[pb, pt, i, j] * ws[b, t, j]
-                    betas[b, t, i] = acc
+            backward_one(E[b], P[pb], cs[b], lengths[b], betas[b], ws[b])
 
-    @njit(cache=True, nogil=True)  # type: ignore[untyped-decorator]
+    @njit(cache=True, nogil=True, error_model="numpy")  # type: ignore[untyped-decorator]
     def max_product_one(
         U: Any, P: Any, L: int, path: Any
     ) -> tuple[bool, float]:  # pragma: no cover
