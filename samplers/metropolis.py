@@ -213,7 +213,7 @@ class RandomWalkMetropolis:
         if p.cholesky is not None:
             eps = (eps.reshape(x.shape[0], -1) @ p.cholesky.T).reshape(x.shape)
         scale = p.scale.reshape(p.scale.shape + (1,) * (x.dim() - p.scale.dim()))
-        proposal = x + scale * eps
+        proposal = torch.addcmul(x, scale, eps)  # x + scale * eps in one pass
         proposal_lp = log_density(proposal).detach()
         return _finish(state, proposal, proposal_lp, proposal_lp - state.log_density, generator)
 

@@ -587,9 +587,12 @@ def _log_space_log_z(unary: Tensor, pair: Tensor, lengths: Tensor | None) -> Ten
 
 
 def _scaled_forward(
-    unary: Tensor, pair: Tensor, lengths: Tensor | None, valid: Tensor | None
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor] | None:
+    unary: Tensor, pair: Tensor, lengths: Tensor | None, valid: Tensor | None, *,
+    store: bool = True,
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor, Tensor] | None:
     """(log_z, alphas, E, P, cs) of the scaled forward recursion; None if it is not exact.
+
+    ``store=False`` may skip the (B, T, K) ``alphas`` (then None) when only ``log Z`` is needed.
 
     ``E = exp(unary - max_k)``, ``P = exp(pair - max_ij)``, ``alphas[:, t]`` the filtering
     distributions and ``cs[:, t]`` their normalisers (1 at padded steps).
@@ -601,8 +604,9 @@ def _scaled_forward(
     pm = pair.amax((-2, -1))  # (Bp, Tp)
     pm = torch.where(torch.isfinite(pm), pm, torch.zeros_like(pm))
     P = torch.exp(pair - pm[..., None, None])
+    alpha_t: Tensor | None
     if chain_native.enabled(E, P):
-        alpha_t, cst = chain_native.scaled_forward(E, P, lengths)
+        alpha_t, cst = chain_native.scaled_forward(E, P, lengths, store=store)
     else:
         alpha_t, cst = _scaled_forward_loop(E, P, valid)
     info = torch.finfo(unary.dtype)
@@ -656,7 +660,9 @@ class _ScaledLogZ(torch.autograd.Function):
     ) -> Tensor:
         T = unary.shape[1]
         valid = None if lengths is None else torch.arange(T, device=unary.device) < lengths[:, None]
-        res = _scaled_forward(unary, pair, lengths, valid)
+        # without any input needing a gradient, only log Z is kept
+        store = any(ctx.needs_input_grad[:2])  # type: ignore[attr-defined]
+        res = _scaled_forward(unary, pair, lengths, valid, store=store)
         ctx.fast = res is not None  # type: ignore[attr-defined]
         ctx.has_lengths = lengths is not None  # type: ignore[attr-defined]
         lens = lengths if lengths is not None else unary.new_empty(0, dtype=torch.long)
@@ -664,7 +670,11 @@ class _ScaledLogZ(torch.autograd.Function):
             ctx.save_for_backward(unary, pair, lens)
             return _log_space_log_z(unary, pair, lengths)
         log_z, alphas, E, P, cs = res
-        ctx.save_for_backward(unary, pair, lens, alphas, E, P, cs)
+        if alphas is None:  # no backward will run
+            ctx.fast = False  # type: ignore[attr-defined]
+            ctx.save_for_backward(unary, pair, lens)
+        else:
+            ctx.save_for_backward(unary, pair, lens, alphas, E, P, cs)
         return log_z
 
     @staticmethod
@@ -966,6 +976,7 @@ def _scaled_posterior(
     if res is None:
         return None
     log_z, alphas, E, P, cs = res
+    assert alphas is not None
     betas, ws = _scaled_backward(E, P, cs, c.lengths, c.valid)
     gamma = alphas * betas
     gamma = gamma / gamma.sum(-1, keepdim=True)  # sums to 1 up to rounding; make it exact

@@ -88,8 +88,11 @@ def _kernels() -> dict[str, Any]:
     sums = {"reassoc", "contract"}
 
     @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")  # type: ignore[untyped-decorator]
-    def forward_one(E: Any, P: Any, L: int, alphas: Any, cs: Any) -> None:  # pragma: no cover
-        """Scaled forward of one sequence: E (T, K), P (Tp, K, K); fills alphas, cs."""
+    def forward_one(
+        E: Any, P: Any, L: int, alphas: Any, cs: Any, store: bool
+    ) -> None:  # pragma: no cover
+        """Scaled forward of one sequence: E (T, K), P (Tp, K, K); fills cs and, if store,
+        alphas (T, K)."""
         T, K = E.shape
         Tp = P.shape[0]
         PT = np.empty((K, K), dtype=P.dtype)  # PT[j, i] = P[i, j]: sums over contiguous i
@@ -102,11 +105,13 @@ def _kernels() -> dict[str, Any]:
         cs[0] = s
         for k in range(K):
             prev[k] = E[0, k] / s
-            alphas[0, k] = prev[k]
+            if store:
+                alphas[0, k] = prev[k]
         for t in range(1, T):
             if t >= L:  # padding: carry the message, normaliser 1
-                for k in range(K):
-                    alphas[t, k] = alphas[t - 1, k]
+                if store:
+                    for k in range(K):
+                        alphas[t, k] = prev[k]
                 cs[t] = 1.0
                 continue
             pt = t - 1 if Tp > 1 else 0
@@ -126,15 +131,19 @@ def _kernels() -> dict[str, Any]:
             cs[t] = s
             for j in range(K):
                 prev[j] = cur[j] / s
-                alphas[t, j] = prev[j]
+            if store:
+                for j in range(K):
+                    alphas[t, j] = prev[j]
 
     @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
-    def forward(E: Any, P: Any, lengths: Any, alphas: Any, cs: Any) -> None:  # pragma: no cover
+    def forward(
+        E: Any, P: Any, lengths: Any, alphas: Any, cs: Any, store: bool
+    ) -> None:  # pragma: no cover
         B = E.shape[0]
         Bp = P.shape[0]
         for b in prange(B):
             pb = b if Bp > 1 else b - b  # same integer type as the prange index
-            forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b])
+            forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b], store)
 
     @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")  # type: ignore[untyped-decorator]
     def backward_one(
@@ -293,7 +302,9 @@ def _lengths(lengths: Tensor | None, B: int, T: int) -> np.ndarray:
     return _np(lengths.to(torch.long))
 
 
-def scaled_forward(E: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+def scaled_forward(
+    E: Tensor, P: Tensor, lengths: Tensor | None, *, store: bool = True
+) -> tuple[Tensor | None, Tensor]:
     """Scaled forward recursion in the probability domain.
 
     Parameters
@@ -304,11 +315,14 @@ def scaled_forward(E: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor
         ``exp`` of the pair log-potentials, shifted; ``Bp`` in {1, B}, ``Tp`` in {1, T-1}.
     lengths : LongTensor, shape (B,), optional
         Real lengths; later steps are padding.
+    store : bool, default True
+        Keep every step's filtering distribution (False: only ``cs``, e.g. for ``log Z`` alone,
+        saving a (B, T, K) write).
 
     Returns
     -------
-    alphas : Tensor, shape (B, T, K)
-        Filtering distributions (padded steps carry the last real one).
+    alphas : Tensor, shape (B, T, K), or None
+        Filtering distributions (padded steps carry the last real one); None unless ``store``.
     cs : Tensor, shape (B, T)
         Per-step normalisers (1 at padded steps); ``log Z = sum log cs`` plus the shifts.
 
@@ -321,10 +335,12 @@ def scaled_forward(E: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor
     tensor([[2., 2., 2.]], dtype=torch.float64)
     """
     B, T, K = E.shape
-    alphas = torch.empty(B, T, K, dtype=E.dtype)
+    alphas = torch.empty(B, T if store else 1, K, dtype=E.dtype)
     cs = torch.empty(B, T, dtype=E.dtype)
-    _kernels()["forward"](_np(E), _np(P), _lengths(lengths, B, T), alphas.numpy(), cs.numpy())
-    return alphas, cs
+    _kernels()["forward"](
+        _np(E), _np(P), _lengths(lengths, B, T), alphas.numpy(), cs.numpy(), store
+    )
+    return (alphas if store else None), cs
 
 
 def scaled_backward(
