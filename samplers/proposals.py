@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import ShapeError, ValidationError
-from probforge.ops.random import check_generator, random_seed
+from probforge.ops.random import check_generator, random_seed, sample_distribution
 
 __all__ = ["Cauchy", "DistributionProposal", "Gaussian", "Proposal", "Uniform", "as_proposal"]
 
@@ -188,12 +188,9 @@ class DistributionProposal:
 
     def sample(self, num: int, generator: torch.Generator | None) -> Tensor:
         """Draws, shape (num, *event)."""
-        seed = random_seed(generator)
-        cuda_in_use = torch.cuda.is_initialized()  # type: ignore[no-untyped-call]
-        devices = list(range(torch.cuda.device_count())) if cuda_in_use else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            return self.distribution.sample((num,))
+        if generator is None:  # still reproducible from the global RNG's state
+            generator = torch.Generator().manual_seed(random_seed(None))
+        return sample_distribution(self.distribution, (num,), generator)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``log q(x)``, shape (num,)."""

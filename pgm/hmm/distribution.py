@@ -32,6 +32,7 @@ from torch.distributions import Distribution, constraints
 
 from probforge.errors import ShapeError, ValidationError
 from probforge.ops.chain import chain_log_partition, chain_sample
+from probforge.ops.random import sample_distribution
 
 __all__ = ["HMMDistribution"]
 
@@ -151,8 +152,9 @@ class HMMDistribution(Distribution):
                ) -> Tensor:
         """Draw sequences: ``sample_shape + batch_shape + (T, *event)``.
 
-        The state paths use ``generator``; the observations are drawn by
-        ``observation_dist.sample`` (torch's global RNG, as every torch distribution).
+        Both the state paths and the observations follow ``generator`` (the observations via
+        :func:`probforge.ops.random.sample_distribution`, which leaves the global RNG as it
+        was); without one, torch's global RNG is used, as by every torch distribution.
         """
         if self.duration is None:
             raise ValidationError("HMMDistribution.sample", "needs the sequence length",
@@ -171,7 +173,8 @@ class HMMDistribution(Distribution):
                               generator=generator)  # (n, *batch, T)
         states = states.reshape(*shape, T)
         with torch.no_grad():
-            every = self.observation_dist.sample(torch.Size((*torch.Size(sample_shape), T)))
+            every = sample_distribution(self.observation_dist, (*torch.Size(sample_shape), T),
+                                        generator)
         # every: sample_shape + (T,) + batch + (K,) + event -> move T next to the batch
         nb = len(self.batch_shape)
         ns = len(torch.Size(sample_shape))

@@ -31,6 +31,7 @@ from probforge.ops.random import (
     make_generator,
     normal,
     random_seed,
+    sample_distribution,
     split,
     uniform,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "normal",
     "random_seed",
     "safe_log",
+    "sample_distribution",
     "split",
     "to_like",
     "uniform",

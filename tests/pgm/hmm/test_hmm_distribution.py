@@ -133,3 +133,16 @@ def test_emission_samples_have_the_right_moments():
     assert torch.equal(a, b)
     cat = CategoricalEmission(torch.tensor([[0.2, 0.8]], dtype=F64).log())
     assert cat.sample(torch.zeros(3, dtype=torch.long), generator=gen).dtype == torch.long
+
+
+def test_distribution_sample_follows_the_generator_and_leaves_global_rng():
+    init = torch.zeros(2, dtype=F64)
+    trans = torch.tensor([[2.0, 0.0], [0.0, 2.0]], dtype=F64)
+    d = HMMDistribution(init, trans, Normal(torch.tensor([-3.0, 3.0], dtype=F64), 1.0),
+                        duration=8)
+    before = torch.get_rng_state()
+    a = d.sample((4,), generator=make_generator(5))
+    assert torch.equal(torch.get_rng_state(), before)
+    b = d.sample((4,), generator=make_generator(5))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, d.sample((4,), generator=make_generator(6)))

@@ -44,3 +44,15 @@ def test_bad_seed_and_device_mismatch() -> None:
         split(make_generator(0), -2)
     with pytest.raises(DeviceMismatchError, match="draws on cpu"):
         uniform((2,), generator=make_generator(0), device="meta")
+
+
+def test_sample_distribution_is_reproducible_and_restores_global_rng():
+    from probforge.ops.random import sample_distribution
+
+    dist = torch.distributions.Gamma(torch.tensor([0.5, 2.0]), torch.tensor([1.0, 3.0]))
+    before = torch.get_rng_state()
+    a = sample_distribution(dist, (6,), make_generator(3))
+    assert torch.equal(torch.get_rng_state(), before)
+    assert a.shape == (6, 2)
+    assert torch.equal(a, sample_distribution(dist, (6,), make_generator(3)))
+    assert sample_distribution(dist, (2,)).shape == (2, 2)
