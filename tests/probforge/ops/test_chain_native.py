@@ -1,4 +1,4 @@
-"""The compiled chain kernels (probforge.ops.chain_native) against the torch recursions.
+"""The compiled chain kernels (probforge.ops.chain.native) against the torch recursions.
 
 Every public chain function is computed twice on the same inputs, once with the kernels
 (``PROBFORGE_NATIVE=1``) and once on the torch path (``PROBFORGE_NATIVE=0``); both paths are
@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from probforge.errors import ZeroProbabilityEvidence
-from probforge.ops import chain_native
 from probforge.ops.chain import (
     chain_forward,
     chain_log_partition,
@@ -24,6 +23,7 @@ from probforge.ops.chain import (
     chain_sample,
     chain_viterbi,
 )
+from probforge.ops.chain import native as chain_native
 from probforge.ops.random import make_generator
 
 pytestmark = pytest.mark.skipif(not chain_native.available(), reason="numba not installed")
