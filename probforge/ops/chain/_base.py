@@ -199,6 +199,12 @@ def _index(flat: int, batch: tuple[int, ...]) -> str:
 
 def _check_finite(x: Tensor, valid: Tensor | None, subject: str, batch: tuple[int, ...]) -> None:
     """Raise NonFiniteError at the first NaN / +inf of ``x`` (B, T, ...) where ``valid`` (B, T)."""
+    if valid is None and x.numel() > 0:
+        # one reduction in the common case: max propagates NaN, so a max that is finite or
+        # -inf clears the whole tensor; only a bad one pays for locating the culprit
+        top = x.detach().max()
+        if not bool(torch.isnan(top) | (top == math.inf)):
+            return
     bad = torch.isnan(x) | (x == math.inf)
     if valid is not None:
         bad = bad & valid.reshape(valid.shape + (1,) * (x.dim() - valid.dim()))

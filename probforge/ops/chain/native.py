@@ -86,6 +86,7 @@ def _kernels() -> dict[str, Any]:
     # Sums may be reassociated (vectorised): every term is a finite non-negative number, so
     # only rounding changes; no NaN/inf assumptions are made.
     sums = {"reassoc", "contract"}
+    fmax = _fmax_intrinsic(nb)
 
     @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")  # type: ignore[untyped-decorator]
     def forward_one(
@@ -206,6 +207,8 @@ def _kernels() -> dict[str, Any]:
         # path only, so the forward sweep needs max values, not arg-maxima
         delta = np.empty((L, K), dtype=U.dtype)
         PT = np.empty((K, K), dtype=U.dtype)  # PT[j, i] = pair[i, j]: contiguous over i
+        Pl = np.empty((K, K), dtype=U.dtype)  # pair[i, j], local (no aliasing with delta)
+        cur = np.empty(K, dtype=U.dtype)
         loaded = -1
         mx = ninf
         for k in range(K):
@@ -221,10 +224,22 @@ def _kernels() -> dict[str, Any]:
                 for i in range(K):
                     for j in range(K):
                         PT[j, i] = P[pt, i, j]
+                        Pl[i, j] = P[pt, i, j]
                 loaded = pt
+            if K >= 16:
+                # rows of the pair matrix into local maxima: llvm.maxnum vectorises over j
+                # (no NaN can occur, so maxnum is the exact max)
+                for j in range(K):
+                    cur[j] = ninf
+                for i in range(K):
+                    di = delta[t - 1, i]
+                    for j in range(K):
+                        cur[j] = fmax(cur[j], di + Pl[i, j])
+                for j in range(K):
+                    delta[t, j] = cur[j] + U[t, j]
             # four states j at a time: four independent max chains per pass over i (the
             # compare-select latency, not the arithmetic, bounds a single chain)
-            for j in range(0, K4, 4):
+            for j in range(0, K4 if K < 16 else 0, 4):
                 b0 = ninf
                 b1 = ninf
                 b2 = ninf
@@ -243,7 +258,7 @@ def _kernels() -> dict[str, Any]:
                 delta[t, j + 1] = b1 + U[t, j + 1]
                 delta[t, j + 2] = b2 + U[t, j + 2]
                 delta[t, j + 3] = b3 + U[t, j + 3]
-            for j in range(K4, K):
+            for j in range(K4 if K < 16 else K, K):
                 best = ninf
                 for i in range(K):
                     v = delta[t - 1, i] + PT[j, i]
@@ -290,6 +305,33 @@ def _kernels() -> dict[str, Any]:
             score[b] = sc
 
     return {"forward": forward, "backward": backward, "max_product": max_product}
+
+
+def _fmax_intrinsic(nb: ModuleType) -> Any:
+    """``llvm.maxnum`` on two floats, as a numba intrinsic: unlike a compare-and-select, the
+    loop vectoriser turns it into SIMD max instructions. Equal to ``max`` for non-NaN input."""
+    from llvmlite import ir
+
+    types = nb.types
+
+    @nb.extending.intrinsic  # type: ignore[untyped-decorator]
+    def fmax(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover
+        if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+            return None
+        ty = a if a == b else types.float64
+        sig = ty(a, b)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            lty = context.get_value_type(ty)
+            x = context.cast(builder, args[0], signature.args[0], ty)
+            y = context.cast(builder, args[1], signature.args[1], ty)
+            fnty = ir.FunctionType(lty, [lty, lty])
+            fn = builder.module.declare_intrinsic("llvm.maxnum", [lty], fnty)
+            return builder.call(fn, [x, y])
+
+        return sig, codegen
+
+    return fmax
 
 
 def _np(x: Tensor) -> np.ndarray:

@@ -40,9 +40,11 @@ def _both(monkeypatch: pytest.MonkeyPatch, fn: Callable[[], object]) -> tuple[ob
     return native, ref
 
 
-def _inputs(dtype: torch.dtype, pair_kind: str, seed: int) -> tuple[torch.Tensor, ...]:
+def _inputs(
+    dtype: torch.dtype, pair_kind: str, seed: int, K: int = 4
+) -> tuple[torch.Tensor, ...]:
     gen = make_generator(seed)
-    B, T, K = 6, 11, 4
+    B, T = 6, 11
     unary = torch.randn(B, T, K, generator=gen, dtype=dtype) * 2
     unary[1, 3, 2] = -math.inf  # forbidden states and transitions
     unary[4, 0, :2] = -math.inf
@@ -68,11 +70,14 @@ def test_enabled_follows_device_dtype_grad_and_environment(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("dtype", "pair_kind"),
-    list(itertools.product([F64, torch.float32], ["shared", "per_step", "per_sequence", "full"])),
+    ("dtype", "pair_kind", "K"),
+    [*itertools.product([F64, torch.float32], ["shared", "per_step", "per_sequence", "full"],
+                        [4]),
+     # K >= 16: the Viterbi kernel's vectorised (maxnum) branch
+     *itertools.product([F64, torch.float32], ["shared", "full"], [19])],
 )
-def test_kernels_equal_torch_recursions(monkeypatch, dtype, pair_kind):
-    unary, pair, lengths = _inputs(dtype, pair_kind, 3)
+def test_kernels_equal_torch_recursions(monkeypatch, dtype, pair_kind, K):
+    unary, pair, lengths = _inputs(dtype, pair_kind, 3, K)
     tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == F64 else {"rtol": 2e-5, "atol": 2e-6}
     for fn in (
         lambda: chain_log_partition(unary, pair, lengths),
