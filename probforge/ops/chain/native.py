@@ -194,9 +194,11 @@ def _kernels() -> dict[str, Any]:
 
     @njit(cache=True, nogil=True, error_model="numpy")  # type: ignore[untyped-decorator]
     def max_product_one(
-        U: Any, P: Any, L: int, path: Any
+        U: Any, P: Any, L: int, path: Any, delta: Any
     ) -> tuple[bool, float]:  # pragma: no cover
-        """Viterbi of one sequence: U (T, K), P (Tp, K, K); fills path (T,); (feasible, score)."""
+        """Viterbi of one sequence: U (T, K), P (Tp, K, K); fills path (T,); (feasible, score).
+
+        ``delta`` (T, K) is the workspace for the normalised messages."""
         T, K = U.shape
         Tp = P.shape[0]
         K4 = K - K % 4
@@ -205,7 +207,6 @@ def _kernels() -> dict[str, Any]:
             path[s] = -1
         # normalised messages of every step; the back-pointers are recomputed along the chosen
         # path only, so the forward sweep needs max values, not arg-maxima
-        delta = np.empty((L, K), dtype=U.dtype)
         PT = np.empty((K, K), dtype=U.dtype)  # PT[j, i] = pair[i, j]: contiguous over i
         Pl = np.empty((K, K), dtype=U.dtype)  # pair[i, j], local (no aliasing with delta)
         cur = np.empty(K, dtype=U.dtype)
@@ -294,13 +295,13 @@ def _kernels() -> dict[str, Any]:
 
     @njit(parallel=True, cache=True, nogil=True)  # type: ignore[untyped-decorator]
     def max_product(
-        U: Any, P: Any, lengths: Any, path: Any, ok: Any, score: Any
+        U: Any, P: Any, lengths: Any, path: Any, ok: Any, score: Any, delta: Any
     ) -> None:  # pragma: no cover
         B = U.shape[0]
         Bp = P.shape[0]
         for b in prange(B):
             pb = b if Bp > 1 else b - b  # same integer type as the prange index
-            feasible, sc = max_product_one(U[b], P[pb], lengths[b], path[b])
+            feasible, sc = max_product_one(U[b], P[pb], lengths[b], path[b], delta[b])
             ok[b] = feasible
             score[b] = sc
 
@@ -332,6 +333,13 @@ def _fmax_intrinsic(nb: ModuleType) -> Any:
         return sig, codegen
 
     return fmax
+
+
+def _empty(shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+    """Uninitialised work or output memory from numpy, whose large blocks are advised as huge
+    pages on Linux: a fresh (T, K) buffer then costs a few page faults instead of one per 4 KiB
+    (which, on some virtual machines, cost as much as the recursion itself)."""
+    return np.empty(shape, dtype=dtype)
 
 
 def _np(x: Tensor) -> np.ndarray:
@@ -377,12 +385,11 @@ def scaled_forward(
     tensor([[2., 2., 2.]], dtype=torch.float64)
     """
     B, T, K = E.shape
-    alphas = torch.empty(B, T if store else 1, K, dtype=E.dtype)
-    cs = torch.empty(B, T, dtype=E.dtype)
-    _kernels()["forward"](
-        _np(E), _np(P), _lengths(lengths, B, T), alphas.numpy(), cs.numpy(), store
-    )
-    return (alphas if store else None), cs
+    e = _np(E)
+    alphas = _empty((B, T if store else 1, K), e.dtype)
+    cs = _empty((B, T), e.dtype)
+    _kernels()["forward"](e, _np(P), _lengths(lengths, B, T), alphas, cs, store)
+    return (torch.from_numpy(alphas) if store else None), torch.from_numpy(cs)
 
 
 def scaled_backward(
@@ -416,12 +423,11 @@ def scaled_backward(
     tensor([[1., 1., 1.]], dtype=torch.float64)
     """
     B, T, K = E.shape
-    betas = torch.empty(B, T, K, dtype=E.dtype)
-    ws = torch.empty(B, max(T - 1, 0), K, dtype=E.dtype)
-    _kernels()["backward"](
-        _np(E), _np(P), _np(cs), _lengths(lengths, B, T), betas.numpy(), ws.numpy()
-    )
-    return betas, ws
+    e = _np(E)
+    betas = _empty((B, T, K), e.dtype)
+    ws = _empty((B, max(T - 1, 0), K), e.dtype)
+    _kernels()["backward"](e, _np(P), _np(cs), _lengths(lengths, B, T), betas, ws)
+    return torch.from_numpy(betas), torch.from_numpy(ws)
 
 
 def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -452,11 +458,13 @@ def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tenso
     >>> viterbi(U, torch.log(torch.tensor([[[[0.9, 0.1], [0.5, 0.5]]]])), None)[0]
     tensor([[1, 1]])
     """
-    B, T, _K = U.shape
+    B, T, K = U.shape
+    u = _np(U)
     path = torch.empty(B, T, dtype=torch.long)
     ok = torch.empty(B, dtype=torch.bool)
     score = torch.empty(B, dtype=torch.float64)
+    delta = _empty((B, T, K), u.dtype)
     _kernels()["max_product"](
-        _np(U), _np(P), _lengths(lengths, B, T), path.numpy(), ok.numpy(), score.numpy()
+        u, _np(P), _lengths(lengths, B, T), path.numpy(), ok.numpy(), score.numpy(), delta
     )
     return path, ok, score.to(U.dtype)
