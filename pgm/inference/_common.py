@@ -103,7 +103,7 @@ def check_query(model: DiscreteModel, variables: Sequence[str], ev: Evidence) ->
 def check_budget(cost: ContractionCost, dtype: torch.dtype, batch: tuple[int, ...],
                  budget: int, what: str) -> None:
     """Raise MemoryBudgetExceeded, with the estimate, before allocating too much."""
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     n = 1
     for b in batch:
         n *= b

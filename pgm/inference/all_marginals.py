@@ -1,11 +1,12 @@
 """Every unobserved variable's posterior, by whichever exact method is cheaper for the model.
 
 A junction tree answers all single-variable queries in two passes, which wins while its cliques
-are small (alarm: one calibration beats 37 separate queries). On a Bayesian network whose
-triangulation has large cliques (water, mildew, barley), separate variable-elimination queries
-win instead: each contracts only the ancestral set of its variable and the evidence (barren
-nodes pruned), which is far smaller than the tree's largest clique. :class:`PosteriorMarginals`
-makes that choice once per model and evidence pattern and reuses the chosen engine.
+are small (alarm: one calibration beats 37 separate queries; with the compiled CPU kernel, up to
+millions of clique entries). On a Bayesian network whose triangulation is larger still (mildew,
+barley), separate variable-elimination queries win instead: each contracts only the ancestral
+set of its variable and the evidence (barren nodes pruned), which is far smaller than the tree.
+:class:`PosteriorMarginals` makes that choice once per model and evidence pattern and reuses the
+chosen engine.
 
 Examples
 --------
@@ -28,7 +29,11 @@ from torch import Tensor
 
 from pgm.inference._common import DiscreteModel
 from pgm.inference.elimination import VariableElimination
-from pgm.inference.junction_tree import DENSE_CLIQUE_ENTRIES, JunctionTree
+from pgm.inference.junction_tree import (
+    DENSE_CLIQUE_ENTRIES,
+    NATIVE_TREE_ENTRIES,
+    JunctionTree,
+)
 from pgm.inference.ordering import OrderSpec
 from probforge.errors import ValidationError
 
@@ -49,7 +54,10 @@ class PosteriorMarginals:
         "junction_tree": one calibrated tree. "per_variable": one variable-elimination query
         per unobserved variable (on a Bayesian network each contracts only the ancestral set of
         its variable and the evidence). "auto": the tree unless the model is a Bayesian network
-        whose largest clique exceeds :data:`~pgm.inference.junction_tree.DENSE_CLIQUE_ENTRIES`.
+        whose tree is large: more than
+        :data:`~pgm.inference.junction_tree.NATIVE_TREE_ENTRIES` clique entries in all when
+        the tree runs the compiled CPU kernel, else a clique larger than
+        :data:`~pgm.inference.junction_tree.DENSE_CLIQUE_ENTRIES`.
     order : elimination order spec (see :mod:`pgm.inference.ordering`).
 
     Calling the object with the evidence returns ``{variable: Tensor batch_shape + (card,)}``
@@ -71,7 +79,8 @@ class PosteriorMarginals:
             self._tree = JunctionTree(model, evidence_vars=evidence_vars,
                                       soft_evidence_vars=soft_evidence_vars, order=order)
             if method == "auto" and isinstance(getattr(model, "parents", None), dict) and (
-                    self._tree.cost.largest_table > DENSE_CLIQUE_ENTRIES):
+                    self._tree.cost.total_entries > NATIVE_TREE_ENTRIES if self._tree.native
+                    else self._tree.cost.largest_table > DENSE_CLIQUE_ENTRIES):
                 self._tree = None
         if self._tree is None:
             self._ve = VariableElimination(model, order=order)

@@ -30,6 +30,7 @@ def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     asia = bundled_network("asia")
     assert PosteriorMarginals(asia).method == "junction_tree"  # small cliques
     monkeypatch.setattr(am, "DENSE_CLIQUE_ENTRIES", 0)  # as if every clique were large
+    monkeypatch.setattr(am, "NATIVE_TREE_ENTRIES", 0)
     assert PosteriorMarginals(asia).method == "per_variable"
     # a Markov network has no barren nodes to prune: always the tree
     assert PosteriorMarginals(random_mrf(0)).method == "junction_tree"

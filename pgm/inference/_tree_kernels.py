@@ -1,0 +1,238 @@
+"""The numba kernels of :mod:`pgm.inference._native_tree` (imported only when numba is).
+
+At module level so that numba's disk cache finds them again in a new process (kernels defined
+inside a function close over the dispatchers they call and are recompiled in every process).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+# Sums may be reassociated (vectorised): every term is finite and non-negative.
+sums = {"reassoc", "contract"}
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def gather(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, ioff: int,
+           idx_table: Any, src: Any, s0: int, assign: bool,
+           dig: Any) -> None:  # pragma: no cover
+    """beta[b0 + e] (=|*=) src[s0 + idx(e)] over the clique's entries e; idx(e) read from
+    idx_table[ioff:] when ioff >= 0, else counted."""
+    if ioff >= 0:
+        if assign:
+            for e in range(size):
+                beta[b0 + e] = src[s0 + idx_table[ioff + e]]
+        else:
+            for e in range(size):
+                beta[b0 + e] *= src[s0 + idx_table[ioff + e]]
+        return
+    inner = cards[nd - 1]
+    st = strides[nd - 1]
+    for d in range(nd):
+        dig[d] = 0
+    idx = s0
+    e = b0
+    stop = b0 + size
+    while e < stop:
+        if st == 0:
+            x = src[idx]
+            if assign:
+                for j in range(inner):
+                    beta[e + j] = x
+            else:
+                for j in range(inner):
+                    beta[e + j] *= x
+        elif assign:
+            for j in range(inner):
+                beta[e + j] = src[idx + j * st]
+        else:
+            for j in range(inner):
+                beta[e + j] *= src[idx + j * st]
+        e += inner
+        d = nd - 2
+        while d >= 0:
+            dig[d] += 1
+            idx += strides[d]
+            if dig[d] < cards[d]:
+                break
+            idx -= cards[d] * strides[d]
+            dig[d] = 0
+            d -= 1
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def scatter(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, ioff: int,
+            idx_table: Any, dst: Any, d0: int, dig: Any) -> None:  # pragma: no cover
+    """dst[d0 + idx(e)] += beta[b0 + e] over the clique's entries e (idx as in gather)."""
+    if ioff >= 0:
+        for e in range(size):
+            dst[d0 + idx_table[ioff + e]] += beta[b0 + e]
+        return
+    inner = cards[nd - 1]
+    st = strides[nd - 1]
+    for d in range(nd):
+        dig[d] = 0
+    idx = d0
+    e = b0
+    stop = b0 + size
+    while e < stop:
+        if st == 0:
+            acc = 0.0
+            for j in range(inner):
+                acc += beta[e + j]
+            dst[idx] += acc
+        else:
+            for j in range(inner):
+                dst[idx + j * st] += beta[e + j]
+        e += inner
+        d = nd - 2
+        while d >= 0:
+            dig[d] += 1
+            idx += strides[d]
+            if dig[d] < cards[d]:
+                break
+            idx -= cards[d] * strides[d]
+            dig[d] = 0
+            d -= 1
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def calibrate_one(
+    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
+    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
+    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
+    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
+    c_off: Any, c_size: Any,
+    log_norm: float, beta: Any, marg: Any,
+) -> float:  # pragma: no cover
+    """One evidence row: fills beta (calibrated cliques) and marg; returns log p(e)."""
+    dig = np.empty(w_cards.shape[1], dtype=np.int64)
+    msg = np.empty(msg_size)
+    tmp = np.empty(max_sep)
+    n = order.shape[0]
+    for c in range(n):
+        if not has_factor[c]:
+            for e in range(c_off[c], c_off[c] + c_size[c]):
+                beta[e] = 1.0
+    for k in range(f_off.shape[0]):
+        off = f_off[k]
+        for j in range(ev.shape[0]):
+            off += ev[j] * ev_str[k, j]
+        w = f_walk[k]
+        c = w_clique[w]
+        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+               w_idx, values, off, f_first[k], dig)
+    for j in range(s_off.shape[0]):
+        w = s_walk[j]
+        c = w_clique[w]
+        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+               w_idx, soft, s_off[j], False, dig)
+    log_z = log_norm
+    # upward: children before parents
+    for i in range(n - 1, 0, -1):
+        c = order[i]
+        o = m_off[c]
+        for s in range(o, o + m_size[c]):
+            msg[s] = 0.0
+        w = up_in[c]
+        scatter(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+                w_idx, msg, o, dig)
+        tot = 0.0
+        for s in range(o, o + m_size[c]):
+            tot += msg[s]
+        if not tot > 0.0:
+            return -np.inf
+        inv = 1.0 / tot
+        for s in range(o, o + m_size[c]):
+            msg[s] *= inv
+        log_z += np.log(tot)
+        w = up_par[c]
+        p = parent[c]
+        gather(beta, c_off[p], c_size[p], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+               w_idx, msg, o, False, dig)
+    r = order[0]
+    tot = 0.0
+    for e in range(c_off[r], c_off[r] + c_size[r]):
+        tot += beta[e]
+    if not tot > 0.0:
+        return -np.inf
+    log_z += np.log(tot)
+    # downward: parents before children; child *= (parent's separator marginal) / upward
+    for i in range(1, n):
+        c = order[i]
+        p = parent[c]
+        o = m_off[c]
+        size = m_size[c]
+        for s in range(size):
+            tmp[s] = 0.0
+        w = up_par[c]
+        scatter(beta, c_off[p], c_size[p], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+                w_idx, tmp, 0, dig)
+        tot = 0.0
+        for s in range(size):
+            tot += tmp[s]
+        inv = 1.0 / tot
+        for s in range(size):
+            u = msg[o + s]
+            tmp[s] = tmp[s] * inv / u if u > 0.0 else 0.0
+        w = up_in[c]
+        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+               w_idx, tmp, 0, False, dig)
+    for v in range(out_off.shape[0]):
+        o = out_off[v]
+        for s in range(o, o + out_card[v]):
+            marg[s] = 0.0
+        w = out_walk[v]
+        c = w_clique[w]
+        scatter(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+                w_idx, marg, o, dig)
+        tot = 0.0
+        for s in range(o, o + out_card[v]):
+            tot += marg[s]
+        inv = 1.0 / tot
+        for s in range(o, o + out_card[v]):
+            marg[s] *= inv
+    return float(log_z)
+
+@njit(parallel=True, cache=True, nogil=True)
+def calibrate(
+    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
+    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
+    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
+    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
+    c_off: Any, c_size: Any,
+    size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
+) -> None:  # pragma: no cover
+    n = ev.shape[0]
+    n_soft = soft.shape[0]
+    for r in prange(n):
+        beta = beliefs[r] if store else np.empty(size)
+        srow = soft[r] if n_soft > 1 else soft[0]
+        log_z[r] = calibrate_one(
+            values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
+            s_walk, order, parent, up_in, up_par, m_off, m_size, msg_size, max_sep,
+            out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
+            c_size, log_norm, beta, marg[r])
+
+@njit(cache=True, nogil=True)
+def calibrate_serial(
+    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
+    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
+    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
+    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
+    c_off: Any, c_size: Any,
+    size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
+) -> None:  # pragma: no cover
+    n = ev.shape[0]
+    n_soft = soft.shape[0]
+    for r in range(n):
+        beta = beliefs[r] if store else np.empty(size)
+        srow = soft[r] if n_soft > 1 else soft[0]
+        log_z[r] = calibrate_one(
+            values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
+            s_walk, order, parent, up_in, up_par, m_off, m_size, msg_size, max_sep,
+            out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
+            c_size, log_norm, beta, marg[r])

@@ -1,0 +1,257 @@
+"""The numba kernels of :mod:`probforge.ops.chain.native` (imported only when numba is).
+
+They live at module level so that numba's disk cache finds them again in a new process: kernels
+defined inside a function close over the dispatchers they call, and such closures are compiled
+afresh in every process (seconds per kernel).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+
+
+@numba.extending.intrinsic
+def fmax(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover
+    """``llvm.maxnum`` on two floats: unlike a compare-and-select, the loop vectoriser turns it
+    into SIMD max instructions. Equal to ``max`` for non-NaN input."""
+    if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+        return None
+    ty = a if a == b else types.float64
+    sig = ty(a, b)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        lty = context.get_value_type(ty)
+        x = context.cast(builder, args[0], signature.args[0], ty)
+        y = context.cast(builder, args[1], signature.args[1], ty)
+        fnty = ir.FunctionType(lty, [lty, lty])
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [lty], fnty)
+        return builder.call(fn, [x, y])
+
+    return sig, codegen
+
+
+# Sums may be reassociated (vectorised): every term is a finite non-negative number, so
+# only rounding changes; no NaN/inf assumptions are made.
+sums = {"reassoc", "contract"}
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def forward_one(
+    E: Any, P: Any, L: int, alphas: Any, cs: Any, store: bool
+) -> None:  # pragma: no cover
+    """Scaled forward of one sequence: E (T, K), P (Tp, K, K); fills cs and, if store,
+    alphas (T, K)."""
+    T, K = E.shape
+    Tp = P.shape[0]
+    PT = np.empty((K, K), dtype=P.dtype)  # PT[j, i] = P[i, j]: sums over contiguous i
+    prev = np.empty(K, dtype=alphas.dtype)  # local rows: no aliasing with the outputs
+    cur = np.empty(K, dtype=alphas.dtype)
+    loaded = -1
+    s = 0.0
+    for k in range(K):
+        s += E[0, k]
+    cs[0] = s
+    for k in range(K):
+        prev[k] = E[0, k] / s
+        if store:
+            alphas[0, k] = prev[k]
+    for t in range(1, T):
+        if t >= L:  # padding: carry the message, normaliser 1
+            if store:
+                for k in range(K):
+                    alphas[t, k] = prev[k]
+            cs[t] = 1.0
+            continue
+        pt = t - 1 if Tp > 1 else 0
+        if pt != loaded:
+            for i in range(K):
+                for j in range(K):
+                    PT[j, i] = P[pt, i, j]
+            loaded = pt
+        s = 0.0
+        for j in range(K):
+            acc = 0.0
+            for i in range(K):
+                acc += prev[i] * PT[j, i]
+            acc *= E[t, j]
+            cur[j] = acc
+            s += acc
+        cs[t] = s
+        for j in range(K):
+            prev[j] = cur[j] / s
+        if store:
+            for j in range(K):
+                alphas[t, j] = prev[j]
+
+@njit(parallel=True, cache=True, nogil=True)
+def forward(
+    E: Any, P: Any, lengths: Any, alphas: Any, cs: Any, store: bool
+) -> None:  # pragma: no cover
+    B = E.shape[0]
+    Bp = P.shape[0]
+    for b in prange(B):
+        pb = b if Bp > 1 else b - b  # same integer type as the prange index
+        forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b], store)
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def backward_one(
+    E: Any, P: Any, cs: Any, L: int, betas: Any, ws: Any
+) -> None:  # pragma: no cover
+    """Scaled backward of one sequence; fills betas (T, K) and ws (T-1, K)."""
+    T, K = E.shape
+    Tp = P.shape[0]
+    Pl = np.empty((K, K), dtype=P.dtype)
+    w = np.empty(K, dtype=betas.dtype)  # local rows: no aliasing with the outputs
+    nb = np.ones(K, dtype=betas.dtype)
+    loaded = -1
+    for k in range(K):
+        betas[T - 1, k] = 1.0
+    for t in range(T - 2, -1, -1):
+        if t + 1 >= L:  # beta = 1 from the last real step on; no pair mass in padding
+            for k in range(K):
+                ws[t, k] = 0.0
+                betas[t, k] = 1.0
+            continue
+        pt = t if Tp > 1 else 0
+        if pt != loaded:
+            for i in range(K):
+                for j in range(K):
+                    Pl[i, j] = P[pt, i, j]
+            loaded = pt
+        c = cs[t + 1]
+        for j in range(K):
+            w[j] = E[t + 1, j] * nb[j] / c
+            ws[t, j] = w[j]
+        for i in range(K):
+            acc = 0.0
+            for j in range(K):
+                acc += Pl[i, j] * w[j]
+            nb[i] = acc
+            betas[t, i] = acc
+
+@njit(parallel=True, cache=True, nogil=True)
+def backward(
+    E: Any, P: Any, cs: Any, lengths: Any, betas: Any, ws: Any
+) -> None:  # pragma: no cover
+    B = E.shape[0]
+    Bp = P.shape[0]
+    for b in prange(B):
+        pb = b if Bp > 1 else b - b  # same integer type as the prange index
+        backward_one(E[b], P[pb], cs[b], lengths[b], betas[b], ws[b])
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def max_product_one(
+    U: Any, P: Any, L: int, path: Any, delta: Any
+) -> tuple[bool, float]:  # pragma: no cover
+    """Viterbi of one sequence: U (T, K), P (Tp, K, K); fills path (T,); (feasible, score).
+
+    ``delta`` (T, K) is the workspace for the normalised messages."""
+    T, K = U.shape
+    Tp = P.shape[0]
+    K4 = K - K % 4
+    ninf = -np.inf
+    for s in range(T):
+        path[s] = -1
+    # normalised messages of every step; the back-pointers are recomputed along the chosen
+    # path only, so the forward sweep needs max values, not arg-maxima
+    PT = np.empty((K, K), dtype=U.dtype)  # PT[j, i] = pair[i, j]: contiguous over i
+    Pl = np.empty((K, K), dtype=U.dtype)  # pair[i, j], local (no aliasing with delta)
+    cur = np.empty(K, dtype=U.dtype)
+    loaded = -1
+    mx = ninf
+    for k in range(K):
+        delta[0, k] = U[0, k]
+        mx = delta[0, k] if delta[0, k] > mx else mx
+    if mx == ninf:
+        return False, ninf
+    for k in range(K):
+        delta[0, k] -= mx
+    for t in range(1, L):
+        pt = t - 1 if Tp > 1 else 0
+        if pt != loaded:
+            for i in range(K):
+                for j in range(K):
+                    PT[j, i] = P[pt, i, j]
+                    Pl[i, j] = P[pt, i, j]
+            loaded = pt
+        if K >= 16:
+            # rows of the pair matrix into local maxima: llvm.maxnum vectorises over j
+            # (no NaN can occur, so maxnum is the exact max)
+            for j in range(K):
+                cur[j] = ninf
+            for i in range(K):
+                di = delta[t - 1, i]
+                for j in range(K):
+                    cur[j] = fmax(cur[j], di + Pl[i, j])
+            for j in range(K):
+                delta[t, j] = cur[j] + U[t, j]
+        # four states j at a time: four independent max chains per pass over i (the
+        # compare-select latency, not the arithmetic, bounds a single chain)
+        for j in range(0, K4 if K < 16 else 0, 4):
+            b0 = ninf
+            b1 = ninf
+            b2 = ninf
+            b3 = ninf
+            for i in range(K):
+                di = delta[t - 1, i]
+                v0 = di + PT[j, i]
+                v1 = di + PT[j + 1, i]
+                v2 = di + PT[j + 2, i]
+                v3 = di + PT[j + 3, i]
+                b0 = v0 if v0 > b0 else b0
+                b1 = v1 if v1 > b1 else b1
+                b2 = v2 if v2 > b2 else b2
+                b3 = v3 if v3 > b3 else b3
+            delta[t, j] = b0 + U[t, j]
+            delta[t, j + 1] = b1 + U[t, j + 1]
+            delta[t, j + 2] = b2 + U[t, j + 2]
+            delta[t, j + 3] = b3 + U[t, j + 3]
+        for j in range(K4 if K < 16 else K, K):
+            best = ninf
+            for i in range(K):
+                v = delta[t - 1, i] + PT[j, i]
+                best = v if v > best else best
+            delta[t, j] = best + U[t, j]
+        mx = ninf
+        for j in range(K):
+            mx = delta[t, j] if delta[t, j] > mx else mx
+        if mx == ninf:
+            return False, ninf
+        for j in range(K):
+            delta[t, j] -= mx
+    # first maximum, as torch's argmax; the score is summed along the path
+    y = 0
+    for k in range(K):
+        if delta[L - 1, k] > delta[L - 1, y]:
+            y = k
+    path[L - 1] = y
+    score = 0.0 + U[L - 1, y]
+    for s in range(L - 1, 0, -1):
+        pt = s - 1 if Tp > 1 else 0
+        best = ninf
+        arg = 0
+        for i in range(K):
+            v = delta[s - 1, i] + P[pt, i, y]
+            if v > best:
+                best = v
+                arg = i
+        score += U[s - 1, arg] + P[pt, arg, y]
+        y = arg
+        path[s - 1] = y
+    return True, score
+
+@njit(parallel=True, cache=True, nogil=True)
+def max_product(
+    U: Any, P: Any, lengths: Any, path: Any, ok: Any, score: Any, delta: Any
+) -> None:  # pragma: no cover
+    B = U.shape[0]
+    Bp = P.shape[0]
+    for b in prange(B):
+        pb = b if Bp > 1 else b - b  # same integer type as the prange index
+        feasible, sc = max_product_one(U[b], P[pb], lengths[b], path[b], delta[b])
+        ok[b] = feasible
+        score[b] = sc
