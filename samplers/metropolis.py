@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import ShapeError, ValidationError
-from probforge.ops.random import check_generator
+from probforge.ops.random import check_generator, normal
 from samplers.base import LogDensity, batched_where
 from samplers.proposals import Proposal, as_proposal
 
@@ -209,7 +209,7 @@ class RandomWalkMetropolis:
         x = state.position
         check_generator(generator, x.device)
         p = self.as_params(params, x)
-        eps = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        eps = normal(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         if p.cholesky is not None:
             eps = (eps.reshape(x.shape[0], -1) @ p.cholesky.T).reshape(x.shape)
         scale = p.scale.reshape(p.scale.shape + (1,) * (x.dim() - p.scale.dim()))

@@ -8,7 +8,13 @@ root to leaves), batched over evidence rows, and returns a :class:`CalibratedTre
 every single-variable marginal, any clique-contained joint and log p(e) are read without further
 message passing.
 
-The sum-product pass is compiled at construction into one einsum per message over *scaled*
+On CPU (float tables, numba installed, no autograd graph) sum-product calibration runs as one
+compiled kernel per batch of evidence rows (:mod:`pgm.inference._native_tree`: Hugin passes in
+scaled probability space, every marginal and log p(e) in one call, parallel over rows); a batch
+in which some row's sum comes out zero is re-run on the log-space torch path below (it tells
+zero-probability evidence from underflow), which also serves GPU tensors and gradients.
+
+The torch sum-product pass is compiled at construction into one einsum per message over *scaled*
 probability tables: each clique potential is divided by its maximum and each message by its sum,
 and those scales are carried in log space, so nothing overflows or underflows and log p(e) stays
 exact (the scaling of the forward algorithm, applied to a tree). Entries smaller than ~1e-308
@@ -47,7 +53,7 @@ from pgm.inference.evidence import Evidence, apply_evidence, resolve_evidence
 from pgm.inference.ordering import OrderSpec, elimination_order, triangulate
 from probforge.errors import UnknownVariableError, ValidationError
 from probforge.ops import ContractionCost, contract
-from probforge.ops.chain.native import enabled as native_enabled
+from probforge.ops.native import enabled as native_enabled
 
 __all__ = ["DENSE_CLIQUE_ENTRIES", "NATIVE_TREE_ENTRIES", "CalibratedTree", "JunctionTree"]
 

@@ -25,57 +25,16 @@ Compilation happens on first use (a few seconds per dtype) and is cached on disk
 
 from __future__ import annotations
 
-import os
 from functools import cache
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from probforge.ops.native import available, enabled
+
 __all__ = ["available", "enabled", "scaled_backward", "scaled_forward", "viterbi"]
-
-_DTYPES = (torch.float32, torch.float64)
-
-
-@cache
-def _numba() -> ModuleType | None:
-    try:
-        import numba
-    except ImportError:  # optional: the torch path does everything, only slower
-        return None
-    return numba
-
-
-def available() -> bool:
-    """Whether numba can be imported (the kernels are compiled lazily on first use)."""
-    return _numba() is not None
-
-
-def enabled(*tensors: Tensor, autograd: bool = False) -> bool:
-    """Whether the kernels apply to these tensors: CPU, float32/float64, numba on, no autograd.
-
-    Parameters
-    ----------
-    *tensors : Tensor
-        The inputs of the computation.
-    autograd : bool, default False
-        The caller differentiates the result itself (a ``torch.autograd.Function`` whose
-        backward also runs here): inputs that require grad are then fine.
-
-    Returns
-    -------
-    bool
-    """
-    if os.environ.get("PROBFORGE_NATIVE", "1") == "0" or not available():
-        return False
-    grad = torch.is_grad_enabled() and not autograd
-    for x in tensors:
-        if x.device.type != "cpu" or x.dtype not in _DTYPES or (grad and x.requires_grad):
-            return False
-    return True
-
 
 @cache
 def _kernels() -> dict[str, Any]:
