@@ -71,7 +71,7 @@ from samplers.proposals import Cauchy, DistributionProposal, Gaussian, Proposal,
 from samplers.rejection import RejectionResult, estimate_log_envelope, rejection_sample
 from samplers.run import sample
 from samplers.samples import Samples, concat
-from samplers.slice import SliceParams, SliceSampler
+from samplers.slice import SliceParams, SliceSampler, SliceWidthAdaptation
 from samplers.space import (
     Interval,
     LowerBounded,
@@ -121,6 +121,7 @@ __all__ = [
     "Simplex",
     "SliceParams",
     "SliceSampler",
+    "SliceWidthAdaptation",
     "Support",
     "TemperingParams",
     "Uniform",

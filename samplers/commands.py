@@ -21,7 +21,7 @@ Built-in targets (:data:`TARGETS`):
 
 Samplers: ``rwmh`` (random walk with scale and covariance adaptation) and, where their modules
 are installed, ``mala``, ``hmc``, ``nuts`` (window adaptation of step size and mass matrix) and
-``slice``.
+``slice`` (widths adapted to the moves during warmup).
 """
 
 from __future__ import annotations
@@ -116,9 +116,9 @@ def _kernel(name: str) -> tuple[Any, Any]:
         return RandomWalkMetropolis(), ScaleAdaptation(adapt_covariance=True)
     try:
         if name == "slice":
-            from samplers.slice import SliceSampler
+            from samplers.slice import SliceSampler, SliceWidthAdaptation
 
-            return SliceSampler(), None
+            return SliceSampler(), SliceWidthAdaptation()
         from samplers.adaptation import WindowAdaptation
 
         if name == "mala":

@@ -127,3 +127,53 @@ def test_errors() -> None:
         SliceSampler().step(state, logp, SliceParams(torch.ones(3)), None)
     with pytest.raises(ValidationError, match="max_steps_out"):
         SliceSampler().step(state, logp, SliceParams(1.0, 0), None)
+
+
+@pytest.mark.parametrize("method", ["coordinate", "hit_and_run"])
+def test_width_adaptation_learns_scales_and_keeps_moments(method: str) -> None:
+    from samplers.slice import SliceWidthAdaptation
+
+    scales = torch.tensor([10.0, 0.1], dtype=DTYPE)
+
+    def logp(x: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((x / scales) ** 2).sum(-1)
+
+    kernel, adapt = SliceSampler(method), SliceWidthAdaptation()
+    g = make_generator(seed_for(11))
+    state = kernel.init(torch.zeros(16, 2, dtype=DTYPE), logp)
+    a = adapt.init(SliceParams(width=1.0), state)
+    for t in range(300):
+        state, info = kernel.step(state, logp, adapt.params(a), g)
+        a = adapt.update(a, state, info, t, 300)
+    width = adapt.final(a).width
+    # widths follow the scales (a factor 100 apart), within a factor 3 of 2 * E|move| ~ scale
+    ratio = float(width[0] / width[1])
+    assert 30 < ratio < 300, width
+    assert bool((width / scales > 0.3).all() and (width / scales < 5).all()), width
+    # from the same (stationary) state: the slowest coordinate's squared jump distance (in units
+    # of its scale) per log-density evaluation, well above that of the starting width 1
+    def efficiency(params: SliceParams) -> float:
+        st, jump, evals = state, torch.zeros(2, dtype=DTYPE), 0.0
+        for _ in range(30):
+            new, inf = kernel.step(st, logp, params, g)
+            jump += (((new.position - st.position) / scales) ** 2).mean(0)
+            evals += float(inf.num_evaluations.double().mean())
+            st = new
+        return float(jump.min()) / evals
+
+    assert efficiency(adapt.final(a)) > 3 * efficiency(SliceParams(width=1.0))
+    s = sample(kernel, logp, state.position, num_draws=300, num_warmup=0,
+               params=adapt.final(a), seed=seed_for(12))
+    mcse_z_test(s["x"], torch.zeros(2, dtype=DTYPE), ALPHA, scales**2)
+
+
+def test_width_adaptation_errors() -> None:
+    from samplers.slice import SliceWidthAdaptation
+
+    with pytest.raises(ValidationError):
+        SliceWidthAdaptation(factor=0.0)
+    state = SliceSampler().init(torch.zeros(4, 2, dtype=DTYPE), lambda x: -(x**2).sum(-1))
+    with pytest.raises(ValidationError, match="positive"):
+        SliceWidthAdaptation().init(SliceParams(width=-1.0), state)
+    with pytest.raises(ShapeError):
+        SliceWidthAdaptation().init(SliceParams(width=torch.ones(3, dtype=DTYPE)), state)
