@@ -112,7 +112,7 @@ class JunctionTree:
         self._states = model.states
         self.soft_evidence_vars = frozenset(soft_evidence_vars)
         self._factors = model.factors()
-        cards = model.cards
+        cards = self._cards = model.cards  # a fresh dict per access: read it once
         # Scopes after slicing the evidence variables away; soft evidence adds unary scopes.
         # A fixed order of the soft-evidence tables: calibrate() appends them in this order.
         self._soft_order = tuple(v for v in model.variables if v in self.soft_evidence_vars)
@@ -150,7 +150,7 @@ class JunctionTree:
         """Number of entries of clique ``i``'s table (per evidence row)."""
         n = 1
         for v in self.cliques[i]:
-            n *= self.model.cards[v]
+            n *= self._cards[v]
         return n
 
     def _spanning_tree(self) -> list[tuple[int, int]]:
@@ -270,7 +270,7 @@ class JunctionTree:
         if semiring == "max" or self.dense:
             return self._calibrate_dense(ev, rows, semiring)
         if self._flat is None:
-            self._flat = FlatTree(self.cliques, self.edges, self.model.cards, self._scopes,
+            self._flat = FlatTree(self.cliques, self.edges, self._cards, self._scopes,
                                   self.assignment, fs.device)
         tables, _ = apply_evidence(self._factors, ev)
         n = ev.batch_shape[0] if ev.batch_shape else 1
@@ -294,7 +294,7 @@ class JunctionTree:
     def _native_plan(self) -> NativeTree:
         if self._native is None:
             self._native = NativeTree(
-                self.cliques, self.edges, self.model.cards, self._factors, self.assignment,
+                self.cliques, self.edges, self._cards, self._factors, self.assignment,
                 self._evidence_order, self._soft_order, list(self.home), self.home)
         return self._native
 
@@ -339,7 +339,7 @@ class JunctionTree:
         pots = []
         for c, clique in enumerate(self.cliques):
             members = [k for k, a in enumerate(self.assignment) if a == c]
-            unit = torch.zeros(tuple(self.model.cards[v] for v in clique), dtype=fs.dtype,
+            unit = torch.zeros(tuple(self._cards[v] for v in clique), dtype=fs.dtype,
                                device=fs.device)
             pots.append(contract(
                 [unit] + [tables[k] for k in members], [clique] + [scopes[k] for k in members],
@@ -437,14 +437,14 @@ class CalibratedTree:
         if self._native:
             assert self._marg is not None and self.tree._native is not None
             o = self.tree._native.marginal_offset[variable]
-            m = self._marg[:, o:o + self.tree.model.cards[variable]]
+            m = self._marg[:, o:o + self.tree._cards[variable]]
             return self._expand_rows(m if self._ev.batch_shape else m[0])
         flat = self.tree._flat
         assert flat is not None and self._belief is not None
         if self._marg is None:
             self._marg = flat.marginals(self._belief, self._log_z.reshape(-1))
         o = flat.marg_off[variable]
-        m = self._marg[:, o:o + self.tree.model.cards[variable]]
+        m = self._marg[:, o:o + self.tree._cards[variable]]
         return self._expand_rows(m if self._ev.batch_shape else m[0])
 
     def joint(self, variables: Sequence[str]) -> Tensor:
@@ -469,7 +469,7 @@ class CalibratedTree:
             table = self._table(i, variables)
             shape = self._log_z.shape + (1,) * len(variables)
             return self._expand_rows((table - self._log_z.reshape(shape)).exp())
-        cards = [t.model.cards[v] for v in t.cliques[i]]
+        cards = [t._cards[v] for v in t.cliques[i]]
         if self._native:
             plan = t._native
             assert plan is not None

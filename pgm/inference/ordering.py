@@ -106,11 +106,20 @@ def elimination_order(
         rank = {v: i for i, v in enumerate(adjacency)}
         order = []
         remaining = set(todo)
+        scores = {u: score(u, adj, cards) for u in remaining}
         while remaining:
-            v = min(remaining, key=lambda u: (score(u, adj, cards), rank[u]))
+            v = min(remaining, key=lambda u: (scores[u], rank[u]))
+            nbrs = adj[v]
             _eliminate(adj, v)
             remaining.discard(v)
             order.append(v)
+            # a score reads a vertex's neighbours and the edges among them: only vertices
+            # within two steps of v can have changed (same order as rescoring everything)
+            touched = set(nbrs)
+            for u in nbrs:
+                touched |= adj[u]
+            for u in touched & remaining:
+                scores[u] = score(u, adj, cards)
         return order
     unknown = [v for v in order if v not in adjacency]
     if unknown:
