@@ -57,6 +57,9 @@ def _strides(cards: Sequence[int]) -> list[int]:
 
 #: Walks whose merged inner run is shorter than this read precomputed indices ...
 _SHORT_RUN = 16
+#: ... in cliques of at most this many entries (building tables for larger ones costs more
+#: time than it saves in one calibration) ...
+_INDEX_CLIQUE = 2**18
 #: ... up to this many index entries per tree (int32: 64 MiB).
 _INDEX_ENTRIES = 2**24
 
@@ -90,7 +93,8 @@ class _Walks:
         parts: list[np.ndarray] = []
         pos = 0
         for w, (c, cs, st) in enumerate(zip(self.clique, self.cards, self.strides, strict=True)):
-            if cs[-1] >= _SHORT_RUN or pos + sizes[c] > _INDEX_ENTRIES:
+            if (cs[-1] >= _SHORT_RUN or sizes[c] > _INDEX_CLIQUE
+                    or pos + sizes[c] > _INDEX_ENTRIES):
                 continue
             idx = np.zeros(1, dtype=np.int64)
             for card, stride in zip(cs, st, strict=True):

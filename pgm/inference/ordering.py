@@ -110,14 +110,16 @@ def elimination_order(
         while remaining:
             v = min(remaining, key=lambda u: (scores[u], rank[u]))
             nbrs = adj[v]
+            fills = _fill_pairs(sorted(nbrs), adj)
             _eliminate(adj, v)
             remaining.discard(v)
             order.append(v)
-            # a score reads a vertex's neighbours and the edges among them: only vertices
-            # within two steps of v can have changed (same order as rescoring everything)
+            # a score reads a vertex's neighbours and the edges among them: it changes for v's
+            # neighbours and for common neighbours of a new fill edge's ends, nowhere else (the
+            # order equals that of rescoring every vertex at every step)
             touched = set(nbrs)
-            for u in nbrs:
-                touched |= adj[u]
+            for a, b in fills:
+                touched |= adj[a] & adj[b]
             for u in touched & remaining:
                 scores[u] = score(u, adj, cards)
         return order
