@@ -42,17 +42,9 @@ import torch
 from torch import Tensor
 
 from pgm.factor import Factor
+from pgm.inference._flat_tree import _strides
 
 __all__ = ["NativeTree"]
-
-
-def _strides(cards: Sequence[int]) -> list[int]:
-    out: list[int] = []
-    s = 1
-    for c in reversed(cards):
-        out.append(s)
-        s *= c
-    return out[::-1]
 
 
 #: Walks whose merged inner run is shorter than this read precomputed indices ...
@@ -287,8 +279,7 @@ class NativeTree:
         marg = np.empty((n, max(self.out_size, 1)))
         log_z = np.empty(n)
         beliefs = np.empty((n, self.size)) if store_beliefs else np.empty((1, 1))
-        # one row: no thread launch
-        _kernels()["calibrate" if n > 1 else "calibrate_serial"](
+        _kernels()["calibrate"](
             self.values, self.f_off, self.f_walk, self.f_first, self.ev_str, ev,
             self.has_factor, sf, self.s_off, self.s_walk,
             self.order, self.parent, self.up_in, self.up_par, self.m_off, self.m_size,
@@ -310,4 +301,4 @@ class NativeTree:
 def _kernels() -> dict[str, Any]:
     from pgm.inference import _tree_kernels as k
 
-    return {"calibrate": k.calibrate, "calibrate_serial": k.calibrate_serial}
+    return {"calibrate": k.calibrate}

@@ -64,7 +64,10 @@ def gather(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, iof
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def scatter(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, ioff: int,
             idx_table: Any, dst: Any, d0: int, dig: Any) -> None:  # pragma: no cover
-    """dst[d0 + idx(e)] += beta[b0 + e] over the clique's entries e (idx as in gather)."""
+    """dst[d0 + idx(e)] += beta[b0 + e] over the clique's entries e (idx as in gather).
+
+    The counter is written out here and in gather on purpose: moved into a shared inline helper
+    it doubled the time of large cliques (water: 31 -> 60 ms per calibration)."""
     if ioff >= 0:
         for e in range(size):
             dst[d0 + idx_table[ioff + e]] += beta[b0 + e]
@@ -208,27 +211,6 @@ def calibrate(
     n = ev.shape[0]
     n_soft = soft.shape[0]
     for r in prange(n):
-        beta = beliefs[r] if store else np.empty(size)
-        srow = soft[r] if n_soft > 1 else soft[0]
-        log_z[r] = calibrate_one(
-            values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
-            s_walk, order, parent, up_in, up_par, m_off, m_size, msg_size, max_sep,
-            out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
-            c_size, log_norm, beta, marg[r])
-
-@njit(cache=True, nogil=True)
-def calibrate_serial(
-    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
-    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
-    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
-    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
-    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
-    c_off: Any, c_size: Any,
-    size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
-) -> None:  # pragma: no cover
-    n = ev.shape[0]
-    n_soft = soft.shape[0]
-    for r in range(n):
         beta = beliefs[r] if store else np.empty(size)
         srow = soft[r] if n_soft > 1 else soft[0]
         log_z[r] = calibrate_one(

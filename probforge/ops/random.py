@@ -142,7 +142,7 @@ def normal(
             and math.prod(shape) >= NATIVE_NORMAL_MIN and native_enabled()):
         from probforge.ops import _normal_kernel as kernel
 
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        seed = random_seed(generator)
         out = np.empty(math.prod(shape), dtype=np.float32 if dt == torch.float32 else np.float64)
         kernel.fill_normal(out, seed, kernel.ZIG_X, kernel.ZIG_R)
         return torch.from_numpy(out).reshape(shape)
