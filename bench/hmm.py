@@ -13,8 +13,10 @@ sequence and on a batch of equal-length sequences, four operations are timed:
 
 hmmlearn gets the sequences concatenated with ``lengths``; pomegranate and probforge a
 ``(n, T, ...)`` tensor. Everything runs in float64 on CPU (pomegranate in float32, its default;
-its ``viterbi`` and ``fit`` are reported as they are; its Gaussian ``viterbi`` is skipped when
-``T * K > 50,000``, where it runs for minutes). probforge's log-likelihood is checked
+probforge is also timed in float32, the ``probforge32`` row and ``pomegranate32`` ratios, the
+like-for-like comparison with pomegranate; pomegranate's ``viterbi`` and ``fit`` are reported as
+they are; its Gaussian ``viterbi`` is skipped when ``T * K > 50,000``, where it runs for
+minutes). probforge's log-likelihood is checked
 against hmmlearn's (relative 1e-6; a failure is printed with ``!!!``). Ratios are peer time /
 probforge time (above 1: probforge faster). With a CUDA device, probforge is also timed there
 (``*_cuda`` figures). Times are best-of-N wall seconds; the load average is recorded (2 shared
@@ -136,6 +138,17 @@ def bench_config(family: str, K: int, n: int, T: int, repeat: int, use_pom: bool
     }
     for op, fn in ours.items():
         fig[f"probforge_{op}_s"] = timed(fn, repeat)
+    # float32, pomegranate's dtype: the like-for-like comparison with it
+    m32 = model.to(torch.float32)
+    x32 = x.float() if family != "categorical" else x
+    ours32 = {
+        "forward": lambda: log_likelihood(m32, x32),
+        "fb": lambda: posterior(m32, x32),
+        "viterbi": lambda: viterbi(m32, x32),
+        "em": lambda: baum_welch_step(m32, x32),
+    }
+    for op, fn in ours32.items():
+        fig[f"probforge32_{op}_s"] = timed(fn, repeat)
     if torch.cuda.is_available():
         mc, xc = model.to(device="cuda"), x.cuda()
         cuda_ops = {
@@ -204,6 +217,8 @@ def bench_config(family: str, K: int, n: int, T: int, repeat: int, use_pom: bool
                 fig[f"pomegranate_{op}_s"] = timed(fn, min(repeat, 1))
                 fig[f"ratio_pomegranate_{op}"] = (fig[f"pomegranate_{op}_s"]
                                                   / fig[f"probforge_{op}_s"])
+                fig[f"ratio_pomegranate32_{op}"] = (fig[f"pomegranate_{op}_s"]
+                                                    / fig[f"probforge32_{op}_s"])
         except ImportError as err:
             fig["pomegranate"] = f"not installed ({err})"
     return fig
@@ -235,10 +250,10 @@ def main() -> None:
                                    seed=1000 * K + n)
                 figures["configs"].append(fig)
                 print(f"\n{family} K={K} {n}x{T}   {header}")
-                for who in ("probforge", "hmmlearn", "pomegranate"):
+                for who in ("probforge", "probforge32", "hmmlearn", "pomegranate"):
                     row = "  ".join(_fmt(fig.get(f"{who}_{op}_s")) for op in OPS)
                     print(f"  {who:12s} s  {row}")
-                for who in ("hmmlearn", "pomegranate"):
+                for who in ("hmmlearn", "pomegranate", "pomegranate32"):
                     row = "  ".join(_fmt(fig.get(f"ratio_{who}_{op}")) for op in OPS)
                     print(f"  x vs {who:11s} {row}")
                 if figures["cuda"]:

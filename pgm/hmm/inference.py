@@ -43,7 +43,7 @@ from probforge.errors import ShapeError, ValidationError
 from probforge.ops.chain import (
     chain_forward,
     chain_kbest,
-    chain_log_partition,
+    chain_log_partition_streamed,
     chain_marginals,
     chain_sample,
     chain_viterbi,
@@ -160,6 +160,77 @@ def _resolve_lengths(
     return lengths, steps < lengths[..., None]
 
 
+class _Inputs(NamedTuple):
+    """Validated observations and masks of an HMM call (everything but the unary tensor)."""
+
+    batch: tuple[int, ...]
+    T: int
+    x: Tensor  # (..., T, *event) on the model's device
+    lengths: Tensor | None  # (...)
+    valid: Tensor  # (..., T)
+    observed: Tensor  # (..., T)
+    clamp: Tensor | None  # (..., T)
+
+
+def _validate(
+    model: HiddenMarkovModel,
+    x: Tensor,
+    lengths: Tensor | None,
+    mask: Tensor | None,
+    missing: Tensor | None,
+    clamp: Tensor | None,
+) -> _Inputs:
+    batch, T = _batch_and_T(model, x)
+    dev = model.device
+    x = x.to(dev)
+    lens, valid = _resolve_lengths(lengths, mask, batch, T, dev)
+    observed = valid
+    if missing is not None:
+        if missing.dtype != torch.bool or tuple(missing.shape) != (*batch, T):
+            raise ShapeError("missing", f"must be a bool tensor of shape {(*batch, T)}",
+                             found=(tuple(missing.shape), missing.dtype))
+        observed = valid & ~missing.to(dev)
+    model.emission.check(x, observed)
+    if clamp is not None:
+        if clamp.is_floating_point() or tuple(clamp.shape) != (*batch, T):
+            raise ShapeError("clamp", f"must be an integer tensor of shape {(*batch, T)}",
+                             found=(tuple(clamp.shape), clamp.dtype))
+        clamp = clamp.to(dev)
+        K = model.n_states
+        bad = ((clamp < -1) | (clamp >= K)) & valid
+        if bool(bad.any()):
+            flat = int(bad.reshape(-1).nonzero()[0, 0])
+            raise ValidationError(
+                f"clamp at flattened sequence {flat // T}, step {flat % T}",
+                f"must be -1 (free) or a state in 0..{K - 1}",
+                found=int(clamp.reshape(-1)[flat]),
+            )
+    return _Inputs(batch, T, x, lens, valid, observed, clamp)
+
+
+def _unary(model: HiddenMarkovModel, inp: _Inputs, t0: int, t1: int) -> Tensor:
+    """The chain's unary log-potentials (..., t1 - t0, K) of steps ``t0 .. t1 - 1``."""
+    em = model.emission
+    d = len(inp.batch)
+    whole = t0 == 0 and t1 == inp.T
+    x = inp.x if whole else inp.x.narrow(d, t0, t1 - t0)
+    observed = inp.observed if whole else inp.observed[..., t0:t1]
+    ll = em.log_prob(em.fill(x, observed))
+    dev = ll.device
+    # a new tensor (never the emission's own), so the initial term can be added in place
+    unary = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
+    if t0 == 0:
+        unary[..., 0, :] += model.log_initial
+    if inp.clamp is not None:
+        clamp = inp.clamp if whole else inp.clamp[..., t0:t1]
+        allowed = (clamp[..., None] < 0) | (
+            clamp[..., None] == torch.arange(model.n_states, device=dev)
+        )
+        unary = torch.where(allowed, unary, torch.full((), -math.inf, dtype=unary.dtype,
+                                                       device=dev))
+    return unary
+
+
 def chain_inputs(
     model: HiddenMarkovModel,
     x: Tensor,
@@ -178,42 +249,9 @@ def chain_inputs(
         ``log p(y_0)`` at ``t = 0``, ``-inf`` for states excluded by ``clamp``; ``pair`` (K, K);
         ``lengths``; ``valid`` and ``observed`` masks (..., T).
     """
-    batch, T = _batch_and_T(model, x)
-    dev = model.device
-    x = x.to(dev)
-    lens, valid = _resolve_lengths(lengths, mask, batch, T, dev)
-    observed = valid
-    if missing is not None:
-        if missing.dtype != torch.bool or tuple(missing.shape) != (*batch, T):
-            raise ShapeError("missing", f"must be a bool tensor of shape {(*batch, T)}",
-                             found=(tuple(missing.shape), missing.dtype))
-        observed = valid & ~missing.to(dev)
-    em = model.emission
-    em.check(x, observed)
-    ll = em.log_prob(em.fill(x, observed))
-    # a new tensor (never the emission's own), so the initial term can be added in place
-    unary = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
-    unary[..., 0, :] += model.log_initial
-    if clamp is not None:
-        if clamp.is_floating_point() or tuple(clamp.shape) != (*batch, T):
-            raise ShapeError("clamp", f"must be an integer tensor of shape {(*batch, T)}",
-                             found=(tuple(clamp.shape), clamp.dtype))
-        clamp = clamp.to(dev)
-        K = model.n_states
-        bad = ((clamp < -1) | (clamp >= K)) & valid
-        if bool(bad.any()):
-            flat = int(bad.reshape(-1).nonzero()[0, 0])
-            raise ValidationError(
-                f"clamp at flattened sequence {flat // T}, step {flat % T}",
-                f"must be -1 (free) or a state in 0..{K - 1}",
-                found=int(clamp.reshape(-1)[flat]),
-            )
-        allowed = (clamp[..., None] < 0) | (
-            clamp[..., None] == torch.arange(K, device=dev)
-        )
-        unary = torch.where(allowed, unary, torch.full((), -math.inf, dtype=unary.dtype,
-                                                       device=dev))
-    return ChainInputs(unary, model.log_transition, lens, valid, observed)
+    inp = _validate(model, x, lengths, mask, missing, clamp)
+    return ChainInputs(_unary(model, inp, 0, inp.T), model.log_transition, inp.lengths,
+                       inp.valid, inp.observed)
 
 
 def log_likelihood(
@@ -233,8 +271,15 @@ def log_likelihood(
     Tensor, shape (...)
         ``-inf`` for a sequence of probability zero.
     """
-    c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
-    return chain_log_partition(c.unary, c.pair, c.lengths, method=method)
+    inp = _validate(model, x, lengths, mask, missing, clamp)
+    B, K = math.prod(inp.batch), model.n_states
+    lens = None if inp.lengths is None else inp.lengths.reshape(B)
+    # the unary potentials a block of steps at a time (see chain_log_partition_streamed)
+    log_z = chain_log_partition_streamed(
+        lambda t0, t1: _unary(model, inp, t0, t1).reshape(B, t1 - t0, K),
+        model.log_transition, B, inp.T, lens, method=method,
+    )
+    return log_z.reshape(inp.batch)
 
 
 def posterior(

@@ -59,6 +59,7 @@ from probforge.ops.chain.marginals import chain_entropy, chain_marginals
 from probforge.ops.chain.messages import chain_backward, chain_forward
 from probforge.ops.chain.partition import chain_log_partition
 from probforge.ops.chain.sample import chain_sample
+from probforge.ops.chain.streamed import chain_log_partition_streamed
 
 __all__ = [
     "ChainMarginals",
@@ -68,6 +69,7 @@ __all__ = [
     "chain_forward",
     "chain_kbest",
     "chain_log_partition",
+    "chain_log_partition_streamed",
     "chain_marginals",
     "chain_sample",
     "chain_viterbi",

@@ -14,6 +14,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 
+from probforge.ops._exp_kernel import exp_nonpositive
+
 
 @numba.extending.intrinsic
 def fmax(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover
@@ -96,6 +98,74 @@ def forward(
     for b in prange(B):
         pb = b if Bp > 1 else b - b  # same integer type as the prange index
         forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b], store)
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def log_forward_block(
+    U: Any, P: Any, PT: Any, lengths: Any, t0: int, b0: int, b1: int, prev: Any, cs: Any,
+    ms: Any, use_dot: bool,
+) -> None:  # pragma: no cover
+    """Steps ``t0 .. t0 + Tc - 1`` of the scaled forward of sequences ``b0 .. b1 - 1``, from
+    log-potentials: U (B, Tc, K) the chunk's unary, P / PT (K, K) the shifted ``exp`` of the
+    pair and its transpose; ``prev`` (B, K) the normalised messages, carried between chunks.
+
+    Each step's unary is shifted by its max (into ``ms`` (B, T), 0 if all are -inf) and
+    exponentiated here, so no (B, T, K) table of exponentials is ever written; ``cs`` (B, T)
+    gets the normalisers (1 at padded steps). ``use_dot``: one BLAS product for the whole block
+    per step (large K), else a dot product per state."""
+    Tc, K = U.shape[1], U.shape[2]
+    S = b1 - b0
+    pv = prev[b0:b1]
+    cur = np.empty((S, K), dtype=prev.dtype)
+    ninf = -np.inf
+    for tt in range(Tc):
+        t = t0 + tt
+        if t > 0 and use_dot:
+            np.dot(pv, P, cur)
+        for s in range(S):
+            b = b0 + s
+            if t >= lengths[b]:  # padding: carry the message, normaliser 1
+                cs[b, t] = 1.0
+                ms[b, t] = 0.0
+                continue
+            u = U[b, tt]
+            c = cur[s]
+            p = pv[s]
+            m = ninf
+            for j in range(K):
+                m = fmax(m, u[j])
+            if m == ninf:
+                m = 0.0
+            ms[b, t] = m
+            if t == 0:
+                for j in range(K):
+                    c[j] = 1.0
+            elif not use_dot:
+                for j in range(K):
+                    acc = 0.0
+                    for i in range(K):
+                        acc += p[i] * PT[j, i]
+                    c[j] = acc
+            tot = 0.0
+            for j in range(K):
+                v = c[j] * exp_nonpositive(u[j] - m)
+                c[j] = v
+                tot += v
+            cs[b, t] = tot
+            # a zero normaliser is caught by the caller (the log-space path takes over)
+            inv = 1.0 / tot if tot > 0.0 else 0.0
+            for j in range(K):
+                p[j] = c[j] * inv
+
+@njit(parallel=True, cache=True, nogil=True)
+def log_forward(
+    U: Any, P: Any, lengths: Any, t0: int, prev: Any, cs: Any, ms: Any, n_blocks: int,
+    use_dot: bool,
+) -> None:  # pragma: no cover
+    B = U.shape[0]
+    PT = np.ascontiguousarray(P.T)
+    for q in prange(n_blocks):
+        log_forward_block(U, P, PT, lengths, t0, q * B // n_blocks, (q + 1) * B // n_blocks,
+                          prev, cs, ms, use_dot)
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def backward_one(

@@ -139,6 +139,36 @@ def test_ragged_batch_equals_one_by_one_and_unbatched():
         assert vit.states[b, :n].tolist() == viterbi(hmm, x[b, :n]).states.tolist()
 
 
+@pytest.mark.parametrize("family, K", [("gaussian", 16), ("categorical", 64)])
+def test_many_states_log_likelihood_equals_the_posterior_pass(family, K):
+    # log_likelihood streams its emissions through a fused kernel from K = 16 on; posterior
+    # builds the whole emission table: both must agree, with padding, missing and clamped steps
+    gen = make_generator(seed_for(12) + K)
+    hmm = _random_hmm(gen, K, family=family, M=20, forbid=True)
+    B, T = 12, 300
+    draw = hmm.sample(T, n_sequences=B, generator=gen)
+    x = draw.observations.clone()
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)
+    lengths[0] = T
+    if family == "gaussian":
+        for b, n in enumerate(lengths.tolist()):
+            x[b, n:] = math.nan  # padding may hold anything
+    missing = torch.rand(B, T, generator=gen) < 0.1
+    clamp = torch.where(torch.rand(B, T, generator=gen) < 0.05, draw.states, -1)
+    kw = dict(lengths=lengths, missing=missing, clamp=clamp)
+    ll = log_likelihood(hmm, x, **kw)
+    torch.testing.assert_close(ll, posterior(hmm, x, **kw).log_likelihood, rtol=1e-12, atol=0)
+    for b in (0, 5):
+        n = int(lengths[b])
+        one = log_likelihood(hmm, x[b, :n], missing=missing[b, :n], clamp=clamp[b, :n])
+        torch.testing.assert_close(ll[b], one, rtol=1e-12, atol=0)
+    hmm32 = hmm.to(torch.float32)
+    x32 = x.float() if family == "gaussian" else x
+    ll32 = log_likelihood(hmm32, x32, **kw)
+    assert ll32.dtype == torch.float32
+    torch.testing.assert_close(ll32.double(), ll, rtol=1e-5, atol=0)
+
+
 def test_float32_close_to_float64_and_long_sequence_finite():
     _float32_and_long(20_000)
 

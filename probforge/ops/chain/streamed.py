@@ -1,0 +1,137 @@
+"""``log Z`` of chains whose unary potentials are produced a block of time steps at a time.
+
+:func:`chain_log_partition` needs the whole ``(B, T, K)`` unary tensor. When only ``log Z`` is
+wanted (an HMM's log-likelihood, with no gradient), the forward recursion reads each step once,
+so the unary potentials can be produced, consumed and dropped in blocks of steps that stay in
+cache: no ``(B, T, K)`` tensor is written to memory, and none of its temporaries either. On the
+two-core machines this project targets, each pass over a table that size costs about as much as
+the recursion itself (memory traffic and page faults of fresh allocations).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from probforge.errors import ShapeError
+from probforge.ops.chain import native as chain_native
+from probforge.ops.chain._base import _check_method
+from probforge.ops.chain.partition import chain_log_partition
+
+__all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed"]
+
+#: Target size of one block of unary potentials (B * steps * K entries): a few MiB, within the
+#: last-level cache, and enough steps per block that the per-block call overhead stays small.
+CHUNK_ELEMENTS = 2**18
+_MIN_STEPS = 16
+#: Fewer states than this: the whole-tensor path is as fast (its exponentials are one vectorised
+#: pass; per step there is too little work to pay for the fused kernel's per-step overhead).
+MIN_STATES = 16
+
+
+@cache
+def _kernel() -> tuple[Callable[..., None], Callable[[], int]]:
+    import numba
+
+    from probforge.ops.chain import _kernels as k
+
+    return k.log_forward, numba.get_num_threads
+
+
+def chain_log_partition_streamed(
+    unary_fn: Callable[[int, int], Tensor],
+    pair: Tensor,
+    batch_size: int,
+    n_steps: int,
+    lengths: Tensor | None = None,
+    *,
+    method: str = "auto",
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> Tensor:
+    """``log Z`` of ``batch_size`` chains of ``n_steps`` steps, the unary potentials on demand.
+
+    Equal to ``chain_log_partition(unary_fn(0, n_steps), pair, lengths, method=method)``, which
+    is what it computes whenever the compiled kernels do not apply (CUDA, dtypes other than
+    float32/float64, a gradient to build, ``method="parallel"``, a time-dependent ``pair``, fewer
+    than :data:`MIN_STATES` states), and
+    wherever the scaled recursion is not exact (a normaliser below ``tiny / eps``, e.g. a chain
+    of probability zero) or an invalid potential needs its error message.
+
+    Parameters
+    ----------
+    unary_fn : callable ``(t0, t1) -> Tensor`` of shape (B, t1 - t0, K)
+        Unary log-potentials of steps ``t0 .. t1 - 1``; called with consecutive blocks.
+        Padded steps (beyond ``lengths``) are never read.
+    pair : Tensor, shape (K, K)
+        Transition log-potentials, the same at every step.
+    batch_size, n_steps : int
+        ``B`` and ``T``.
+    lengths : LongTensor, shape (B,), optional
+        Real lengths ``1 <= lengths <= T``.
+    method : {"auto", "sequential", "parallel"}
+        As in :func:`chain_log_partition`.
+    chunk_elements : int
+        Target ``B * steps * K`` per block.
+
+    Returns
+    -------
+    Tensor, shape (B,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> u = torch.randn(3, 50, 16, dtype=torch.float64)
+    >>> pair = torch.randn(16, 16, dtype=torch.float64)
+    >>> z = chain_log_partition_streamed(lambda a, b: u[:, a:b], pair, 3, 50)
+    >>> bool(torch.allclose(z, chain_log_partition(u, pair)))
+    True
+    """
+    _check_method(method, "chain_log_partition_streamed")
+    B, T = int(batch_size), int(n_steps)
+    K = pair.shape[-1]
+
+    def whole() -> Tensor:
+        return chain_log_partition(unary_fn(0, T), pair, lengths, method=method)
+
+    if method == "parallel" or B < 1 or T < 1 or pair.dim() != 2 or K < MIN_STATES:
+        return whole()
+    steps = max(_MIN_STEPS, chunk_elements // (B * K))
+    first = unary_fn(0, min(T, steps))
+    if not (chain_native.enabled(first, pair) and first.dtype == pair.dtype
+            and tuple(pair.shape) == (K, K)):
+        return whole()
+    log_forward, n_threads = _kernel()
+    pm = pair.detach().amax()
+    pm = pm if bool(torch.isfinite(pm)) else torch.zeros_like(pm)
+    P = np.ascontiguousarray(torch.exp(pair.detach() - pm).numpy())
+    lens = (np.full(B, T, dtype=np.int64) if lengths is None
+            else lengths.detach().to(torch.long).reshape(B).contiguous().numpy())
+    prev = np.empty((B, K), dtype=P.dtype)
+    cs = np.empty((B, T))  # float64 whatever the dtype: the sums of logs stay exact
+    ms = np.empty((B, T))
+    n_blocks = max(1, min(B, n_threads()))
+    use_dot = K >= 32 and B // n_blocks >= 4  # one BLAS product per block and step
+    for t0 in range(0, T, steps):
+        t1 = min(T, t0 + steps)
+        u = first if t0 == 0 else unary_fn(t0, t1)
+        if tuple(u.shape) != (B, t1 - t0, K) or u.dtype != pair.dtype:
+            raise ShapeError("chain_log_partition_streamed: unary_fn",
+                             f"must return a {pair.dtype} tensor of shape {(B, t1 - t0, K)}",
+                             found=(tuple(u.shape), u.dtype))
+        top = u.detach().max()
+        if bool(torch.isnan(top) | (top == math.inf)):
+            return whole()  # its checks name the culprit (or ignore it, if in padding)
+        log_forward(u.detach().contiguous().numpy(), P, lens, t0, prev, cs, ms, n_blocks,
+                    use_dot)
+    info = torch.finfo(pair.dtype)
+    c = torch.from_numpy(cs)
+    if not bool((c >= info.tiny / info.eps).all()):  # also catches NaN
+        return whole()
+    pair_terms = pm.to(torch.float64) * (torch.from_numpy(lens) - 1)
+    log_z = torch.log(c).sum(-1) + torch.from_numpy(ms).sum(-1) + pair_terms
+    return log_z.to(pair.dtype)
