@@ -170,6 +170,7 @@ class _Inputs(NamedTuple):
     valid: Tensor  # (..., T)
     observed: Tensor  # (..., T)
     clamp: Tensor | None  # (..., T)
+    all_observed: bool  # no padding, nothing missing: the masks need not be applied
 
 
 def _validate(
@@ -205,7 +206,7 @@ def _validate(
                 f"must be -1 (free) or a state in 0..{K - 1}",
                 found=int(clamp.reshape(-1)[flat]),
             )
-    return _Inputs(batch, T, x, lens, valid, observed, clamp)
+    return _Inputs(batch, T, x, lens, valid, observed, clamp, bool(observed.all()))
 
 
 def _unary(model: HiddenMarkovModel, inp: _Inputs, t0: int, t1: int) -> Tensor:
@@ -215,10 +216,14 @@ def _unary(model: HiddenMarkovModel, inp: _Inputs, t0: int, t1: int) -> Tensor:
     whole = t0 == 0 and t1 == inp.T
     x = inp.x if whole else inp.x.narrow(d, t0, t1 - t0)
     observed = inp.observed if whole else inp.observed[..., t0:t1]
-    ll = em.log_prob(em.fill(x, observed))
-    dev = ll.device
-    # a new tensor (never the emission's own), so the initial term can be added in place
-    unary = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
+    if inp.all_observed and em.fresh_log_prob:
+        unary = em.log_prob(x)  # a new tensor: the initial term can be added in place
+        dev = unary.device
+    else:
+        ll = em.log_prob(em.fill(x, observed))
+        dev = ll.device
+        # a new tensor (never the emission's own), so the initial term can be added in place
+        unary = torch.where(observed[..., None], ll, torch.zeros((), dtype=ll.dtype, device=dev))
     if t0 == 0:
         unary[..., 0, :] += model.log_initial
     if inp.clamp is not None:

@@ -18,7 +18,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["available", "enabled"]
+__all__ = ["available", "enabled", "n_threads"]
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -59,3 +59,9 @@ def enabled(*tensors: Tensor, autograd: bool = False) -> bool:
         if x.device.type != "cpu" or x.dtype not in _DTYPES or (grad and x.requires_grad):
             return False
     return True
+
+
+def n_threads() -> int:
+    """Threads the kernels' parallel loops use (numba's setting; 1 without numba)."""
+    numba = _numba()
+    return 1 if numba is None else int(numba.get_num_threads())

@@ -75,9 +75,13 @@ class Emission(abc.ABC):
     ----------
     event_dim : int
         Number of trailing dimensions of one observation (0 for a symbol, 1 for a vector).
+    fresh_log_prob : bool
+        Whether :meth:`log_prob` always returns a new tensor (never a view of its input or of
+        a parameter), which inference may then modify in place instead of copying.
     """
 
     event_dim: ClassVar[int] = 1
+    fresh_log_prob: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -42,6 +42,8 @@ class CategoricalEmission(Emission):
 
     Observations are integer tensors ``(..., T)`` with symbols in ``0..M-1``.
     """
+
+    fresh_log_prob: ClassVar[bool] = True
 
     event_dim = 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -44,6 +44,8 @@ class PoissonEmission(Emission):
 
     Observations: non-negative integer counts ``(..., T, D)`` (integer or float dtype).
     """
+
+    fresh_log_prob: ClassVar[bool] = True
 
     def __init__(self, rates: Tensor, *, validate: bool = True) -> None:
         if rates.dim() != 2:
@@ -144,6 +146,8 @@ class BernoulliEmission(Emission):
 
     Observations: 0/1 tensors ``(..., T, D)`` (bool, integer or float).
     """
+
+    fresh_log_prob: ClassVar[bool] = True
 
     def __init__(self, probs: Tensor, *, validate: bool = True) -> None:
         if probs.dim() != 2:

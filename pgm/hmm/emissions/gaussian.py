@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -13,6 +13,8 @@ from probforge.errors import (
     ShapeError,
     ValidationError,
 )
+from probforge.ops.native import enabled as native_enabled
+from probforge.ops.native import n_threads
 from probforge.ops.random import check_generator
 
 from ._base import (
@@ -48,6 +50,26 @@ class GaussianPrior:
     min_covar: float = 0.0
 
 
+def _diag_log_density_native(em: GaussianEmission, x: Tensor) -> Tensor:
+    """:meth:`GaussianEmission.log_prob` (diag / spherical) by the compiled kernel."""
+    from pgm.hmm.emissions._gaussian_kernel import diag_log_density
+
+    K, D = em.means.shape
+    # the kernel's parameter layout, rebuilt only if a parameter tensor was changed in place
+    key = (em.means._version, em.covars._version)
+    if em._native_key != key:
+        var = em.variances()
+        em._native_params = (em.means.t().contiguous().numpy(),
+                             (0.5 / var).t().contiguous().numpy(),
+                             (-0.5 * (D * _LOG_2PI + var.log().sum(-1))).numpy())
+        em._native_key = key
+    flat = x.reshape(-1, D).contiguous()
+    out = torch.empty(flat.shape[0], K, dtype=em.means.dtype)
+    n_blocks = max(1, min(n_threads(), flat.shape[0] // 512))
+    diag_log_density(flat.numpy(), *em._native_params, out.numpy(), n_blocks)
+    return out.reshape(*x.shape[:-1], K)
+
+
 class GaussianEmission(Emission):
     """Multivariate Gaussian emissions with full, diagonal, spherical or tied covariances.
 
@@ -61,6 +83,8 @@ class GaussianEmission(Emission):
 
     Observations are float tensors ``(..., T, D)``.
     """
+
+    fresh_log_prob: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -102,6 +126,8 @@ class GaussianEmission(Emission):
                         "variances must be finite and > 0",
                     )
         self._chol: Tensor | None = None
+        self._native_key: tuple[int, int] | None = None
+        self._native_params: tuple[Any, ...] = ()
         if covariance_type in ("full", "tied"):
             mats = self.covars if covariance_type == "full" else self.covars[None]
             if validate and not torch.allclose(mats, mats.transpose(-1, -2)):
@@ -157,6 +183,8 @@ class GaussianEmission(Emission):
         D = self.n_features
         if self.covariance_type in ("diag", "spherical"):
             var = self.variances()  # (K, D)
+            if native_enabled(x, self.means, var):
+                return _diag_log_density_native(self, x)
             # sum_d (x_d - mu_kd)^2 / var_kd expanded into two (N, D) @ (D, K) products, as
             # scikit-learn and hmmlearn do, instead of an (N, K, D) difference tensor; both
             # sides are centred first so that data far from the origin loses no precision.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -55,6 +55,8 @@ class GaussianMixtureEmission(Emission):
     The M-step is exact EM: covariances are centred at the *new* means (hmmlearn's GMMHMM
     centres them at the previous means).
     """
+
+    fresh_log_prob: ClassVar[bool] = True
 
     def __init__(
         self,

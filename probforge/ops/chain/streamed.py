@@ -22,6 +22,7 @@ from probforge.errors import ShapeError
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import _check_method
 from probforge.ops.chain.partition import chain_log_partition
+from probforge.ops.native import n_threads
 
 __all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed"]
 
@@ -35,12 +36,10 @@ MIN_STATES = 16
 
 
 @cache
-def _kernel() -> tuple[Callable[..., None], Callable[[], int]]:
-    import numba
-
+def _kernel() -> Callable[..., None]:
     from probforge.ops.chain import _kernels as k
 
-    return k.log_forward, numba.get_num_threads
+    return k.log_forward
 
 
 def chain_log_partition_streamed(
@@ -105,7 +104,7 @@ def chain_log_partition_streamed(
     if not (chain_native.enabled(first, pair) and first.dtype == pair.dtype
             and tuple(pair.shape) == (K, K)):
         return whole()
-    log_forward, n_threads = _kernel()
+    log_forward = _kernel()
     pm = pair.detach().amax()
     pm = pm if bool(torch.isfinite(pm)) else torch.zeros_like(pm)
     P = np.ascontiguousarray(torch.exp(pair.detach() - pm).numpy())
