@@ -52,7 +52,9 @@ class GaussianPrior:
 
 def _diag_log_density_native(em: GaussianEmission, x: Tensor) -> Tensor:
     """:meth:`GaussianEmission.log_prob` (diag / spherical) by the compiled kernel."""
-    from pgm.hmm.emissions._gaussian_kernel import diag_log_density
+    from pgm.hmm.emissions import _gaussian_kernel
+
+    kernel: Any = _gaussian_kernel.diag_log_density  # a numba dispatcher
 
     K, D = em.means.shape
     # the kernel's parameter layout, rebuilt only if a parameter tensor was changed in place
@@ -66,7 +68,7 @@ def _diag_log_density_native(em: GaussianEmission, x: Tensor) -> Tensor:
     flat = x.reshape(-1, D).contiguous()
     out = torch.empty(flat.shape[0], K, dtype=em.means.dtype)
     n_blocks = max(1, min(n_threads(), flat.shape[0] // 512))
-    diag_log_density(flat.numpy(), *em._native_params, out.numpy(), n_blocks)
+    kernel(flat.numpy(), *em._native_params, out.numpy(), n_blocks)
     return out.reshape(*x.shape[:-1], K)
 
 
