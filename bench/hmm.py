@@ -123,6 +123,16 @@ def pomegranate_model(model: HiddenMarkovModel, family: str):  # type: ignore[no
                     starts=model.initial_probs.float(), max_iter=1, verbose=False)
 
 
+def probforge_ops(model: HiddenMarkovModel, x: torch.Tensor) -> dict[str, Callable[[], object]]:
+    """The four timed operations of probforge on ``model`` and ``x``."""
+    return {
+        "forward": lambda: log_likelihood(model, x),
+        "fb": lambda: posterior(model, x),
+        "viterbi": lambda: viterbi(model, x),
+        "em": lambda: baum_welch_step(model, x),
+    }
+
+
 def bench_config(family: str, K: int, n: int, T: int, repeat: int, use_pom: bool,
                  seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
@@ -130,34 +140,17 @@ def bench_config(family: str, K: int, n: int, T: int, repeat: int, use_pom: bool
     x = model.sample(T, n_sequences=n, generator=gen).observations
     fig: dict = {"family": family, "K": K, "n_sequences": n, "T": T}
     # probforge
-    ours = {
-        "forward": lambda: log_likelihood(model, x),
-        "fb": lambda: posterior(model, x),
-        "viterbi": lambda: viterbi(model, x),
-        "em": lambda: baum_welch_step(model, x),
-    }
+    ours = probforge_ops(model, x)
     for op, fn in ours.items():
         fig[f"probforge_{op}_s"] = timed(fn, repeat)
     # float32, pomegranate's dtype: the like-for-like comparison with it
     m32 = model.to(torch.float32)
     x32 = x.float() if family != "categorical" else x
-    ours32 = {
-        "forward": lambda: log_likelihood(m32, x32),
-        "fb": lambda: posterior(m32, x32),
-        "viterbi": lambda: viterbi(m32, x32),
-        "em": lambda: baum_welch_step(m32, x32),
-    }
-    for op, fn in ours32.items():
+    for op, fn in probforge_ops(m32, x32).items():
         fig[f"probforge32_{op}_s"] = timed(fn, repeat)
     if torch.cuda.is_available():
         mc, xc = model.to(device="cuda"), x.cuda()
-        cuda_ops = {
-            "forward": lambda: log_likelihood(mc, xc),
-            "fb": lambda: posterior(mc, xc),
-            "viterbi": lambda: viterbi(mc, xc),
-            "em": lambda: baum_welch_step(mc, xc),
-        }
-        for op, fn in cuda_ops.items():
+        for op, fn in probforge_ops(mc, xc).items():
             def sync(fn: Callable[[], object] = fn) -> None:
                 fn()
                 torch.cuda.synchronize()
