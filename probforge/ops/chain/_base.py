@@ -7,7 +7,7 @@ returns a :class:`_Chain`; the helpers here are used by every recursion of the p
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -74,6 +74,33 @@ class _Chain(NamedTuple):
     lengths: Tensor | None  # (B,) on the device, or None when every sequence is full
     batch: tuple[int, ...]
     valid: Tensor | None  # (B, T) bool, True at real steps; None when all are real
+
+
+def _check_lengths(lengths: Any, batch: tuple[int, ...], T: int, device: torch.device,
+                   name: str) -> Tensor:
+    """``lengths`` validated (integers of shape ``batch`` in 1..T) as a flat long tensor."""
+    if not isinstance(lengths, Tensor) or lengths.is_floating_point() or lengths.is_complex():
+        raise ValidationError(
+            f"{name}: lengths",
+            "must be an integer tensor of the batch shape",
+            found=lengths.dtype if isinstance(lengths, Tensor) else type(lengths).__name__,
+        )
+    if tuple(lengths.shape) != batch:
+        raise ShapeError(
+            f"{name}: lengths",
+            f"shape must equal unary's batch shape {batch}",
+            found=tuple(lengths.shape),
+        )
+    lens = lengths.to(device=device, dtype=torch.long).reshape(math.prod(batch))
+    bad = (lens < 1) | (lens > T)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValidationError(
+            f"{name}: lengths[{_index(i, batch)}]",
+            f"must lie in 1..T = 1..{T}",
+            found=int(lens[i]),
+        )
+    return lens
 
 
 def _prepare(unary: Tensor, pair: Tensor, lengths: Tensor | None, name: str) -> _Chain:
@@ -148,27 +175,7 @@ def _prepare(unary: Tensor, pair: Tensor, lengths: Tensor | None, name: str) -> 
     valid: Tensor | None = None
     lens: Tensor | None = None
     if lengths is not None:
-        if not isinstance(lengths, Tensor) or lengths.is_floating_point() or lengths.is_complex():
-            raise ValidationError(
-                f"{name}: lengths",
-                "must be an integer tensor of the batch shape",
-                found=lengths.dtype if isinstance(lengths, Tensor) else type(lengths).__name__,
-            )
-        if tuple(lengths.shape) != batch:
-            raise ShapeError(
-                f"{name}: lengths",
-                f"shape must equal unary's batch shape {batch}",
-                found=tuple(lengths.shape),
-            )
-        lens = lengths.to(device=unary.device, dtype=torch.long).reshape(B)
-        bad = (lens < 1) | (lens > T)
-        if bool(bad.any()):
-            i = int(bad.nonzero()[0, 0])
-            raise ValidationError(
-                f"{name}: lengths[{_index(i, batch)}]",
-                f"must lie in 1..T = 1..{T}",
-                found=int(lens[i]),
-            )
+        lens = _check_lengths(lengths, batch, T, unary.device, name)
         steps = torch.arange(T, device=unary.device)
         valid = steps < lens[:, None]
         if bool(valid.all()):

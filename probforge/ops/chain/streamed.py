@@ -20,7 +20,7 @@ from torch import Tensor
 
 from probforge.errors import ShapeError
 from probforge.ops.chain import native as chain_native
-from probforge.ops.chain._base import _check_method
+from probforge.ops.chain._base import _check_lengths, _check_method
 from probforge.ops.chain.partition import chain_log_partition
 from probforge.ops.native import n_threads
 
@@ -90,9 +90,12 @@ def chain_log_partition_streamed(
     >>> bool(torch.allclose(z, chain_log_partition(u, pair)))
     True
     """
-    _check_method(method, "chain_log_partition_streamed")
+    name = "chain_log_partition_streamed"
+    _check_method(method, name)
     B, T = int(batch_size), int(n_steps)
     K = pair.shape[-1]
+    if lengths is not None and B >= 1 and T >= 1:
+        lengths = _check_lengths(lengths, (B,), T, pair.device, name)
 
     def whole() -> Tensor:
         return chain_log_partition(unary_fn(0, T), pair, lengths, method=method)
@@ -119,7 +122,7 @@ def chain_log_partition_streamed(
         t1 = min(T, t0 + steps)
         u = first if t0 == 0 else unary_fn(t0, t1)
         if tuple(u.shape) != (B, t1 - t0, K) or u.dtype != pair.dtype:
-            raise ShapeError("chain_log_partition_streamed: unary_fn",
+            raise ShapeError(f"{name}: unary_fn",
                              f"must return a {pair.dtype} tensor of shape {(B, t1 - t0, K)}",
                              found=(tuple(u.shape), u.dtype))
         top = u.detach().max()

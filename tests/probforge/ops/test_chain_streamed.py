@@ -103,6 +103,11 @@ def test_invalid_potentials_keep_their_errors():
         chain_log_partition_streamed(lambda a, b: unary[:, a:b, :8], pair, 3, 50)
     with pytest.raises(ValidationError, match="method"):
         chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 3, 50, method="bogus")
+    for bad_lengths in (torch.tensor([50, 0, 3]), torch.tensor([50, 51, 3])):
+        with pytest.raises(ValidationError, match=r"lengths\[1\]"):
+            chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 3, 50, bad_lengths)
+    with pytest.raises(ShapeError, match="lengths"):
+        chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 3, 50, torch.tensor([5]))
 
 
 def test_gradient_requests_take_the_differentiable_path():
