@@ -57,9 +57,12 @@ def _diag_log_density_native(em: GaussianEmission, x: Tensor) -> Tensor:
     kernel: Any = _gaussian_kernel.diag_log_density  # a numba dispatcher
 
     K, D = em.means.shape
-    # the kernel's parameter layout, rebuilt only if a parameter tensor was changed in place
-    key = (em.means._version, em.covars._version)
-    if em._native_key != key:
+    # the kernel's parameter layout, rebuilt if a parameter was replaced or changed in place
+    # (the key holds the tensors themselves, so their ids cannot be reused meanwhile)
+    key = (em.means, em.means._version, em.covars, em.covars._version)
+    old = em._native_key
+    if old is None or not (old[0] is key[0] and old[2] is key[2] and old[1] == key[1]
+                           and old[3] == key[3]):
         var = em.variances()
         em._native_params = (em.means.t().contiguous().numpy(),
                              (0.5 / var).t().contiguous().numpy(),
@@ -128,7 +131,7 @@ class GaussianEmission(Emission):
                         "variances must be finite and > 0",
                     )
         self._chol: Tensor | None = None
-        self._native_key: tuple[int, int] | None = None
+        self._native_key: tuple[Tensor, int, Tensor, int] | None = None
         self._native_params: tuple[Any, ...] = ()
         if covariance_type in ("full", "tied"):
             mats = self.covars if covariance_type == "full" else self.covars[None]

@@ -18,11 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError
+from probforge.errors import DtypeMismatchError, ShapeError
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import _check_lengths, _check_method
 from probforge.ops.chain.partition import chain_log_partition
 from probforge.ops.native import n_threads
+from probforge.ops.special import finite_shift
 
 __all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed"]
 
@@ -107,9 +108,11 @@ def chain_log_partition_streamed(
     if not (chain_native.enabled(first, pair) and first.dtype == pair.dtype
             and tuple(pair.shape) == (K, K)):
         return whole()
-    log_forward = _kernel()
     pm = pair.detach().amax()
-    pm = pm if bool(torch.isfinite(pm)) else torch.zeros_like(pm)
+    if bool(torch.isnan(pm) | (pm == math.inf)):
+        return whole()  # a NaN / +inf transition: its checks raise the error
+    pm = finite_shift(pm)
+    log_forward = _kernel()
     P = np.ascontiguousarray(torch.exp(pair.detach() - pm).numpy())
     lens = (np.full(B, T, dtype=np.int64) if lengths is None
             else lengths.detach().to(torch.long).reshape(B).contiguous().numpy())
@@ -121,10 +124,14 @@ def chain_log_partition_streamed(
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
         u = first if t0 == 0 else unary_fn(t0, t1)
-        if tuple(u.shape) != (B, t1 - t0, K) or u.dtype != pair.dtype:
-            raise ShapeError(f"{name}: unary_fn",
-                             f"must return a {pair.dtype} tensor of shape {(B, t1 - t0, K)}",
-                             found=(tuple(u.shape), u.dtype))
+        if tuple(u.shape) != (B, t1 - t0, K):
+            raise ShapeError(f"{name}: unary_fn({t0}, {t1})",
+                             f"must return a tensor of shape {(B, t1 - t0, K)}",
+                             found=tuple(u.shape))
+        if u.dtype != pair.dtype:
+            raise DtypeMismatchError(f"{name}: unary_fn({t0}, {t1})",
+                                     f"returned {u.dtype}, pair is {pair.dtype}",
+                                     fix="return tensors of the pair's dtype")
         top = u.detach().max()
         if bool(torch.isnan(top) | (top == math.inf)):
             return whole()  # its checks name the culprit (or ignore it, if in padding)

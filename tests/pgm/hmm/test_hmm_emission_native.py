@@ -43,7 +43,7 @@ def test_native_log_density_matches_closed_form_and_torch_path(monkeypatch, cov,
     torch.testing.assert_close(torch_path.double(), ref, rtol=100 * tol, atol=100 * tol)
 
 
-def test_parameters_changed_in_place_are_seen():
+def test_parameters_changed_in_place_or_replaced_are_seen():
     em = GaussianEmission(torch.zeros(3, 2, dtype=torch.float64),
                           torch.ones(3, 2, dtype=torch.float64))
     x = torch.randn(10, 2, dtype=torch.float64)
@@ -52,6 +52,8 @@ def test_parameters_changed_in_place_are_seen():
     em.covars.mul_(2.0)
     torch.testing.assert_close(em.log_prob(x), _reference(em, x), rtol=1e-12, atol=1e-12)
     assert not torch.allclose(first, em.log_prob(x))
+    em.means = torch.full((3, 2), -2.0, dtype=torch.float64)  # replaced, version 0 again
+    torch.testing.assert_close(em.log_prob(x), _reference(em, x), rtol=1e-12, atol=1e-12)
 
 
 def test_gradients_take_the_torch_path():

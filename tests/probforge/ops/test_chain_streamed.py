@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.chain import chain_log_partition, chain_log_partition_streamed
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain import streamed as streamed_module
@@ -62,7 +62,11 @@ def test_streamed_equals_whole_tensor_path(monkeypatch, dtype, tol, B, T, K, rag
     assert [c[0] for c in calls] == list(range(0, T, 16))  # consecutive blocks, each once
 
 
-def test_few_states_and_parallel_take_the_whole_tensor_path():
+def test_few_states_and_parallel_take_the_whole_tensor_path(monkeypatch):
+    def fail() -> None:
+        raise AssertionError("the fused kernel ran where the whole-tensor path should")
+
+    monkeypatch.setattr(streamed_module, "_kernel", fail)
     unary, pair, _ = _case(4, 30, 4, torch.float64, seed=1)
     got = chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 4, 30)
     torch.testing.assert_close(got, chain_log_partition(unary, pair), rtol=1e-12, atol=0)
@@ -81,12 +85,14 @@ def test_zero_probability_sequence_is_minus_inf_not_nan():
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
-def test_extreme_potentials_stay_exact():
+def test_extreme_potentials_stay_exact(monkeypatch):
     # normalisers far below float64's range: the per-step max shift keeps them representable
     unary, pair, _ = _case(3, 400, 16, torch.float64, seed=4)
     unary = unary * 200 - 5000
+    expected = chain_log_partition(unary, pair)
+    _no_fallback(monkeypatch)
     got = chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 3, 400)
-    torch.testing.assert_close(got, chain_log_partition(unary, pair), rtol=1e-12, atol=0)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
 
 
 def test_invalid_potentials_keep_their_errors():
@@ -101,6 +107,16 @@ def test_invalid_potentials_keep_their_errors():
         chain_log_partition(unary, pair, lengths), rtol=1e-12, atol=0)
     with pytest.raises(ShapeError, match="unary_fn"):
         chain_log_partition_streamed(lambda a, b: unary[:, a:b, :8], pair, 3, 50)
+    # a later block of another dtype (the first block's dtype is checked by the fallback)
+    with pytest.raises(DtypeMismatchError, match=r"unary_fn\(16, 32\)"):
+        chain_log_partition_streamed(
+            lambda a, b: unary[:, a:b] if a == 0 else unary[:, a:b].float(), pair, 3, 50,
+            chunk_elements=3 * 16 * 16)
+    for bad in (math.nan, math.inf):  # a NaN / +inf transition is an error, not a number
+        bad_pair = pair.clone()
+        bad_pair[2, 5] = bad
+        with pytest.raises(NonFiniteError):
+            chain_log_partition_streamed(lambda a, b: unary[:, a:b], bad_pair, 3, 50)
     with pytest.raises(ValidationError, match="method"):
         chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 3, 50, method="bogus")
     for bad_lengths in (torch.tensor([50, 0, 3]), torch.tensor([50, 51, 3])):
