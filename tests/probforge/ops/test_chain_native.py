@@ -109,13 +109,20 @@ def test_gradient_of_log_z_equal_torch(monkeypatch, pair_kind):
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)  # type: ignore[arg-type]
 
 
-def test_viterbi_ties_take_the_lowest_state(monkeypatch):
+# K = 17 in float64: the kernel's per-state max-reduction branch and its backtrack search
+@pytest.mark.parametrize(("K", "dtype"), [(5, F64), (17, F64), (17, torch.float32)])
+def test_viterbi_ties_take_the_lowest_state(monkeypatch, K, dtype):
     # all paths tie: the torch path's argmax picks state 0 everywhere, and so must the kernel
-    unary = torch.zeros(3, 7, 5, dtype=F64)
-    pair = torch.zeros(5, 5, dtype=F64)
+    unary = torch.zeros(3, 7, K, dtype=dtype)
+    pair = torch.zeros(K, K, dtype=dtype)
     got, want = _both(monkeypatch, lambda: chain_viterbi(unary, pair).path)
     assert torch.equal(got, want)  # type: ignore[arg-type]
     assert torch.equal(got, torch.zeros(3, 7, dtype=torch.long))  # type: ignore[arg-type]
+    # ties among later states only: the lowest of them
+    unary[:, :, :3] = -math.inf
+    got, want = _both(monkeypatch, lambda: chain_viterbi(unary, pair).path)
+    assert torch.equal(got, want)  # type: ignore[arg-type]
+    assert torch.equal(got, torch.full((3, 7), 3))  # type: ignore[arg-type]
 
 
 def test_underflowing_scaled_recursion_falls_back_exactly(monkeypatch):
@@ -130,10 +137,11 @@ def test_underflowing_scaled_recursion_falls_back_exactly(monkeypatch):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_infeasible_sequence_is_reported_by_both_paths(monkeypatch):
-    unary = torch.zeros(3, 4, 2, dtype=F64)
+@pytest.mark.parametrize("K", [2, 17])
+def test_infeasible_sequence_is_reported_by_both_paths(monkeypatch, K):
+    unary = torch.zeros(3, 4, K, dtype=F64)
     unary[2, 2] = -math.inf
-    pair = torch.zeros(2, 2, dtype=F64)
+    pair = torch.zeros(K, K, dtype=F64)
     for native in ("1", "0"):
         monkeypatch.setenv("PROBFORGE_NATIVE", native)
         assert chain_log_partition(unary, pair)[2] == -math.inf
