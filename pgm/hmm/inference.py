@@ -236,6 +236,23 @@ def _unary(model: HiddenMarkovModel, inp: _Inputs, t0: int, t1: int) -> Tensor:
     return unary
 
 
+def _unary_time_major(model: HiddenMarkovModel, inp: _Inputs, B: int, t0: int,
+                      t1: int) -> Tensor:
+    """:func:`_unary` of the ``B`` flattened sequences, time-major: (t1 - t0, B, K).
+
+    Where every step is observed and nothing is clamped, the emission computes it from
+    time-major observations directly (a fresh tensor, laid out as the streamed forward reads
+    it); otherwise it is a transposed view of :func:`_unary`'s block."""
+    em = model.emission
+    if inp.all_observed and em.fresh_log_prob and inp.clamp is None:
+        x = inp.x.reshape(B, inp.T, *inp.x.shape[len(inp.batch) + 1:])
+        unary = em.log_prob(x.narrow(1, t0, t1 - t0).transpose(0, 1))
+        if t0 == 0:
+            unary[0] += model.log_initial
+        return unary
+    return _unary(model, inp, t0, t1).reshape(B, t1 - t0, model.n_states).transpose(0, 1)
+
+
 def chain_inputs(
     model: HiddenMarkovModel,
     x: Tensor,
@@ -277,12 +294,12 @@ def log_likelihood(
         ``-inf`` for a sequence of probability zero.
     """
     inp = _validate(model, x, lengths, mask, missing, clamp)
-    B, K = math.prod(inp.batch), model.n_states
+    B = math.prod(inp.batch)
     lens = None if inp.lengths is None else inp.lengths.reshape(B)
     # the unary potentials a block of steps at a time (see chain_log_partition_streamed)
     log_z = chain_log_partition_streamed(
-        lambda t0, t1: _unary(model, inp, t0, t1).reshape(B, t1 - t0, K),
-        model.log_transition, B, inp.T, lens, method=method,
+        lambda t0, t1: _unary_time_major(model, inp, B, t0, t1),
+        model.log_transition, B, inp.T, lens, method=method, time_major=True,
     )
     return log_z.reshape(inp.batch)
 

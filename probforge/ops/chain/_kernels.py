@@ -14,7 +14,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 
-from probforge.ops._exp_kernel import exp_nonpositive
+from probforge.ops._exp_kernel import exp_nonpositive_of
 
 
 @numba.extending.intrinsic
@@ -36,6 +36,9 @@ def fmax(typingctx: Any, a: Any, b: Any) -> Any:  # pragma: no cover
 
     return sig, codegen
 
+
+ZERO32 = np.float32(0.0)
+ONE32 = np.float32(1.0)
 
 # Sums may be reassociated (vectorised): every term is a finite non-negative number, so
 # only rounding changes; no NaN/inf assumptions are made.
@@ -105,14 +108,18 @@ def log_forward_block(
     ms: Any, use_dot: bool,
 ) -> None:  # pragma: no cover
     """Steps ``t0 .. t0 + Tc - 1`` of the scaled forward of sequences ``b0 .. b1 - 1``, from
-    log-potentials: U (B, Tc, K) the chunk's unary, P / PT (K, K) the shifted ``exp`` of the
-    pair and its transpose; ``prev`` (B, K) the normalised messages, carried between chunks.
+    log-potentials: U (Tc, B, K) the chunk's unary, time-major (each step's rows of a block
+    are adjacent in memory; batch-major rows ``T * K`` apart would meet in the same cache
+    sets); P / PT (K, K) the shifted ``exp`` of the pair and its transpose; ``prev`` (B, K)
+    the normalised messages, carried between chunks.
 
-    Each step's unary is shifted by its max (into ``ms`` (B, T), 0 if all are -inf) and
-    exponentiated here, so no (B, T, K) table of exponentials is ever written; ``cs`` (B, T)
-    gets the normalisers (1 at padded steps). ``use_dot``: one BLAS product for the whole block
-    per step (large K), else a dot product per state."""
-    Tc, K = U.shape[1], U.shape[2]
+    Each step's unary is shifted by its max (into ``ms`` (T, B), 0 if all are -inf) and
+    exponentiated here, so no table of exponentials is ever written; ``cs`` (T, B) gets the
+    normalisers (1 at padded steps), NaN where a row holds NaN or +inf (the caller then takes
+    the checked path, which names it). The arithmetic is in the dtype of U (float32 SIMD
+    lanes are twice as many). ``use_dot``: one BLAS product for the whole block per step
+    (large K), else a dot product per state."""
+    Tc, K = U.shape[0], U.shape[2]
     S = b1 - b0
     pv = prev[b0:b1]
     cur = np.empty((S, K), dtype=prev.dtype)
@@ -124,35 +131,43 @@ def log_forward_block(
         for s in range(S):
             b = b0 + s
             if t >= lengths[b]:  # padding: carry the message, normaliser 1
-                cs[b, t] = 1.0
-                ms[b, t] = 0.0
+                cs[t, b] = 1.0
+                ms[t, b] = 0.0
                 continue
-            u = U[b, tt]
+            u = U[tt, b]
             c = cur[s]
             p = pv[s]
-            m = ninf
+            # float32 zeros: a float64 literal would promote a float32 row's arithmetic
+            # (in float64 kernels they unify to float64)
+            m = u[0]
+            chk = ZERO32  # sum of the row: NaN or +inf if any entry is NaN or +inf
             for j in range(K):
                 m = fmax(m, u[j])
+                chk += u[j]
+            if not chk < np.inf:
+                cs[t, b] = np.nan
+                ms[t, b] = 0.0
+                continue
             if m == ninf:
-                m = 0.0
-            ms[b, t] = m
+                m = ZERO32
+            ms[t, b] = m
             if t == 0:
                 for j in range(K):
                     c[j] = 1.0
             elif not use_dot:
                 for j in range(K):
-                    acc = 0.0
+                    acc = ZERO32
                     for i in range(K):
                         acc += p[i] * PT[j, i]
                     c[j] = acc
-            tot = 0.0
+            tot = ZERO32
             for j in range(K):
-                v = c[j] * exp_nonpositive(u[j] - m)
+                v = c[j] * exp_nonpositive_of(u[j] - m)
                 c[j] = v
                 tot += v
-            cs[b, t] = tot
+            cs[t, b] = tot
             # a zero normaliser is caught by the caller (the log-space path takes over)
-            inv = 1.0 / tot if tot > 0.0 else 0.0
+            inv = ONE32 / tot if tot > 0 else tot
             for j in range(K):
                 p[j] = c[j] * inv
 
@@ -161,7 +176,7 @@ def log_forward(
     U: Any, P: Any, lengths: Any, t0: int, prev: Any, cs: Any, ms: Any, n_blocks: int,
     use_dot: bool,
 ) -> None:  # pragma: no cover
-    B = U.shape[0]
+    B = U.shape[1]
     PT = np.ascontiguousarray(P.T)
     for q in prange(n_blocks):
         log_forward_block(U, P, PT, lengths, t0, q * B // n_blocks, (q + 1) * B // n_blocks,

@@ -52,6 +52,7 @@ def chain_log_partition_streamed(
     *,
     method: str = "auto",
     chunk_elements: int = CHUNK_ELEMENTS,
+    time_major: bool = False,
 ) -> Tensor:
     """``log Z`` of ``batch_size`` chains of ``n_steps`` steps, the unary potentials on demand.
 
@@ -66,7 +67,8 @@ def chain_log_partition_streamed(
     ----------
     unary_fn : callable ``(t0, t1) -> Tensor`` of shape (B, t1 - t0, K)
         Unary log-potentials of steps ``t0 .. t1 - 1``; called with consecutive blocks.
-        Padded steps (beyond ``lengths``) are never read.
+        Padded steps (beyond ``lengths``) are never read. With ``time_major``, of shape
+        (t1 - t0, B, K) instead.
     pair : Tensor, shape (K, K)
         Transition log-potentials, the same at every step.
     batch_size, n_steps : int
@@ -77,6 +79,9 @@ def chain_log_partition_streamed(
         As in :func:`chain_log_partition`.
     chunk_elements : int
         Target ``B * steps * K`` per block.
+    time_major : bool
+        ``unary_fn`` returns time-major blocks (the kernel's own layout: each step's rows
+        adjacent; batch-major blocks are read through a strided view, correct but slower).
 
     Returns
     -------
@@ -98,13 +103,23 @@ def chain_log_partition_streamed(
     if lengths is not None and B >= 1 and T >= 1:
         lengths = _check_lengths(lengths, (B,), T, pair.device, name)
 
+    def block(t0: int, t1: int) -> Tensor:
+        u = unary_fn(t0, t1)
+        want = (t1 - t0, B, K) if time_major else (B, t1 - t0, K)
+        if tuple(u.shape) != want:
+            raise ShapeError(f"{name}: unary_fn({t0}, {t1})", f"must return a tensor of shape "
+                             f"{want}", found=tuple(u.shape))
+        return u
+
     def whole() -> Tensor:
-        return chain_log_partition(unary_fn(0, T), pair, lengths, method=method)
+        u = block(0, T)
+        return chain_log_partition(u.transpose(0, 1) if time_major else u, pair, lengths,
+                                   method=method)
 
     if method == "parallel" or B < 1 or T < 1 or pair.dim() != 2 or K < MIN_STATES:
         return whole()
     steps = max(_MIN_STEPS, chunk_elements // (B * K))
-    first = unary_fn(0, min(T, steps))
+    first = block(0, min(T, steps))
     if not (chain_native.enabled(first, pair) and first.dtype == pair.dtype
             and tuple(pair.shape) == (K, K)):
         return whole()
@@ -117,30 +132,26 @@ def chain_log_partition_streamed(
     lens = (np.full(B, T, dtype=np.int64) if lengths is None
             else lengths.detach().to(torch.long).reshape(B).contiguous().numpy())
     prev = np.empty((B, K), dtype=P.dtype)
-    cs = np.empty((B, T))  # float64 whatever the dtype: the sums of logs stay exact
-    ms = np.empty((B, T))
+    cs = np.empty((T, B))  # float64 whatever the dtype: the sums of logs stay exact
+    ms = np.empty((T, B))
     n_blocks = max(1, min(B, n_threads()))
     use_dot = K >= 32 and B // n_blocks >= 4  # one BLAS product per block and step
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
-        u = first if t0 == 0 else unary_fn(t0, t1)
-        if tuple(u.shape) != (B, t1 - t0, K):
-            raise ShapeError(f"{name}: unary_fn({t0}, {t1})",
-                             f"must return a tensor of shape {(B, t1 - t0, K)}",
-                             found=tuple(u.shape))
+        u = first if t0 == 0 else block(t0, t1)
         if u.dtype != pair.dtype:
             raise DtypeMismatchError(f"{name}: unary_fn({t0}, {t1})",
                                      f"returned {u.dtype}, pair is {pair.dtype}",
                                      fix="return tensors of the pair's dtype")
-        top = u.detach().max()
-        if bool(torch.isnan(top) | (top == math.inf)):
-            return whole()  # its checks name the culprit (or ignore it, if in padding)
-        log_forward(u.detach().contiguous().numpy(), P, lens, t0, prev, cs, ms, n_blocks,
-                    use_dot)
+        u = u.detach()
+        # (Tc, B, K); a batch-major block as a strided view (rows stay contiguous)
+        un = u.contiguous().numpy() if time_major else u.transpose(0, 1).numpy()
+        log_forward(un, P, lens, t0, prev, cs, ms, n_blocks, use_dot)
     info = torch.finfo(pair.dtype)
     c = torch.from_numpy(cs)
-    if not bool((c >= info.tiny / info.eps).all()):  # also catches NaN
+    # NaN where a row held NaN / +inf: the checked path names it (or ignores it in padding)
+    if not bool((c >= info.tiny / info.eps).all()):
         return whole()
     pair_terms = pm.to(torch.float64) * (torch.from_numpy(lens) - 1)
-    log_z = torch.log(c).sum(-1) + torch.from_numpy(ms).sum(-1) + pair_terms
+    log_z = torch.log(c).sum(0) + torch.from_numpy(ms).sum(0) + pair_terms
     return log_z.to(pair.dtype)

@@ -161,3 +161,69 @@ def test_exp_nonpositive_is_accurate_to_two_ulp():
     # the documented cut-off: exactly 0 at and below -708, -inf included
     tail = apply(np.array([-708.0, -708.1, -745.2, -1e4, -math.inf]))
     assert (tail == 0.0).all()
+
+
+def test_invalid_potentials_in_later_blocks_are_found_by_the_kernel(monkeypatch):
+    # the kernel flags rows holding NaN / +inf (no separate pass over each block); the checked
+    # path then names them, and padding is still never read
+    unary, pair, lengths = _case(3, 50, 16, torch.float64, seed=8)
+    small = 3 * 16 * 16  # blocks of 16 steps: the bad entries sit in the third block
+    for bad_value, match in ((math.nan, "NaN"), (math.inf, "inf")):
+        bad = unary.clone()
+        bad[2, 40, 7] = bad_value
+        with pytest.raises(NonFiniteError, match=match):
+            chain_log_partition_streamed(lambda a, b, bad=bad: bad[:, a:b], pair, 3, 50,
+                                         chunk_elements=small)
+    bad = unary.clone()
+    bad[2, 40:, :] = math.nan
+    lengths[2] = 40
+    expected = chain_log_partition(unary, pair, lengths)
+    _no_fallback(monkeypatch)
+    got = chain_log_partition_streamed(lambda a, b: bad[:, a:b], pair, 3, 50, lengths,
+                                       chunk_elements=small)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_time_major_blocks_equal_batch_major(monkeypatch, dtype, tol):
+    unary, pair, lengths = _case(5, 70, 32, dtype, seed=9)
+    expected = chain_log_partition(unary, pair, lengths)
+    _no_fallback(monkeypatch)
+    tm = unary.transpose(0, 1).contiguous()  # (T, B, K)
+    for fn in (lambda a, b: tm[a:b], lambda a, b: unary.transpose(0, 1)[a:b]):  # also a view
+        got = chain_log_partition_streamed(fn, pair, 5, 70, lengths, time_major=True,
+                                           chunk_elements=5 * 32 * 16)
+        torch.testing.assert_close(got, expected, rtol=tol, atol=tol * 10)
+    monkeypatch.undo()
+    with pytest.raises(ShapeError, match=r"\(16, 5, 32\)"):
+        chain_log_partition_streamed(lambda a, b: unary[:, a:b], pair, 5, 70, time_major=True,
+                                     chunk_elements=5 * 32 * 16)
+
+
+def test_exp_nonpositive32_is_accurate_to_two_ulp():
+    numba = pytest.importorskip("numba")
+    from probforge.ops._exp_kernel import exp_nonpositive_of
+
+    @numba.njit
+    def apply(x: np.ndarray) -> np.ndarray:
+        out = np.empty_like(x)
+        for i in range(x.shape[0]):
+            out[i] = exp_nonpositive_of(x[i])
+        return out
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([
+        -np.abs(rng.standard_normal(20000)) * 10,
+        -rng.uniform(0, 86.99, 20000),
+        [0.0, -0.0, -1e-30, -1e-45, -math.log(2) / 2, -math.log(2), -1.0, -86.99],
+    ]).astype(np.float32)
+    got = apply(x)
+    assert got.dtype == np.float32  # float32 arithmetic, not a float64 result cast down
+    ref = np.exp(x.astype(np.float64))
+    ulp = np.abs(got - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert ulp.max() <= 2.0, (x[ulp.argmax()], ulp.max())
+    tail = apply(np.array([-87.0, -87.5, -103.0, -1e4, -math.inf], dtype=np.float32))
+    assert (tail == 0.0).all()
+    # float64 arguments get the float64 version
+    x64 = -rng.uniform(0, 700, 1000)
+    np.testing.assert_allclose(apply(x64), np.exp(x64), rtol=5e-16, atol=0)
