@@ -48,6 +48,7 @@ from probforge.ops.chain import (
     chain_sample,
     chain_viterbi,
 )
+from probforge.ops.chain.streamed import streams
 
 __all__ = [
     "ChainInputs",
@@ -296,11 +297,17 @@ def log_likelihood(
     inp = _validate(model, x, lengths, mask, missing, clamp)
     B = math.prod(inp.batch)
     lens = None if inp.lengths is None else inp.lengths.reshape(B)
-    # the unary potentials a block of steps at a time (see chain_log_partition_streamed)
-    log_z = chain_log_partition_streamed(
-        lambda t0, t1: _unary_time_major(model, inp, B, t0, t1),
-        model.log_transition, B, inp.T, lens, method=method, time_major=True,
-    )
+    # the unary potentials a block of steps at a time (see chain_log_partition_streamed), in
+    # the kernel's time-major layout where it runs (the whole-tensor path reads batch-major)
+    pair = model.log_transition
+    if streams(pair, method):
+        log_z = chain_log_partition_streamed(
+            lambda t0, t1: _unary_time_major(model, inp, B, t0, t1), pair, B, inp.T, lens,
+            method=method, time_major=True)
+    else:
+        log_z = chain_log_partition_streamed(
+            lambda t0, t1: _unary(model, inp, t0, t1).reshape(B, t1 - t0, model.n_states),
+            pair, B, inp.T, lens, method=method)
     return log_z.reshape(inp.batch)
 
 

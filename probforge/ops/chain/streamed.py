@@ -25,7 +25,7 @@ from probforge.ops.chain.partition import chain_log_partition
 from probforge.ops.native import n_threads
 from probforge.ops.special import finite_shift
 
-__all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed"]
+__all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed", "streams"]
 
 #: Target size of one block of unary potentials (B * steps * K entries): a few MiB, within the
 #: last-level cache, and enough steps per block that the per-block call overhead stays small.
@@ -41,6 +41,23 @@ def _kernel() -> Callable[..., None]:
     from probforge.ops.chain import _kernels as k
 
     return k.log_forward
+
+
+def streams(pair: Tensor, method: str = "auto") -> bool:
+    """Whether :func:`chain_log_partition_streamed` would run its kernel with this ``pair``
+    (unary blocks of the same dtype that need no gradient assumed).
+
+    A caller whose blocks are cheaper to make in one layout than the other asks this to choose
+    ``time_major``: the whole-tensor fallback wants batch-major potentials.
+
+    Examples
+    --------
+    >>> import torch
+    >>> streams(torch.zeros(16, 16, dtype=torch.float64)), streams(torch.zeros(4, 4))
+    (True, False)
+    """
+    return (method != "parallel" and pair.dim() == 2 and pair.shape[-1] >= MIN_STATES
+            and chain_native.enabled(pair))
 
 
 def chain_log_partition_streamed(
