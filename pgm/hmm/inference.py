@@ -237,17 +237,16 @@ def _unary(model: HiddenMarkovModel, inp: _Inputs, t0: int, t1: int) -> Tensor:
     return unary
 
 
-def _unary_time_major(model: HiddenMarkovModel, inp: _Inputs, B: int, t0: int,
-                      t1: int) -> Tensor:
+def _unary_time_major(model: HiddenMarkovModel, inp: _Inputs, B: int,
+                      xt: Tensor | None, t0: int, t1: int) -> Tensor:
     """:func:`_unary` of the ``B`` flattened sequences, time-major: (t1 - t0, B, K).
 
-    Where every step is observed and nothing is clamped, the emission computes it from
-    time-major observations directly (a fresh tensor, laid out as the streamed forward reads
-    it); otherwise it is a transposed view of :func:`_unary`'s block."""
-    em = model.emission
-    if inp.all_observed and em.fresh_log_prob and inp.clamp is None:
-        x = inp.x.reshape(B, inp.T, *inp.x.shape[len(inp.batch) + 1:])
-        unary = em.log_prob(x.narrow(1, t0, t1 - t0).transpose(0, 1))
+    With ``xt``, the observations as a contiguous (T, B, *event) tensor (only where every step
+    is observed and nothing is clamped), the emission computes the block from it directly (a
+    fresh tensor, laid out as the streamed forward reads it); otherwise it is a transposed
+    view of :func:`_unary`'s block."""
+    if xt is not None:
+        unary = model.emission.log_prob(xt[t0:t1])
         if t0 == 0:
             unary[0] += model.log_initial
         return unary
@@ -301,8 +300,13 @@ def log_likelihood(
     # the kernel's time-major layout where it runs (the whole-tensor path reads batch-major)
     pair = model.log_transition
     if streams(pair, method):
+        xt = None
+        if inp.all_observed and model.emission.fresh_log_prob and inp.clamp is None:
+            # one time-major copy of the observations: each block of it is then contiguous
+            xt = inp.x.reshape(B, inp.T, *inp.x.shape[len(inp.batch) + 1:]).transpose(0, 1)
+            xt = xt.contiguous()
         log_z = chain_log_partition_streamed(
-            lambda t0, t1: _unary_time_major(model, inp, B, t0, t1), pair, B, inp.T, lens,
+            lambda t0, t1: _unary_time_major(model, inp, B, xt, t0, t1), pair, B, inp.T, lens,
             method=method, time_major=True)
     else:
         log_z = chain_log_partition_streamed(
