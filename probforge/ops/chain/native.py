@@ -172,7 +172,8 @@ def viterbi(U: Tensor, P: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tenso
     ok = torch.empty(B, dtype=torch.bool)
     score = torch.empty(B, dtype=torch.float64)
     delta = _empty((B, T, K), u.dtype)
-    by_rows = u.dtype == np.float64 and K >= 16  # measured crossover (see max_product_one)
+    # measured crossovers (see max_product_one)
+    by_rows = K >= 16 and (u.dtype == np.float64 or K < 32)
     _kernels()["max_product"](
         u, _np(P), _lengths(lengths, B, T), path.numpy(), ok.numpy(), score.numpy(), delta,
         by_rows,
