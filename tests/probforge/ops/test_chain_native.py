@@ -73,8 +73,9 @@ def test_enabled_follows_device_dtype_grad_and_environment(monkeypatch):
     ("dtype", "pair_kind", "K"),
     [*itertools.product([F64, torch.float32], ["shared", "per_step", "per_sequence", "full"],
                         [4]),
-     # K >= 16: the Viterbi kernel's vectorised (maxnum) branch
-     *itertools.product([F64, torch.float32], ["shared", "full"], [19])],
+     # K >= 16: the Viterbi kernel's vectorised (maxnum) branches: max-reductions by rows
+     # (float64; float32 below 32 states) and the row-broadcast loop (float32 from 32 on)
+     *itertools.product([F64, torch.float32], ["shared", "full"], [19, 33])],
 )
 def test_kernels_equal_torch_recursions(monkeypatch, dtype, pair_kind, K):
     unary, pair, lengths = _inputs(dtype, pair_kind, 3, K)
