@@ -38,11 +38,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from pgm.hmm.emissions import CategoricalEmission
 from pgm.hmm.model import HiddenMarkovModel
 from probforge.errors import ShapeError, ValidationError
 from probforge.ops.chain import (
     chain_forward,
     chain_kbest,
+    chain_log_partition_indexed,
     chain_log_partition_streamed,
     chain_marginals,
     chain_sample,
@@ -299,7 +301,14 @@ def log_likelihood(
     # the unary potentials a block of steps at a time (see chain_log_partition_streamed), in
     # the kernel's time-major layout where it runs (the whole-tensor path reads batch-major)
     pair = model.log_transition
-    if streams(pair, method):
+    em = model.emission
+    if (isinstance(em, CategoricalEmission) and missing is None and clamp is None
+            and streams(pair, method)):
+        # symbols pick rows of the emission table: exponentiated once, no per-step exp
+        log_z = chain_log_partition_indexed(
+            em.log_probs.t(), inp.x.reshape(B, inp.T), pair, lens, initial=model.log_initial,
+            method=method)
+    elif streams(pair, method):
         xt = None
         if inp.all_observed and model.emission.fresh_log_prob and inp.clamp is None:
             # one time-major copy of the observations: each block of it is then contiguous
@@ -312,7 +321,8 @@ def log_likelihood(
         log_z = chain_log_partition_streamed(
             lambda t0, t1: _unary(model, inp, t0, t1).reshape(B, t1 - t0, model.n_states),
             pair, B, inp.T, lens, method=method)
-    return log_z.reshape(inp.batch)
+    out: Tensor = log_z.reshape(inp.batch)
+    return out
 
 
 def posterior(

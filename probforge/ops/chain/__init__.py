@@ -55,6 +55,7 @@ tensor([0, 1, 1])
 
 from probforge.ops.chain._base import ChainMarginals, ChainPath, choose_method
 from probforge.ops.chain.decode import chain_kbest, chain_viterbi
+from probforge.ops.chain.indexed import chain_log_partition_indexed
 from probforge.ops.chain.marginals import chain_entropy, chain_marginals
 from probforge.ops.chain.messages import chain_backward, chain_forward
 from probforge.ops.chain.partition import chain_log_partition
@@ -69,6 +70,7 @@ __all__ = [
     "chain_forward",
     "chain_kbest",
     "chain_log_partition",
+    "chain_log_partition_indexed",
     "chain_log_partition_streamed",
     "chain_marginals",
     "chain_sample",

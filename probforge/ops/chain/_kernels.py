@@ -183,6 +183,79 @@ def log_forward(
                           prev, cs, ms, use_dot)
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def log_forward_indexed_block(
+    E: Any, msym: Any, X: Any, U0: Any, P: Any, PT: Any, lengths: Any, b0: int, b1: int,
+    prev: Any, cs: Any, ms: Any, use_dot: bool,
+) -> None:  # pragma: no cover
+    """The scaled forward of sequences ``b0 .. b1 - 1`` whose unary potentials are rows of a
+    table: step ``t > 0`` of sequence ``b`` has ``table[X[t, b]]``, given here exponentiated
+    as ``E = exp(table - msym[:, None])`` (M, K) with its row maxima ``msym`` (M,) (0 for
+    rows all -inf), so the steps need neither a max nor an exp; ``U0`` (B, K) is step 0's
+    unary in log space. X (T, B) holds the symbols (time-major; only real steps are read);
+    the rest as in :func:`log_forward_block`."""
+    T, K = X.shape[0], E.shape[1]
+    S = b1 - b0
+    pv = prev[b0:b1]
+    cur = np.empty((S, K), dtype=prev.dtype)
+    for t in range(T):
+        if t > 0 and use_dot:
+            np.dot(pv, P, cur)
+        for s in range(S):
+            b = b0 + s
+            if t >= lengths[b]:  # padding: carry the message, normaliser 1
+                cs[t, b] = 1.0
+                ms[t, b] = 0.0
+                continue
+            c = cur[s]
+            p = pv[s]
+            if t == 0:
+                u = U0[b]
+                m = u[0]
+                chk = ZERO32  # NaN or +inf if any entry is
+                for j in range(K):
+                    m = fmax(m, u[j])
+                    chk += u[j]
+                if not chk < np.inf:
+                    cs[t, b] = np.nan
+                    ms[t, b] = 0.0
+                    continue
+                if m == -np.inf:
+                    m = ZERO32
+                for j in range(K):
+                    c[j] = exp_nonpositive_of(u[j] - m)
+                ms[t, b] = m
+            else:
+                if not use_dot:
+                    for j in range(K):
+                        acc = ZERO32
+                        for i in range(K):
+                            acc += p[i] * PT[j, i]
+                        c[j] = acc
+                e = E[X[t, b]]
+                for j in range(K):
+                    c[j] *= e[j]
+                ms[t, b] = msym[X[t, b]]
+            tot = ZERO32
+            for j in range(K):
+                tot += c[j]
+            cs[t, b] = tot
+            # a zero normaliser is caught by the caller (the log-space path takes over)
+            inv = ONE32 / tot if tot > 0 else tot
+            for j in range(K):
+                p[j] = c[j] * inv
+
+@njit(parallel=True, cache=True, nogil=True)
+def log_forward_indexed(
+    E: Any, msym: Any, X: Any, U0: Any, P: Any, lengths: Any, prev: Any, cs: Any, ms: Any,
+    n_blocks: int, use_dot: bool,
+) -> None:  # pragma: no cover
+    B = X.shape[1]
+    PT = np.ascontiguousarray(P.T)
+    for q in prange(n_blocks):
+        log_forward_indexed_block(E, msym, X, U0, P, PT, lengths, q * B // n_blocks,
+                                  (q + 1) * B // n_blocks, prev, cs, ms, use_dot)
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def backward_one(
     E: Any, P: Any, cs: Any, L: int, betas: Any, ws: Any
 ) -> None:  # pragma: no cover

@@ -140,21 +140,16 @@ def chain_log_partition_streamed(
     if not (chain_native.enabled(first, pair) and first.dtype == pair.dtype
             and tuple(pair.shape) == (K, K)):
         return whole()
-    pm = pair.detach().amax()
-    if bool(torch.isnan(pm) | (pm == math.inf)):
+    shifted = exp_pair(pair)
+    if shifted is None:
         return whole()  # a NaN / +inf transition: its checks raise the error
-    pm = finite_shift(pm)
+    pm, P = shifted
     log_forward = _kernel()
-    P = np.ascontiguousarray(torch.exp(pair.detach() - pm).numpy())
-    lens = (np.full(B, T, dtype=np.int64) if lengths is None
-            else lengths.detach().to(torch.long).reshape(B).contiguous().numpy())
+    lens = lengths_array(lengths, B, T)
     prev = np.empty((B, K), dtype=P.dtype)
     cs = np.empty((T, B))  # float64 whatever the dtype: the sums of logs stay exact
     ms = np.empty((T, B))
-    n_blocks = max(1, min(B, n_threads()))
-    # one BLAS product per block and step, where the blocks have rows enough to pay for the
-    # call (measured on 2 cores, K = 16..64: faster from 16 rows a block on, slower at 4-8)
-    use_dot = B // n_blocks >= 16
+    n_blocks, use_dot = blocking(B)
     for t0 in range(0, T, steps):
         t1 = min(T, t0 + steps)
         u = first if t0 == 0 else block(t0, t1)
@@ -166,11 +161,44 @@ def chain_log_partition_streamed(
         # (Tc, B, K); a batch-major block as a strided view (rows stay contiguous)
         un = u.contiguous().numpy() if time_major else u.transpose(0, 1).numpy()
         log_forward(un, P, lens, t0, prev, cs, ms, n_blocks, use_dot)
-    info = torch.finfo(pair.dtype)
-    c = torch.from_numpy(cs)
     # NaN where a row held NaN / +inf: the checked path names it (or ignores it in padding)
+    log_z = assemble(cs, ms, pm, lens, pair.dtype)
+    return whole() if log_z is None else log_z
+
+
+def exp_pair(pair: Tensor) -> tuple[Tensor, np.ndarray] | None:
+    """The kernels' transition matrix ``exp(pair - max)`` and the shift; None if ``pair`` holds
+    NaN or +inf (the checked path then raises)."""
+    pm = pair.detach().amax()
+    if bool(torch.isnan(pm) | (pm == math.inf)):
+        return None
+    pm = finite_shift(pm)
+    return pm, np.ascontiguousarray(torch.exp(pair.detach() - pm).numpy())
+
+
+def lengths_array(lengths: Tensor | None, B: int, T: int) -> np.ndarray:
+    """Checked ``lengths`` (or all ``T``) as an int64 array for the kernels."""
+    return (np.full(B, T, dtype=np.int64) if lengths is None
+            else lengths.detach().to(torch.long).reshape(B).contiguous().numpy())
+
+
+def blocking(B: int) -> tuple[int, bool]:
+    """Parallel blocks of sequences, and whether each step is one BLAS product per block."""
+    n_blocks = max(1, min(B, n_threads()))
+    # one product per block and step where the blocks have rows enough to pay for the call
+    # (measured on 2 cores, K = 16..64: faster from 16 rows a block on, slower at 4-8)
+    return n_blocks, B // n_blocks >= 16
+
+
+def assemble(cs: np.ndarray, ms: np.ndarray, pm: Tensor, lens: np.ndarray,
+             dtype: torch.dtype) -> Tensor | None:
+    """``log Z`` from the kernels' normalisers ``cs`` and shifts ``ms`` (T, B); None where a
+    normaliser is below ``tiny / eps`` or NaN (the scaled recursion is not exact there, or a
+    row was invalid): the caller then takes the checked log-space path."""
+    info = torch.finfo(dtype)
+    c = torch.from_numpy(cs)
     if not bool((c >= info.tiny / info.eps).all()):
-        return whole()
+        return None
     pair_terms = pm.to(torch.float64) * (torch.from_numpy(lens) - 1)
     log_z = torch.log(c).sum(0) + torch.from_numpy(ms).sum(0) + pair_terms
-    return log_z.to(pair.dtype)
+    return log_z.to(dtype)
