@@ -19,14 +19,15 @@ they are; its Gaussian ``viterbi`` is skipped when ``T * K > 50,000``, where it 
 minutes). probforge's log-likelihood is checked against hmmlearn's (relative 1e-6; a failure
 is printed with ``!!!``). Ratios are peer time / probforge time (above 1: probforge faster).
 With a CUDA device, probforge is also timed there (``*_cuda`` figures). Times are best-of-N
-wall seconds, the same N for the peers where one call takes under a second (longer ones: the
-best of a warm-up and one more call); the load average is recorded (2 shared cores: other jobs
-inflate every figure).
+wall seconds, by one rule for every library: at least N timed calls after a warm-up, and more
+for fast calls, until about a second of calls has been timed (at most 25), so a short burst
+of load on the two shared cores cannot set a figure by itself; calls over a second get one
+timed call after the warm-up. The load average is recorded (other jobs inflate every figure).
 
 Run: python bench/hmm.py [--quick] [--no-pomegranate]
-  --quick: K in {4, 16}, one sequence of T = 10,000 and 20 sequences of 500; best of 2
+  --quick: K in {4, 16}, one sequence of T = 10,000 and 20 sequences of 500; N = 2
            (about a minute on 2 cores).
-  full:    K in {4, 16, 64}, one sequence of T = 100,000 and 100 sequences of 1,000; best of 3
+  full:    K in {4, 16, 64}, one sequence of T = 100,000 and 100 sequences of 1,000; N = 3
            (several minutes: hmmlearn at K = 64 and pomegranate's Python loop over time dominate).
 Last stdout line: one JSON object with all figures.
 """
@@ -64,15 +65,22 @@ OPS = ("forward", "fb", "viterbi", "em")
 POM_VITERBI_MAX = 50_000  # T * K above which pomegranate's Gaussian Viterbi is not timed
 
 
-def timed(fn: Callable[[], object], repeat: int, slow: float = 5.0) -> float:
-    """Best wall time of a warm-up call and ``repeat`` more; only one more when the warm-up
-    took over ``slow`` seconds, and none when it took over 5 s."""
+SPAN = 1.0  # seconds of timed calls to aim for when calls are fast
+MAX_REPEAT = 25
+
+
+def timed(fn: Callable[[], object], repeat: int, slow: float = 1.0) -> float:
+    """Best wall time of a warm-up call and at least ``repeat`` more (up to
+    :data:`MAX_REPEAT`, as many as fit in :data:`SPAN` seconds); only one more when the
+    warm-up took over ``slow`` seconds, and none when it took over 5 s."""
     t0 = time.perf_counter()
     fn()
-    best = time.perf_counter() - t0
-    if best > 5.0:
-        return best
-    for _ in range(repeat if best <= slow else 1):
+    first = time.perf_counter() - t0
+    if first > 5.0:
+        return first
+    n = 1 if first > slow else max(repeat, min(MAX_REPEAT, int(SPAN / max(first, 1e-6))))
+    best = first
+    for _ in range(n):
         t0 = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t0)
@@ -208,9 +216,8 @@ def bench_config(family: str, K: int, n: int, T: int, repeat: int, use_pom: bool
                     # pomegranate 1.x's Gaussian Viterbi takes ~80 s at K = 16, T = 10,000
                     fig["pomegranate_viterbi_s"] = "skipped (too slow)"
                     continue
-                # as many repeats as probforge gets where a call is cheap (pomegranate's single
-                # calls vary by 2x), one timed call after the warm-up where it is slow
-                fig[f"pomegranate_{op}_s"] = timed(fn, repeat, slow=1.0)
+                # the same rule as probforge and hmmlearn (its single calls vary by 2x)
+                fig[f"pomegranate_{op}_s"] = timed(fn, repeat)
                 fig[f"ratio_pomegranate_{op}"] = (fig[f"pomegranate_{op}_s"]
                                                   / fig[f"probforge_{op}_s"])
                 fig[f"ratio_pomegranate32_{op}"] = (fig[f"pomegranate_{op}_s"]
