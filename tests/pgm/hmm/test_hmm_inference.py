@@ -139,10 +139,14 @@ def test_ragged_batch_equals_one_by_one_and_unbatched():
         assert vit.states[b, :n].tolist() == viterbi(hmm, x[b, :n]).states.tolist()
 
 
+# masks "all": padding, missing and clamped steps (the streamed kernel on batch-major blocks);
+# "lengths": padding only (categorical: the indexed kernel); "none": every step observed
+# (Gaussian: emissions computed from time-major observations; categorical: indexed)
+@pytest.mark.parametrize("masks", ["all", "lengths", "none"])
 @pytest.mark.parametrize("family, K", [("gaussian", 16), ("categorical", 64)])
-def test_many_states_log_likelihood_equals_the_posterior_pass(family, K):
-    # log_likelihood streams its emissions through a fused kernel from K = 16 on; posterior
-    # builds the whole emission table: both must agree, with padding, missing and clamped steps
+def test_many_states_log_likelihood_equals_the_posterior_pass(family, K, masks):
+    # log_likelihood streams its emissions through fused kernels from K = 16 on; posterior
+    # builds the whole emission table: both must agree
     gen = make_generator(seed_for(12) + K)
     hmm = _random_hmm(gen, K, family=family, M=20, forbid=True)
     B, T = 12, 300
@@ -155,12 +159,17 @@ def test_many_states_log_likelihood_equals_the_posterior_pass(family, K):
             x[b, n:] = math.nan  # padding may hold anything
     missing = torch.rand(B, T, generator=gen) < 0.1
     clamp = torch.where(torch.rand(B, T, generator=gen) < 0.05, draw.states, -1)
-    kw = dict(lengths=lengths, missing=missing, clamp=clamp)
+    if masks == "none":
+        lengths = torch.full((B,), T)
+        x = draw.observations
+    kw = {"all": dict(lengths=lengths, missing=missing, clamp=clamp),
+          "lengths": dict(lengths=lengths), "none": {}}[masks]
     ll = log_likelihood(hmm, x, **kw)
     torch.testing.assert_close(ll, posterior(hmm, x, **kw).log_likelihood, rtol=1e-12, atol=0)
     for b in (0, 5):
         n = int(lengths[b])
-        one = log_likelihood(hmm, x[b, :n], missing=missing[b, :n], clamp=clamp[b, :n])
+        one_kw = dict(missing=missing[b, :n], clamp=clamp[b, :n]) if masks == "all" else {}
+        one = log_likelihood(hmm, x[b, :n], **one_kw)
         torch.testing.assert_close(ll[b], one, rtol=1e-12, atol=0)
     hmm32 = hmm.to(torch.float32)
     x32 = x.float() if family == "gaussian" else x
