@@ -103,6 +103,42 @@ def forward(
         forward_one(E[b], P[pb], lengths[b], alphas[b], cs[b], store)
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def row_shift(u: Any) -> tuple[bool, Any]:  # pragma: no cover
+    """``(valid, m)`` of a row of log-potentials: ``m`` its max in the row's dtype (0 if all
+    are -inf); ``valid`` False where the row holds NaN or +inf (its sum is then NaN / +inf)."""
+    m = u[0]
+    chk = ZERO32  # float32 zeros: a float64 literal would promote a float32 row's arithmetic
+    for j in range(u.shape[0]):
+        m = fmax(m, u[j])
+        chk += u[j]
+    if not chk < np.inf:
+        return False, m
+    if m == -np.inf:
+        m = ZERO32
+    return True, m
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def matvec_rows(p: Any, PT: Any, c: Any) -> None:  # pragma: no cover
+    """``c[j] = sum_i p[i] * PT[j, i]``: the message times the transition matrix, one dot
+    product per state (for blocks too small for a BLAS product)."""
+    for j in range(c.shape[0]):
+        acc = ZERO32
+        for i in range(p.shape[0]):
+            acc += p[i] * PT[j, i]
+        c[j] = acc
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def scale_into(c: Any, tot: Any, p: Any) -> None:  # pragma: no cover
+    """``p = c / tot`` (the normalised message); a zero ``tot`` leaves ``p`` zero: the
+    caller's check of the normalisers sends such chains to the log-space path."""
+    inv = ONE32 / tot if tot > 0 else tot
+    for j in range(c.shape[0]):
+        p[j] = c[j] * inv
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def log_forward_block(
     U: Any, P: Any, PT: Any, lengths: Any, t0: int, b0: int, b1: int, prev: Any, cs: Any,
     ms: Any, use_dot: bool,
@@ -123,7 +159,6 @@ def log_forward_block(
     S = b1 - b0
     pv = prev[b0:b1]
     cur = np.empty((S, K), dtype=prev.dtype)
-    ninf = -np.inf
     for tt in range(Tc):
         t = t0 + tt
         if t > 0 and use_dot:
@@ -137,39 +172,24 @@ def log_forward_block(
             u = U[tt, b]
             c = cur[s]
             p = pv[s]
-            # float32 zeros: a float64 literal would promote a float32 row's arithmetic
-            # (in float64 kernels they unify to float64)
-            m = u[0]
-            chk = ZERO32  # sum of the row: NaN or +inf if any entry is NaN or +inf
-            for j in range(K):
-                m = fmax(m, u[j])
-                chk += u[j]
-            if not chk < np.inf:
+            valid, m = row_shift(u)
+            if not valid:
                 cs[t, b] = np.nan
                 ms[t, b] = 0.0
                 continue
-            if m == ninf:
-                m = ZERO32
             ms[t, b] = m
             if t == 0:
                 for j in range(K):
                     c[j] = 1.0
             elif not use_dot:
-                for j in range(K):
-                    acc = ZERO32
-                    for i in range(K):
-                        acc += p[i] * PT[j, i]
-                    c[j] = acc
-            tot = ZERO32
+                matvec_rows(p, PT, c)
+            tot = ZERO32  # the normaliser, summed in the same pass as the products
             for j in range(K):
                 v = c[j] * exp_nonpositive_of(u[j] - m)
                 c[j] = v
                 tot += v
             cs[t, b] = tot
-            # a zero normaliser is caught by the caller (the log-space path takes over)
-            inv = ONE32 / tot if tot > 0 else tot
-            for j in range(K):
-                p[j] = c[j] * inv
+            scale_into(c, tot, p)
 
 @njit(parallel=True, cache=True, nogil=True)
 def log_forward(
@@ -208,41 +228,30 @@ def log_forward_indexed_block(
                 continue
             c = cur[s]
             p = pv[s]
+            tot = ZERO32  # the normaliser, summed in the same pass as the products
             if t == 0:
                 u = U0[b]
-                m = u[0]
-                chk = ZERO32  # NaN or +inf if any entry is
-                for j in range(K):
-                    m = fmax(m, u[j])
-                    chk += u[j]
-                if not chk < np.inf:
+                valid, m = row_shift(u)
+                if not valid:
                     cs[t, b] = np.nan
                     ms[t, b] = 0.0
                     continue
-                if m == -np.inf:
-                    m = ZERO32
                 for j in range(K):
-                    c[j] = exp_nonpositive_of(u[j] - m)
+                    v = exp_nonpositive_of(u[j] - m)
+                    c[j] = v
+                    tot += v
                 ms[t, b] = m
             else:
                 if not use_dot:
-                    for j in range(K):
-                        acc = ZERO32
-                        for i in range(K):
-                            acc += p[i] * PT[j, i]
-                        c[j] = acc
+                    matvec_rows(p, PT, c)
                 e = E[X[t, b]]
                 for j in range(K):
-                    c[j] *= e[j]
+                    v = c[j] * e[j]
+                    c[j] = v
+                    tot += v
                 ms[t, b] = msym[X[t, b]]
-            tot = ZERO32
-            for j in range(K):
-                tot += c[j]
             cs[t, b] = tot
-            # a zero normaliser is caught by the caller (the log-space path takes over)
-            inv = ONE32 / tot if tot > 0 else tot
-            for j in range(K):
-                p[j] = c[j] * inv
+            scale_into(c, tot, p)
 
 @njit(parallel=True, cache=True, nogil=True)
 def log_forward_indexed(

@@ -138,17 +138,23 @@ def test_gradient_requests_take_the_differentiable_path():
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12)
 
 
-def test_exp_nonpositive_is_accurate_to_two_ulp():
+def _exp_kernel_applied(x: np.ndarray) -> np.ndarray:
+    """``exp_nonpositive_of`` (exp_nonpositive / exp_nonpositive32 by dtype) on each entry."""
     numba = pytest.importorskip("numba")
-    from probforge.ops._exp_kernel import exp_nonpositive
+    from probforge.ops._exp_kernel import exp_nonpositive_of
 
     @numba.njit
     def apply(x: np.ndarray) -> np.ndarray:
         out = np.empty_like(x)
         for i in range(x.shape[0]):
-            out[i] = exp_nonpositive(x[i])
+            out[i] = exp_nonpositive_of(x[i])
         return out
 
+    return apply(x)
+
+
+def test_exp_nonpositive_is_accurate_to_two_ulp():
+    apply = _exp_kernel_applied
     rng = np.random.default_rng(0)
     x = np.concatenate([
         -np.abs(rng.standard_normal(20000)) * 30,
@@ -202,16 +208,7 @@ def test_time_major_blocks_equal_batch_major(monkeypatch, dtype, tol):
 
 
 def test_exp_nonpositive32_is_accurate_to_two_ulp():
-    numba = pytest.importorskip("numba")
-    from probforge.ops._exp_kernel import exp_nonpositive_of
-
-    @numba.njit
-    def apply(x: np.ndarray) -> np.ndarray:
-        out = np.empty_like(x)
-        for i in range(x.shape[0]):
-            out[i] = exp_nonpositive_of(x[i])
-        return out
-
+    apply = _exp_kernel_applied
     rng = np.random.default_rng(1)
     x = np.concatenate([
         -np.abs(rng.standard_normal(20000)) * 10,
