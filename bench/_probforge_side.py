@@ -44,24 +44,26 @@ def load_network(name: str) -> BayesianNetwork:
 Marginals = dict[str, dict[str, float]]
 
 
-def _named(model: BayesianNetwork, margs: Mapping[str, torch.Tensor]) -> Marginals:
+def named_marginals(model: BayesianNetwork, margs: Mapping[str, torch.Tensor]) -> Marginals:
+    """The bench's ``{var: {state: p}}`` form of a result (outside the timed call)."""
     states = model.states  # a fresh dict per access: read it once
     return {v: dict(zip(states[v], m.tolist(), strict=True)) for v, m in margs.items()}
 
 
-def all_marginals(model: BayesianNetwork, evidence: Mapping[str, str]) -> Marginals:
+def all_marginals(model: BayesianNetwork, evidence: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """Every unobserved variable's posterior; the engine is built inside the call."""
     engine = PosteriorMarginals(model, evidence_vars=list(evidence))
-    return _named(model, engine(dict(evidence)))
+    return engine(dict(evidence))
 
 
-def all_marginals_prebuilt(model: BayesianNetwork, evidence: Mapping[str, str]) -> Marginals:
+def all_marginals_prebuilt(model: BayesianNetwork,
+                           evidence: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """As :func:`all_marginals`, reusing one engine per model and evidence pattern."""
     key = (id(model), frozenset(evidence))
     engine = _ENGINES.get(key)
     if engine is None:
         engine = _ENGINES[key] = PosteriorMarginals(model, evidence_vars=list(evidence))
-    return _named(model, engine(dict(evidence)))
+    return engine(dict(evidence))
 
 
 def batched_marginals(model: BayesianNetwork,

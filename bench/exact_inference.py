@@ -18,10 +18,12 @@ from one ancestral sample, ``random_evidence(model, 5, seed=0)`` in tests/refere
 - ``probforge``: ``all_marginals(model, evidence)`` on ``load_network(name)`` (load timed
   separately) from the hook module ``bench/_probforge_side.py``;
   also ``all_marginals_prebuilt`` (same signature, may reuse structures between calls) when the
-  hook has it. Every answer is checked against pgmpy to 1e-9 (max abs diff over every marginal;
-  a failure is printed with ``!!!`` and recorded in the JSON), with ratios pgmpy time /
-  probforge time (above 1: probforge faster). With no hook the figures are pgmpy-only and
-  ``"probforge": null``.
+  hook has it. They return the library's own result; the hook's ``named_marginals(model,
+  result)``, if any, turns it into ``{var: {state: p}}`` after the timing (pgmpy's query times
+  exclude the same conversion of its factors). Every answer is checked against pgmpy to 1e-9
+  (max abs diff over every marginal; a failure is printed with ``!!!`` and recorded in the
+  JSON), with ratios pgmpy time / probforge time (above 1: probforge faster). With no hook the
+  figures are pgmpy-only and ``"probforge": null``.
 - "batched evidence on alarm": if the hook has ``batched_marginals(model, rows)``, 10,000 rows of
   evidence on the same 5 variables (ancestral samples), reported as rows per second; the first
   3 rows are checked against pgmpy VE (answer as ``{var: (N, card)}`` in ``model.states`` order,
@@ -93,6 +95,10 @@ all_marginals: Callable[[Any, dict[str, str]], Any] | None = getattr(_hook, "all
 load_network: Callable[[str], Any] | None = getattr(_hook, "load_network", None)
 all_marginals_prebuilt: Callable[[Any, dict[str, str]], Any] | None = getattr(
     _hook, "all_marginals_prebuilt", None)
+# Turns the library's own result into ``{var: {state: p}}`` after the timing, as the pgmpy side
+# converts its DiscreteFactors after timing each query.
+named_marginals: Callable[[Any, Any], Any] = getattr(
+    _hook, "named_marginals", lambda model, result: result)
 if _hook is not None and (all_marginals is None or load_network is None):
     HOOK_ERROR = f"{HOOK_NAME} lacks all_marginals/load_network"
     _hook = all_marginals = load_network = all_marginals_prebuilt = None
@@ -272,7 +278,7 @@ def probforge_setting(model: Any, evidence: dict[str, str], ve: Marginals, bp: M
             fig.update({f"error{suffix}": f"{type(err).__name__}: {err}"[:300], "agree": False})
             continue
         fig[f"s{suffix}"], fig[f"rounds{suffix}"] = timed.seconds, timed.rounds
-        checked = _check(timed.first, evidence, ve, bp, n_query_vars)
+        checked = _check(named_marginals(model, timed.first), evidence, ve, bp, n_query_vars)
         if suffix:
             fig[f"max_abs_diff{suffix}"] = checked["max_abs_diff"]
             fig["agree"] = fig.get("agree", True) and checked["agree"]

@@ -14,6 +14,11 @@ How it computes
   its sum, whose log goes into ``log p(e)``; the downward pass multiplies each child by the ratio
   of the parent's calibrated separator marginal to the upward message (``0 / 0 = 0``, exact: a
   zero upward entry means every child entry behind it is zero).
+- On a Bayesian network, a subtree whose factors are all normalised conditionals of the
+  variables it sums out sends a message that is exactly one (:mod:`pgm.inference._unit_messages`):
+  it is skipped, and such tables are not divided by their largest entry (at most 1 already), so
+  the sum stays one. Messages from below a skipped clique are passed undivided: the skipped sum
+  is one only over the exact product. The root is chosen to skip the most work.
 - Hard evidence indexes the full factor tables (an offset per factor and row), so the cliques
   hold the hidden variables only, as the torch paths do; soft evidence multiplies in the
   likelihood vector at the variable's home clique.
@@ -43,6 +48,7 @@ from torch import Tensor
 
 from pgm.factor import Factor
 from pgm.inference._flat_tree import _strides
+from pgm.inference._unit_messages import normalised_head, plan_rooting
 
 __all__ = ["NativeTree"]
 
@@ -134,12 +140,19 @@ class NativeTree:
         Hidden variables whose marginals :meth:`run` returns, in this order.
     home : dict str -> int
         Clique each marginal is read from.
+    heads : sequence of (str or None), optional
+        Per factor, the variable it is the conditional distribution of (a Bayesian network's
+        CPDs). Upward messages out of subtrees that only hold such distributions of the
+        variables they sum out are exactly one and are skipped
+        (:mod:`pgm.inference._unit_messages`); the root and the factors' cliques are then
+        chosen to skip the most work.
     """
 
     def __init__(self, cliques: Sequence[tuple[str, ...]], edges: Sequence[tuple[int, int]],
                  cards: dict[str, int], factors: Sequence[Factor], assignment: Sequence[int],
                  evidence_vars: Sequence[str], soft_vars: Sequence[str],
-                 marginal_vars: Sequence[str], home: dict[str, int]) -> None:
+                 marginal_vars: Sequence[str], home: dict[str, int],
+                 heads: Sequence[str | None] | None = None) -> None:
         n = len(cliques)
         sizes = [math.prod(cards[v] for v in c) for c in cliques]
         self.sizes = sizes
@@ -154,8 +167,27 @@ class NativeTree:
         def target(c: int, strides: dict[str, int]) -> int:
             return walks.add(c, ccards[c], [strides.get(v, 0) for v in cliques[c]])
 
-        # factors: prob-space tables over their full scopes, each divided by its largest entry
+        # factors: prob-space tables over their full scopes, each divided by its largest entry,
+        # except normalised conditionals (entries at most 1 already), whose sums must stay one
         ev_col = {v: j for j, v in enumerate(evidence_vars)}
+        hidden_heads: list[str | None] = []
+        tables: list[np.ndarray] = []
+        shifts: list[float] = []
+        for k, f in enumerate(factors):
+            lv = f.log_values.detach().to("cpu", torch.float64).numpy()
+            head = heads[k] if heads is not None and heads[k] not in ev_col else None
+            eps = float(torch.finfo(f.log_values.dtype).eps)
+            p = np.exp(lv)
+            head = normalised_head(p, f.variables, head, eps)
+            m = float(lv.max()) if lv.size else -math.inf
+            shift = 0.0 if head is not None or not math.isfinite(m) else m
+            hidden_heads.append(head)
+            tables.append(p.reshape(-1) if shift == 0.0 else np.exp(lv.reshape(-1) - shift))
+            shifts.append(shift if math.isfinite(m) else -math.inf)
+        scopes = [tuple(v for v in f.variables if v not in ev_col) for f in factors]
+        soft_cliques = {assignment[len(factors) + j] for j in range(len(soft_vars))}
+        plan = plan_rooting(cliques, edges, sizes, scopes, assignment[:len(factors)],
+                            hidden_heads, soft_cliques)
         values: list[np.ndarray] = []
         f_off, f_walk = [], []
         ev_str = np.zeros((len(factors), max(len(evidence_vars), 1)), dtype=np.int64)
@@ -164,18 +196,15 @@ class NativeTree:
         first_seen: set[int] = set()
         f_first = []
         for k, f in enumerate(factors):
-            lv = f.log_values.detach().to("cpu", torch.float64).reshape(-1).numpy()
-            m = float(lv.max()) if lv.size else -math.inf
-            shift = m if math.isfinite(m) else 0.0
-            log_norm += m if math.isfinite(m) else -math.inf
-            values.append(np.exp(lv - shift))
+            log_norm += shifts[k]
+            values.append(tables[k])
             st = dict(zip(f.variables, _strides([cards[v] for v in f.variables]), strict=True))
             for v, s in st.items():
                 if v in ev_col:
                     ev_str[k, ev_col[v]] = s
             f_off.append(pos)
-            pos += lv.size
-            c = assignment[k]
+            pos += tables[k].size
+            c = plan.assignment[k]
             f_walk.append(target(c, st))
             f_first.append(c not in first_seen)
             first_seen.add(c)
@@ -198,20 +227,10 @@ class NativeTree:
         self.soft_size = pos
         self.s_off = np.asarray(s_off, dtype=np.int64)
         self.s_walk = np.asarray(s_walk, dtype=np.int64)
-        # tree: breadth-first from clique 0; upward messages in reversed order
-        nbrs: list[list[int]] = [[] for _ in range(n)]
-        for i, j in edges:
-            nbrs[i].append(j)
-            nbrs[j].append(i)
-        parent = [-1] * n
-        order = [0]
-        seen = {0}
-        for c in order:
-            for k in nbrs[c]:
-                if k not in seen:
-                    seen.add(k)
-                    parent[k] = c
-                    order.append(k)
+        # tree: breadth-first from the chosen root; upward messages in reversed order
+        order, parent = plan.order, plan.parent
+        self.root = plan.root
+        self.kind = np.asarray(plan.message_kinds(), dtype=np.int8)
         self.order = np.asarray(order, dtype=np.int64)
         self.parent = np.asarray(parent, dtype=np.int64)
         up_in = np.full(n, -1, dtype=np.int64)
@@ -279,11 +298,11 @@ class NativeTree:
         marg = np.empty((n, max(self.out_size, 1)))
         log_z = np.empty(n)
         beliefs = np.empty((n, self.size)) if store_beliefs else np.empty((1, 1))
-        _kernels()["calibrate"](
+        _kernels()["calibrate" if n > 1 else "calibrate_row"](
             self.values, self.f_off, self.f_walk, self.f_first, self.ev_str, ev,
             self.has_factor, sf, self.s_off, self.s_walk,
-            self.order, self.parent, self.up_in, self.up_par, self.m_off, self.m_size,
-            self.msg_size, self.max_sep, self.out_off, self.out_walk, self.out_card,
+            self.order, self.parent, self.kind, self.up_in, self.up_par, self.m_off,
+            self.m_size, self.msg_size, self.max_sep, self.out_off, self.out_walk, self.out_card,
             self.w_clique, self.w_nd, self.w_cards, self.w_strides, self.w_ioff, self.w_idx,
             self.offset,
             self.c_size, self.size, self.log_norm,
@@ -301,4 +320,4 @@ class NativeTree:
 def _kernels() -> dict[str, Any]:
     from pgm.inference import _tree_kernels as k
 
-    return {"calibrate": k.calibrate}
+    return {"calibrate": k.calibrate, "calibrate_row": k.calibrate_row}

@@ -103,7 +103,7 @@ def scatter(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, io
 def calibrate_one(
     values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
     has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
-    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
     c_off: Any, c_size: Any,
@@ -135,6 +135,8 @@ def calibrate_one(
     # upward: children before parents
     for i in range(n - 1, 0, -1):
         c = order[i]
+        if kind[c] == 1:  # a barren subtree: the message is exactly one
+            continue
         o = m_off[c]
         for s in range(o, o + m_size[c]):
             msg[s] = 0.0
@@ -146,10 +148,11 @@ def calibrate_one(
             tot += msg[s]
         if not tot > 0.0:
             return -np.inf
-        inv = 1.0 / tot
-        for s in range(o, o + m_size[c]):
-            msg[s] *= inv
-        log_z += np.log(tot)
+        if kind[c] == 0:  # else the barren sum above needs the exact message
+            inv = 1.0 / tot
+            for s in range(o, o + m_size[c]):
+                msg[s] *= inv
+            log_z += np.log(tot)
         w = up_par[c]
         p = parent[c]
         gather(beta, c_off[p], c_size[p], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
@@ -176,9 +179,13 @@ def calibrate_one(
         for s in range(size):
             tot += tmp[s]
         inv = 1.0 / tot
-        for s in range(size):
-            u = msg[o + s]
-            tmp[s] = tmp[s] * inv / u if u > 0.0 else 0.0
+        if kind[c] == 1:
+            for s in range(size):
+                tmp[s] *= inv
+        else:
+            for s in range(size):
+                u = msg[o + s]
+                tmp[s] = tmp[s] * inv / u if u > 0.0 else 0.0
         w = up_in[c]
         gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
                w_idx, tmp, 0, False, dig)
@@ -202,7 +209,7 @@ def calibrate_one(
 def calibrate(
     values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
     has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
-    order: Any, parent: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
     c_off: Any, c_size: Any,
@@ -215,6 +222,24 @@ def calibrate(
         srow = soft[r] if n_soft > 1 else soft[0]
         log_z[r] = calibrate_one(
             values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
-            s_walk, order, parent, up_in, up_par, m_off, m_size, msg_size, max_sep,
+            s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
             out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
             c_size, log_norm, beta, marg[r])
+
+@njit(cache=True, nogil=True)
+def calibrate_row(
+    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
+    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
+    order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
+    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
+    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
+    c_off: Any, c_size: Any,
+    size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
+) -> None:  # pragma: no cover
+    """:func:`calibrate` for one evidence row, without starting the thread pool."""
+    beta = beliefs[0] if store else np.empty(size)
+    log_z[0] = calibrate_one(
+        values, f_off, f_walk, f_first, ev_str, ev[0], has_factor, soft[0], s_off,
+        s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
+        out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
+        c_size, log_norm, beta, marg[0])

@@ -293,9 +293,14 @@ class JunctionTree:
 
     def _native_plan(self) -> NativeTree:
         if self._native is None:
+            # a Bayesian network's factors are its CPDs, in order: their heads let the kernel
+            # skip the upward messages of barren subtrees
+            cpds = getattr(self.model, "cpds", None)
+            heads = ([c.variable for c in cpds] if isinstance(cpds, list)
+                     and len(cpds) == len(self._factors) else None)
             self._native = NativeTree(
                 self.cliques, self.edges, self._cards, self._factors, self.assignment,
-                self._evidence_order, self._soft_order, list(self.home), self.home)
+                self._evidence_order, self._soft_order, list(self.home), self.home, heads)
         return self._native
 
     def native_inputs(self, ev: Evidence, table: Tensor | None = None
