@@ -60,6 +60,8 @@ _SHORT_RUN = 16
 _INDEX_CLIQUE = 2**18
 #: ... up to this many index entries per tree (int32: 64 MiB).
 _INDEX_ENTRIES = 2**24
+#: Fixed clique tables kept per tree, at most (float64: 32 MiB).
+_FIXED_ENTRIES = 2**22
 
 
 class _Walks:
@@ -267,6 +269,39 @@ class NativeTree:
         self.marginal_cards = list(out_card)
         self.w_clique, self.w_nd, self.w_cards, self.w_strides = walks.arrays()
         self.w_ioff, self.w_idx = walks.index_tables(sizes)
+        self._fixed_tables(plan.message_kinds(), soft_cliques)
+
+    def _fixed_tables(self, kind: Sequence[int], soft_cliques: set[int]) -> None:
+        """Cliques whose table no evidence or message changes before the downward pass (a
+        barren clique whose children are all barren, no evidence in its factors): their
+        potentials are computed here once, and each calibration writes them in one pass, as
+        base times the downward message."""
+        n = len(self.sizes)
+        children_barren = [True] * n
+        for c in self.order[1:]:
+            if kind[c] != 1:
+                children_barren[int(self.parent[c])] = False
+        evidence_in = set(self.f_walk[np.flatnonzero(self.ev_str.any(axis=1))].tolist())
+        evidence_cliques = {int(self.w_clique[w]) for w in evidence_in} | soft_cliques
+        self.b_off = np.full(n, -1, dtype=np.int64)
+        pos = 0
+        for c in range(n):
+            if (kind[c] == 1 and children_barren[c] and c not in evidence_cliques
+                    and pos + self.sizes[c] <= _FIXED_ENTRIES):
+                self.b_off[c] = pos
+                pos += self.sizes[c]
+        self.base = np.empty(max(pos, 1))
+        if pos:
+            scratch = np.empty(self.size)
+            dig = np.empty(self.w_cards.shape[1], dtype=np.int64)
+            _kernels()["potentials"](
+                scratch, self.values, self.f_off, self.f_walk, self.f_first, self.ev_str,
+                np.zeros(self.ev_str.shape[1], dtype=np.int64), self.has_factor,
+                self.w_clique, self.w_nd, self.w_cards, self.w_strides, self.w_ioff,
+                self.w_idx, self.offset, self.c_size, self.b_off < 0, dig)
+            for c in np.flatnonzero(self.b_off >= 0):
+                o, b = int(self.offset[c]), int(self.b_off[c])
+                self.base[b:b + self.sizes[c]] = scratch[o:o + self.sizes[c]]
 
     def run(self, evidence: np.ndarray, soft: np.ndarray | None,
             store_beliefs: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -304,8 +339,7 @@ class NativeTree:
             self.order, self.parent, self.kind, self.up_in, self.up_par, self.m_off,
             self.m_size, self.msg_size, self.max_sep, self.out_off, self.out_walk, self.out_card,
             self.w_clique, self.w_nd, self.w_cards, self.w_strides, self.w_ioff, self.w_idx,
-            self.offset,
-            self.c_size, self.size, self.log_norm,
+            self.offset, self.c_size, self.b_off, self.base, self.size, self.log_norm,
             marg, log_z, beliefs, store_beliefs)
         return marg[:, :self.out_size], log_z, (beliefs if store_beliefs else None)
 
@@ -320,4 +354,5 @@ class NativeTree:
 def _kernels() -> dict[str, Any]:
     from pgm.inference import _tree_kernels as k
 
-    return {"calibrate": k.calibrate, "calibrate_row": k.calibrate_row}
+    return {"calibrate": k.calibrate, "calibrate_row": k.calibrate_row,
+            "potentials": k.potentials}

@@ -14,19 +14,27 @@ from numba import njit, prange
 # Sums may be reassociated (vectorised): every term is finite and non-negative.
 sums = {"reassoc", "contract"}
 
+#: gather modes
+MULTIPLY, ASSIGN, FROM_BASE = 0, 1, 2
+
+
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def gather(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, ioff: int,
-           idx_table: Any, src: Any, s0: int, assign: bool,
+           idx_table: Any, src: Any, s0: int, mode: int, base: Any, base0: int,
            dig: Any) -> None:  # pragma: no cover
-    """beta[b0 + e] (=|*=) src[s0 + idx(e)] over the clique's entries e; idx(e) read from
-    idx_table[ioff:] when ioff >= 0, else counted."""
+    """Over the clique's entries e, with x = src[s0 + idx(e)]: beta[b0 + e] *= x (MULTIPLY),
+    = x (ASSIGN) or = base[base0 + e] * x (FROM_BASE); idx(e) read from idx_table[ioff:] when
+    ioff >= 0, else counted."""
     if ioff >= 0:
-        if assign:
+        if mode == ASSIGN:
             for e in range(size):
                 beta[b0 + e] = src[s0 + idx_table[ioff + e]]
-        else:
+        elif mode == MULTIPLY:
             for e in range(size):
                 beta[b0 + e] *= src[s0 + idx_table[ioff + e]]
+        else:
+            for e in range(size):
+                beta[b0 + e] = base[base0 + e] * src[s0 + idx_table[ioff + e]]
         return
     inner = cards[nd - 1]
     st = strides[nd - 1]
@@ -34,22 +42,29 @@ def gather(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, iof
         dig[d] = 0
     idx = s0
     e = b0
+    q = base0 - b0  # base index = beta index + q
     stop = b0 + size
     while e < stop:
         if st == 0:
             x = src[idx]
-            if assign:
+            if mode == ASSIGN:
                 for j in range(inner):
                     beta[e + j] = x
-            else:
+            elif mode == MULTIPLY:
                 for j in range(inner):
                     beta[e + j] *= x
-        elif assign:
+            else:
+                for j in range(inner):
+                    beta[e + j] = base[q + e + j] * x
+        elif mode == ASSIGN:
             for j in range(inner):
                 beta[e + j] = src[idx + j * st]
-        else:
+        elif mode == MULTIPLY:
             for j in range(inner):
                 beta[e + j] *= src[idx + j * st]
+        else:
+            for j in range(inner):
+                beta[e + j] = base[q + e + j] * src[idx + j * st]
         e += inner
         d = nd - 2
         while d >= 0:
@@ -100,37 +115,55 @@ def scatter(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, io
             d -= 1
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def potentials(
+    beta: Any, values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
+    has_factor: Any, w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any,
+    w_idx: Any, c_off: Any, c_size: Any, skip: Any, dig: Any,
+) -> None:  # pragma: no cover
+    """Each clique's product of its factors (evidence-indexed) into beta, but for skip[c]."""
+    empty = np.empty(0)
+    for c in range(c_off.shape[0]):
+        if not has_factor[c] and not skip[c]:
+            for e in range(c_off[c], c_off[c] + c_size[c]):
+                beta[e] = 1.0
+    for k in range(f_off.shape[0]):
+        w = f_walk[k]
+        c = w_clique[w]
+        if skip[c]:
+            continue
+        off = f_off[k]
+        for j in range(ev.shape[0]):
+            off += ev[j] * ev_str[k, j]
+        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+               w_idx, values, off, ASSIGN if f_first[k] else MULTIPLY, empty, 0, dig)
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def calibrate_one(
     values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
     has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
     order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
-    c_off: Any, c_size: Any,
+    c_off: Any, c_size: Any, b_off: Any, base: Any,
     log_norm: float, beta: Any, marg: Any,
 ) -> float:  # pragma: no cover
-    """One evidence row: fills beta (calibrated cliques) and marg; returns log p(e)."""
+    """One evidence row: fills beta (calibrated cliques) and marg; returns log p(e).
+
+    A clique with ``b_off[c] >= 0`` has a fixed table ``base[b_off[c]:]`` that no message
+    changes before the downward pass (its own potential, all its children barren): it is
+    written once, by the downward pass, as base times the parent's message."""
     dig = np.empty(w_cards.shape[1], dtype=np.int64)
     msg = np.empty(msg_size)
     tmp = np.empty(max_sep)
     n = order.shape[0]
-    for c in range(n):
-        if not has_factor[c]:
-            for e in range(c_off[c], c_off[c] + c_size[c]):
-                beta[e] = 1.0
-    for k in range(f_off.shape[0]):
-        off = f_off[k]
-        for j in range(ev.shape[0]):
-            off += ev[j] * ev_str[k, j]
-        w = f_walk[k]
-        c = w_clique[w]
-        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
-               w_idx, values, off, f_first[k], dig)
+    potentials(beta, values, f_off, f_walk, f_first, ev_str, ev, has_factor, w_clique, w_nd,
+               w_cards, w_strides, w_ioff, w_idx, c_off, c_size, b_off >= 0, dig)
     for j in range(s_off.shape[0]):
         w = s_walk[j]
         c = w_clique[w]
         gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
-               w_idx, soft, s_off[j], False, dig)
+               w_idx, soft, s_off[j], MULTIPLY, base, 0, dig)
     log_z = log_norm
     # upward: children before parents
     for i in range(n - 1, 0, -1):
@@ -156,7 +189,7 @@ def calibrate_one(
         w = up_par[c]
         p = parent[c]
         gather(beta, c_off[p], c_size[p], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
-               w_idx, msg, o, False, dig)
+               w_idx, msg, o, MULTIPLY, base, 0, dig)
     r = order[0]
     tot = 0.0
     for e in range(c_off[r], c_off[r] + c_size[r]):
@@ -187,8 +220,12 @@ def calibrate_one(
                 u = msg[o + s]
                 tmp[s] = tmp[s] * inv / u if u > 0.0 else 0.0
         w = up_in[c]
-        gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
-               w_idx, tmp, 0, False, dig)
+        if b_off[c] >= 0:
+            gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+                   w_idx, tmp, 0, FROM_BASE, base, b_off[c], dig)
+        else:
+            gather(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
+                   w_idx, tmp, 0, MULTIPLY, base, 0, dig)
     for v in range(out_off.shape[0]):
         o = out_off[v]
         for s in range(o, o + out_card[v]):
@@ -212,7 +249,7 @@ def calibrate(
     order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
-    c_off: Any, c_size: Any,
+    c_off: Any, c_size: Any, b_off: Any, base: Any,
     size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
 ) -> None:  # pragma: no cover
     n = ev.shape[0]
@@ -224,7 +261,7 @@ def calibrate(
             values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
             s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
             out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
-            c_size, log_norm, beta, marg[r])
+            c_size, b_off, base, log_norm, beta, marg[r])
 
 @njit(cache=True, nogil=True)
 def calibrate_row(
@@ -233,7 +270,7 @@ def calibrate_row(
     order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
-    c_off: Any, c_size: Any,
+    c_off: Any, c_size: Any, b_off: Any, base: Any,
     size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any, store: bool,
 ) -> None:  # pragma: no cover
     """:func:`calibrate` for one evidence row, without starting the thread pool."""
@@ -242,4 +279,4 @@ def calibrate_row(
         values, f_off, f_walk, f_first, ev_str, ev[0], has_factor, soft[0], s_off,
         s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
         out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
-        c_size, log_norm, beta, marg[0])
+        c_size, b_off, base, log_norm, beta, marg[0])

@@ -14,7 +14,7 @@ import torch
 
 from pgm.bayesnet import BayesianNetwork
 from pgm.cpd import TabularCPD
-from pgm.inference import JunctionTree
+from pgm.inference import JunctionTree, _native_tree
 from pgm.inference._unit_messages import normalised_head, plan_rooting
 from pgm.markov import MarkovNetwork
 from probforge.ops.chain import native
@@ -53,10 +53,19 @@ def _evidence_rows(model, seed: int, names: list[str], n: int):  # type: ignore[
     return {v: x[:, order.index(v)] for v in names}
 
 
-def test_random_networks_without_evidence(monkeypatch: pytest.MonkeyPatch) -> None:
-    kinds = [_compare(monkeypatch, random_bn(s, n_min=6, n_max=14)) for s in range(30)]
+@pytest.mark.parametrize("fixed", [True, False])
+def test_random_networks_without_evidence(monkeypatch: pytest.MonkeyPatch, fixed: bool) -> None:
+    # fixed: barren cliques' tables computed once at build (else every call computes them)
+    if not fixed:
+        monkeypatch.setattr(_native_tree, "_FIXED_ENTRIES", 0)
+    kinds, n_fixed = [], 0
+    for s in range(30):
+        kinds.append(_compare(monkeypatch, random_bn(s, n_min=6, n_max=14)))
+        plan = JunctionTree(random_bn(s, n_min=6, n_max=14))._native_plan()
+        n_fixed += int((plan.b_off >= 0).sum())
     assert sum(int((k == 1).sum()) for k in kinds) > 30  # messages skipped ...
     assert sum(int((k == 2).sum()) for k in kinds) >= 3  # ... and passed unnormalised
+    assert (n_fixed > 30) if fixed else n_fixed == 0
 
 
 @pytest.mark.parametrize("where", ["first", "last", "middle"])
