@@ -142,6 +142,10 @@ class NativeTree:
         Hidden variables whose marginals :meth:`run` returns, in this order.
     home : dict str -> int
         Clique each marginal is read from.
+    upward_only : bool
+        Run the upward pass only, from clique 0 as root: each marginal is then read at a clique
+        that has heard from its whole subtree and nothing else (the roots of the query trees of
+        :mod:`pgm.inference._query_forest`). ``heads`` is then ignored.
     heads : sequence of (str or None), optional
         Per factor, the variable it is the conditional distribution of (a Bayesian network's
         CPDs). Upward messages out of subtrees that only hold such distributions of the
@@ -154,7 +158,7 @@ class NativeTree:
                  cards: dict[str, int], factors: Sequence[Factor], assignment: Sequence[int],
                  evidence_vars: Sequence[str], soft_vars: Sequence[str],
                  marginal_vars: Sequence[str], home: dict[str, int],
-                 heads: Sequence[str | None] | None = None) -> None:
+                 heads: Sequence[str | None] | None = None, upward_only: bool = False) -> None:
         n = len(cliques)
         sizes = [math.prod(cards[v] for v in c) for c in cliques]
         self.sizes = sizes
@@ -177,7 +181,8 @@ class NativeTree:
         shifts: list[float] = []
         for k, f in enumerate(factors):
             lv = f.log_values.detach().to("cpu", torch.float64).numpy()
-            head = heads[k] if heads is not None and heads[k] not in ev_col else None
+            head = (heads[k] if heads is not None and not upward_only
+                    and heads[k] not in ev_col else None)
             eps = float(torch.finfo(f.log_values.dtype).eps)
             p = np.exp(lv)
             head = normalised_head(p, f.variables, head, eps)
@@ -269,6 +274,7 @@ class NativeTree:
         self.marginal_cards = list(out_card)
         self.w_clique, self.w_nd, self.w_cards, self.w_strides = walks.arrays()
         self.w_ioff, self.w_idx = walks.index_tables(sizes)
+        self.upward_only = upward_only
         self._fixed_tables(plan.message_kinds(), soft_cliques)
 
     def _fixed_tables(self, kind: Sequence[int], soft_cliques: set[int]) -> None:
@@ -286,8 +292,8 @@ class NativeTree:
         self.b_off = np.full(n, -1, dtype=np.int64)
         pos = 0
         for c in range(n):
-            if (kind[c] == 1 and children_barren[c] and c not in evidence_cliques
-                    and pos + self.sizes[c] <= _FIXED_ENTRIES):
+            if (kind[c] == 1 and children_barren[c] and not self.upward_only
+                    and c not in evidence_cliques and pos + self.sizes[c] <= _FIXED_ENTRIES):
                 self.b_off[c] = pos
                 pos += self.sizes[c]
         self.base = np.empty(max(pos, 1))
@@ -340,6 +346,7 @@ class NativeTree:
             self.m_size, self.msg_size, self.max_sep, self.out_off, self.out_walk, self.out_card,
             self.w_clique, self.w_nd, self.w_cards, self.w_strides, self.w_ioff, self.w_idx,
             self.offset, self.c_size, self.b_off, self.base, self.size, self.log_norm,
+            self.upward_only,
             marg, log_z, beliefs, store_beliefs)
         return marg[:, :self.out_size], log_z, (beliefs if store_beliefs else None)
 

@@ -28,7 +28,9 @@ from typing import Any
 from torch import Tensor
 
 from pgm.inference._common import DiscreteModel
+from pgm.inference._query_forest import QueryForest
 from pgm.inference.elimination import VariableElimination
+from pgm.inference.evidence import resolve_evidence
 from pgm.inference.junction_tree import (
     DENSE_CLIQUE_ENTRIES,
     NATIVE_TREE_ENTRIES,
@@ -36,10 +38,16 @@ from pgm.inference.junction_tree import (
 )
 from pgm.inference.ordering import OrderSpec
 from probforge.errors import ValidationError
+from probforge.ops.native import enabled as native_enabled
 
-__all__ = ["PosteriorMarginals"]
+__all__ = ["FOREST_TRIAL_ENTRIES", "PosteriorMarginals"]
 
 _METHODS = ("auto", "junction_tree", "per_variable")
+
+#: "auto" on a Bayesian network weighs the compiled per-variable queries against a compiled
+#: junction tree of more than this many clique entries (below it the tree always wins, and
+#: planning the queries would cost more than it could save).
+FOREST_TRIAL_ENTRIES = 2**20
 
 
 class PosteriorMarginals:
@@ -53,10 +61,12 @@ class PosteriorMarginals:
     method : {"auto", "junction_tree", "per_variable"}
         "junction_tree": one calibrated tree. "per_variable": one variable-elimination query
         per unobserved variable (on a Bayesian network each contracts only the ancestral set of
-        its variable and the evidence). "auto": the tree unless the model is a Bayesian network
-        whose tree is large: more than
+        its variable and the evidence); on CPU with numba and no soft evidence all of them run
+        as one compiled program (:mod:`pgm.inference._query_forest`). "auto": the tree unless
+        the model is a Bayesian network whose tree is large: more than
         :data:`~pgm.inference.junction_tree.NATIVE_TREE_ENTRIES` clique entries in all when
-        the tree runs the compiled CPU kernel, else a clique larger than
+        the tree runs the compiled CPU kernel (or more than :data:`FOREST_TRIAL_ENTRIES` and
+        more than the compiled queries need), else a clique larger than
         :data:`~pgm.inference.junction_tree.DENSE_CLIQUE_ENTRIES`.
     order : elimination order spec (see :mod:`pgm.inference.ordering`).
 
@@ -75,17 +85,29 @@ class PosteriorMarginals:
         self.soft_evidence_vars = tuple(soft_evidence_vars)
         self._tree: JunctionTree | None = None
         self._ve: VariableElimination | None = None
+        self._forest: QueryForest | None = None
+        self._hidden = [v for v in model.variables if v not in set(self.evidence_vars)]
+        factors = model.factors()
+        compiled = not self.soft_evidence_vars and native_enabled(
+            *(f.log_values for f in factors), autograd=True) and not any(
+            f.log_values.requires_grad for f in factors)
         if method != "per_variable":
             self._tree = JunctionTree(model, evidence_vars=evidence_vars,
                                       soft_evidence_vars=soft_evidence_vars, order=order)
-            if method == "auto" and isinstance(getattr(model, "parents", None), dict) and (
-                    self._tree.cost.total_entries > NATIVE_TREE_ENTRIES if self._tree.native
-                    else self._tree.cost.largest_table > DENSE_CLIQUE_ENTRIES):
-                self._tree = None
+            entries = self._tree.cost.total_entries
+            if method == "auto" and isinstance(getattr(model, "parents", None), dict):
+                if (entries > NATIVE_TREE_ENTRIES if self._tree.native
+                        else self._tree.cost.largest_table > DENSE_CLIQUE_ENTRIES):
+                    self._tree = None
+                elif compiled and self._tree.native and entries > FOREST_TRIAL_ENTRIES:
+                    forest = QueryForest(model, self.evidence_vars, self._hidden, order)
+                    if not forest.left and forest.entries < entries:
+                        self._tree, self._forest = None, forest
         if self._tree is None:
             self._ve = VariableElimination(model, order=order)
+            if compiled and self._forest is None:
+                self._forest = QueryForest(model, self.evidence_vars, self._hidden, order)
         self.method = "junction_tree" if self._tree is not None else "per_variable"
-        self._hidden = [v for v in model.variables if v not in set(self.evidence_vars)]
 
     def __call__(self, evidence: Any = None, soft_evidence: Any = None) -> dict[str, Tensor]:
         """Posteriors given evidence on exactly the declared variables."""
@@ -98,4 +120,12 @@ class PosteriorMarginals:
                 "PosteriorMarginals",
                 f"was built for hard evidence on {sorted(self.evidence_vars)}",
                 found=sorted(given), fix="build one for this evidence pattern")
+        if self._forest is not None and soft_evidence is None and native_enabled():
+            ev = resolve_evidence(self.model.states, evidence, None)
+            out = self._forest.run(ev.hard)
+            if out is not None:  # else zero-probability evidence or underflow: torch tells
+                left = set(self._forest.left)
+                out.update((v, self._ve.query([v], evidence).probs()) for v in self._hidden
+                           if v in left)
+                return {v: out[v] for v in self._hidden}
         return {v: self._ve.query([v], evidence, soft_evidence).probs() for v in self._hidden}

@@ -1,0 +1,108 @@
+"""The compiled per-variable queries (one bucket tree per variable, chained) against
+VariableElimination's torch contractions, which brute force checks in
+test_exact_vs_brute_force.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import pgm.inference._query_forest as qf_module
+from pgm.factor import Factor
+from pgm.inference import PosteriorMarginals, VariableElimination
+from pgm.inference._query_forest import QueryForest
+from pgm.io import bundled_network
+from pgm.markov import MarkovNetwork
+from probforge.errors import ZeroProbabilityEvidence
+from probforge.ops.chain import native
+from tests.reference.random_models import random_bn, random_mrf
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="numba is not installed")
+
+
+def _assert_matches(model, ev_vars, evidence, tol: float = 1e-12) -> QueryForest:  # type: ignore[no-untyped-def]
+    hidden = [v for v in model.variables if v not in ev_vars]
+    forest = QueryForest(model, ev_vars, hidden)
+    got = forest.run(evidence)
+    assert got is not None and set(got) == set(hidden) - set(forest.left)
+    ve = VariableElimination(model)
+    for v, m in got.items():  # the same pruned query (the bundled CPDs sum to 1 +- 1e-7)
+        torch.testing.assert_close(m, ve.query([v], evidence).probs(), atol=tol, rtol=0)
+    return forest
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_bayesian_networks(seed: int) -> None:
+    model = random_bn(seed, n_min=4, n_max=14)
+    names = list(model.variables)
+    x = model.sample(5, generator=torch.Generator().manual_seed(seed))
+    _assert_matches(model, [], {})
+    ev_vars = names[-2:] if seed % 2 else names[:1] + names[-1:]
+    rows = {v: x[:, names.index(v)] for v in ev_vars}
+    _assert_matches(model, ev_vars, rows)  # (5, card) per variable
+    scalar = {v: int(x[0, names.index(v)]) for v in ev_vars}
+    got = QueryForest(model, ev_vars, [names[1] if names[1] not in ev_vars else names[2]]).run(
+        scalar)
+    assert got is not None and all(m.dim() == 1 for m in got.values())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_markov_networks(seed: int) -> None:
+    model = random_mrf(seed, n_min=3, n_max=9)
+    try:
+        VariableElimination(model).log_evidence()
+    except ZeroProbabilityEvidence:  # pragma: no cover - depends on the draw
+        pytest.skip("hard constraints forbid every state")
+    _assert_matches(model, [], {})
+
+
+def test_float32() -> None:
+    model = random_bn(5, n_min=8, n_max=12, dtype=torch.float32)
+    forest = _assert_matches(model, [], {}, tol=1e-5)
+    got = forest.run({})
+    assert got is not None and all(m.dtype == torch.float32 for m in got.values())
+
+
+def test_chunks_and_large_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = bundled_network("alarm")
+    monkeypatch.setattr(qf_module, "CHUNK_ENTRIES", 300)  # many kernel calls
+    forest = _assert_matches(model, [], {})
+    assert len(forest._plans) > 3 and not forest.left
+    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some trees left to the caller
+    forest = _assert_matches(model, [], {})
+    assert forest.left and len(forest.left) < len(model.variables)
+
+
+def test_zero_probability_rows() -> None:
+    log_a = torch.zeros(2, 3, dtype=torch.float64)
+    log_a[1, :] = -math.inf  # x = 1 impossible
+    model = MarkovNetwork([Factor(["x", "y"], log_a),
+                           Factor(["y"], torch.zeros(3, dtype=torch.float64))])
+    forest = QueryForest(model, ["x"], ["y"])
+    got = forest.run({"x": torch.tensor([0, 0])})
+    assert got is not None
+    torch.testing.assert_close(got["y"], torch.full((2, 3), 1 / 3, dtype=torch.float64))
+    assert forest.run({"x": torch.tensor([0, 1])}) is None  # the caller's path tells why
+    pm = PosteriorMarginals(model, ["x"], method="per_variable")
+    assert pm._forest is not None
+    with pytest.raises(ZeroProbabilityEvidence):
+        pm({"x": [0, 1]})
+
+
+def test_posterior_marginals_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = bundled_network("alarm")
+    ev = {"HR": "HIGH", "BP": "LOW"}
+    pm = PosteriorMarginals(model, list(ev), method="per_variable")
+    assert pm._forest is not None
+    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 40)  # mixed: compiled and torch queries
+    mixed = PosteriorMarginals(model, list(ev), method="per_variable")
+    assert mixed._forest is not None and mixed._forest.left
+    ref = PosteriorMarginals(model, list(ev), method="junction_tree")(ev)
+    for got in (pm(ev), mixed(ev)):
+        assert list(got) == list(ref)
+        for v in ref:
+            torch.testing.assert_close(got[v], ref[v], atol=1e-12, rtol=0)
+    # soft evidence keeps the torch queries
+    assert PosteriorMarginals(model, [], ["HR"], method="per_variable")._forest is None
