@@ -36,8 +36,10 @@ measurement at a time, never concurrently with probforge's: each measurement get
 (best-of-N within it; past it a VE sweep stops and is EXTRAPOLATED linearly from the variables
 done, reported as ``pgmpy_ve_s_extrapolated`` with ``pgmpy_ve_subset_size``), a hard wall limit
 (the worker is killed; the figure is a lower bound) and an address-space cap (MemoryError is
-reported as ``oom``). Times are best-of-N wall seconds; the load average is recorded (2 cores:
-other jobs inflate every figure). Last stdout line: one JSON object with all figures.
+reported as ``oom``). Times are best-of-N wall seconds (N at least the --repeat rounds; fast
+calls get more rounds, up to about 1 s of calls or 25 rounds, on both sides); the load average
+is recorded (2 cores: other jobs inflate every figure). Last stdout line: one JSON object with
+all figures.
 
 Run: python bench/exact_inference.py [--quick] [--networks alarm,child] [--strict]
   --quick: alarm, child, insurance, hepar2, win95pts; best of 3, 5 s budget, 30 s hard limit,

@@ -5,6 +5,8 @@ are small (alarm: one calibration beats 37 separate queries; with the compiled C
 millions of clique entries). On a Bayesian network whose triangulation is larger still (mildew,
 barley), separate variable-elimination queries win instead: each contracts only the ancestral
 set of its variable and the evidence (barren nodes pruned), which is far smaller than the tree.
+On CPU those queries run as one compiled program (:mod:`pgm.inference._query_forest`), which
+also beats a tree that fits when it needs fewer entries (water without evidence).
 :class:`PosteriorMarginals` makes that choice once per model and evidence pattern and reuses the
 chosen engine.
 
