@@ -47,8 +47,9 @@ __all__ = ["CHUNK_ENTRIES", "QueryForest"]
 #: Clique entries per kernel call (float64 scratch per evidence row: 32 MiB).
 CHUNK_ENTRIES = 2**22
 #: A single query tree larger than this is not run here: the caller contracts it in torch,
-#: where BLAS on its large tables beats the kernel's walks (barley without evidence: 214 ms with
-#: trees up to 2**22 entries here, 186 ms up to 2**20, both against 296 ms all in torch).
+#: where BLAS on its large tables beats the kernel's walks (barley without evidence: 200 ms with
+#: every tree here, 90 ms with trees up to 2**20 entries; munin1 with 5 evidence variables wants
+#: 2**20 too: 141 ms, against 233 ms with 2**18).
 TREE_ENTRIES = 2**20
 
 

@@ -30,6 +30,7 @@ from typing import Any
 from torch import Tensor
 
 from pgm.inference._common import DiscreteModel
+from pgm.inference._prob_queries import prob_query
 from pgm.inference._query_forest import QueryForest
 from pgm.inference.elimination import VariableElimination
 from pgm.inference.evidence import resolve_evidence
@@ -127,7 +128,18 @@ class PosteriorMarginals:
             out = self._forest.run(ev.hard)
             if out is not None:  # else zero-probability evidence or underflow: torch tells
                 left = set(self._forest.left)
-                out.update((v, self._ve.query([v], evidence).probs()) for v in self._hidden
+                out.update((v, self._query(v, evidence, None)) for v in self._hidden
                            if v in left)
                 return {v: out[v] for v in self._hidden}
-        return {v: self._ve.query([v], evidence, soft_evidence).probs() for v in self._hidden}
+        return {v: self._query(v, evidence, soft_evidence) for v in self._hidden}
+
+    def _query(self, v: str, evidence: Any, soft_evidence: Any) -> Tensor:
+        """One variable's posterior: in probability space when that cannot underflow, else
+        (and with soft evidence) by the log-space contraction."""
+        assert self._ve is not None
+        if soft_evidence is None:
+            p = prob_query(self._ve, v, evidence)
+            if p is not None:
+                return p
+        probs: Tensor = self._ve.query([v], evidence, soft_evidence).probs()
+        return probs
