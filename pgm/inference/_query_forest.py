@@ -139,7 +139,17 @@ class QueryForest:
                 total = 0
             chunks[-1].append(t)
             total += sum(t.sizes)
-        self._plans = [self._chain(c, cards) for c in chunks]
+        self._chunks = chunks
+        self._cards = dict(cards)
+        self._built: list[NativeTree] | None = None
+
+    @property
+    def _plans(self) -> list[NativeTree]:
+        """The chunks' compiled plans, built on first use (sizing the trees is cheaper, and
+        decides whether they are used at all)."""
+        if self._built is None:
+            self._built = [self._chain(c, self._cards) for c in self._chunks]
+        return self._built
 
     def _relevant(self, query: str, parents: object) -> list[int]:
         """Factor indices a query needs: on a Bayesian network the CPDs of the ancestral set of

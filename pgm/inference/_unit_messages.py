@@ -32,8 +32,8 @@ import numpy as np
 __all__ = ["RootedPlan", "normalised_head", "plan_rooting"]
 
 #: Roots tried exhaustively up to this many cliques; beyond, a short list of likely ones.
-_ALL_ROOTS = 48
-_MAX_ROOTS = 24
+_ALL_ROOTS = 16
+_MAX_ROOTS = 8
 
 
 class RootedPlan(NamedTuple):
