@@ -22,8 +22,9 @@ from one ancestral sample, ``random_evidence(model, 5, seed=0)`` in tests/refere
   result; the hook's ``named_marginals(model, result)``, if any, turns it into
   ``{var: {state: p}}`` after the timing (pgmpy's query times exclude the same conversion of
   its factors). Every answer is checked against pgmpy to 1e-9 (max abs diff over every
-  marginal; a failure is printed with ``!!!`` and recorded in the JSON), with ratios pgmpy time / probforge time (above 1: probforge faster). With no hook the
-  figures are pgmpy-only and ``"probforge": null``.
+  marginal; a failure is printed with ``!!!`` and recorded in the JSON), with ratios pgmpy
+  time / probforge time (above 1: probforge faster). With no hook the figures are pgmpy-only
+  and ``"probforge": null``.
 - "batched evidence on alarm": if the hook has ``batched_marginals(model, rows)``, 10,000 rows of
   evidence on the same 5 variables (ancestral samples), reported as rows per second; the first
   3 rows are checked against pgmpy VE (answer as ``{var: (N, card)}`` in ``model.states`` order,
