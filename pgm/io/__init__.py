@@ -24,14 +24,7 @@ Examples
 array([0.05, 0.95])
 """
 
-from .bif import (
-    DEFAULT_MAX_CPT_ENTRIES,
-    DiscreteNetworkData,
-    parse_bif,
-    read_bif,
-    write_bif,
-    write_bif_text,
-)
+from .bif import parse_bif, read_bif, write_bif, write_bif_text
 from .models import (
     bn_from_data,
     bn_to_data,
@@ -41,6 +34,7 @@ from .models import (
     read_network,
     write_network,
 )
+from .network_data import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
 from .networks import bundled_network_path, bundled_networks
 from .pgmpy_interop import from_pgmpy, to_pgmpy
 from .uai import (

@@ -62,7 +62,7 @@ from probforge.errors import ParseError, ValidationError
 from probforge.files import atomic_write_bytes
 
 from ._source import END_OF_FILE, display_name, read_bytes
-from .bif import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
+from .network_data import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
 
 __all__ = ["parse_xmlbif", "read_xmlbif", "write_xmlbif", "write_xmlbif_text"]
 

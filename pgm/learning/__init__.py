@@ -24,7 +24,8 @@ from pgm.learning.bn_em import (
 )
 from pgm.learning.counts import NetworkStructure, as_structure, encode_data, family_counts
 from pgm.learning.em_monitor import EMMonitor
-from pgm.learning.gmm import CovarianceType, GaussianMixture, GMMFitResult, fit_gmm, gmm_elbo
+from pgm.learning.gmm import CovarianceType, GaussianMixture, gmm_elbo
+from pgm.learning.gmm_fit import GMMFitResult, fit_gmm
 from pgm.learning.parameters import (
     UnseenParentConfigurationError,
     dirichlet_pseudo_counts,
