@@ -339,15 +339,20 @@ class NativeTree:
         marg = np.empty((n, max(self.out_size, 1)))
         log_z = np.empty(n)
         beliefs = np.empty((n, self.size)) if store_beliefs else np.empty((1, 1))
-        _kernels()["calibrate" if n > 1 else "calibrate_row"](
-            self.values, self.f_off, self.f_walk, self.f_first, self.ev_str, ev,
-            self.has_factor, sf, self.s_off, self.s_walk,
-            self.order, self.parent, self.kind, self.up_in, self.up_par, self.m_off,
-            self.m_size, self.msg_size, self.max_sep, self.out_off, self.out_walk, self.out_card,
-            self.w_clique, self.w_nd, self.w_cards, self.w_strides, self.w_ioff, self.w_idx,
-            self.offset, self.c_size, self.b_off, self.base, self.size, self.log_norm,
-            self.upward_only,
-            marg, log_z, beliefs, store_beliefs)
+        head = (self.values, self.f_off, self.f_walk, self.f_first, self.ev_str)
+        plan = (self.s_off, self.s_walk, self.order, self.parent, self.kind, self.up_in,
+                self.up_par, self.m_off, self.m_size, self.msg_size, self.max_sep, self.out_off,
+                self.out_walk, self.out_card, self.w_clique, self.w_nd, self.w_cards,
+                self.w_strides, self.w_ioff, self.w_idx, self.offset, self.c_size, self.b_off,
+                self.base)
+        k = _kernels()
+        if n == 1:  # one row: the row kernel itself, without starting the thread pool
+            beta = beliefs[0] if store_beliefs else np.empty(self.size)
+            log_z[0] = k["calibrate_one"](*head, ev[0], self.has_factor, sf[0], *plan,
+                                          self.log_norm, self.upward_only, beta, marg[0])
+        else:
+            k["calibrate"](*head, ev, self.has_factor, sf, *plan, self.size, self.log_norm,
+                           self.upward_only, marg, log_z, beliefs, store_beliefs)
         return marg[:, :self.out_size], log_z, (beliefs if store_beliefs else None)
 
     @staticmethod
@@ -361,5 +366,5 @@ class NativeTree:
 def _kernels() -> dict[str, Any]:
     from pgm.inference import _tree_kernels as k
 
-    return {"calibrate": k.calibrate, "calibrate_row": k.calibrate_row,
+    return {"calibrate": k.calibrate, "calibrate_one": k.calibrate_one,
             "potentials": k.potentials}

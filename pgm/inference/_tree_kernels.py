@@ -264,22 +264,3 @@ def calibrate(
             s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
             out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
             c_size, b_off, base, log_norm, upward_only, beta, marg[r])
-
-@njit(cache=True, nogil=True)
-def calibrate_row(
-    values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
-    has_factor: Any, soft: Any, s_off: Any, s_walk: Any,
-    order: Any, parent: Any, kind: Any, up_in: Any, up_par: Any, m_off: Any, m_size: Any,
-    msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
-    w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
-    c_off: Any, c_size: Any, b_off: Any, base: Any,
-    size: int, log_norm: float, upward_only: bool, marg: Any, log_z: Any, beliefs: Any,
-    store: bool,
-) -> None:  # pragma: no cover
-    """:func:`calibrate` for one evidence row, without starting the thread pool."""
-    beta = beliefs[0] if store else np.empty(size)
-    log_z[0] = calibrate_one(
-        values, f_off, f_walk, f_first, ev_str, ev[0], has_factor, soft[0], s_off,
-        s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
-        out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
-        c_size, b_off, base, log_norm, upward_only, beta, marg[0])

@@ -24,7 +24,8 @@ Examples
 array([0.05, 0.95])
 """
 
-from .bif import parse_bif, read_bif, write_bif, write_bif_text
+from .bif import parse_bif, read_bif
+from .bif_writer import write_bif, write_bif_text
 from .models import (
     bn_from_data,
     bn_to_data,

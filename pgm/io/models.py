@@ -26,7 +26,8 @@ import torch
 from pgm.bayesnet import BayesianNetwork
 from pgm.cpd import DEFAULT_ATOL, TabularCPD
 from pgm.factor import Factor
-from pgm.io.bif import read_bif, write_bif
+from pgm.io.bif import read_bif
+from pgm.io.bif_writer import write_bif
 from pgm.io.network_data import DiscreteNetworkData
 from pgm.io.networks import bundled_network_path
 from pgm.io.uai import UAIModel, read_uai, write_uai
