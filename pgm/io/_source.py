@@ -1,4 +1,5 @@
-"""Reading model files as text and turning character offsets into ``line:column`` positions.
+"""Reading (and writing) model files as text and turning character offsets into ``line:column``
+positions.
 
 The parsers in :mod:`pgm.io` work on one decoded string and remember only character offsets; a
 line and column are computed from an offset when (and only when) an error is reported, so the hot
@@ -18,8 +19,10 @@ import os
 from pathlib import Path
 
 from probforge.errors import ParseError
+from probforge.files import atomic_write_bytes
 
-__all__ = ["END_OF_FILE", "display_name", "locate", "parse_error", "read_bytes", "read_source"]
+__all__ = ["END_OF_FILE", "display_name", "locate", "parse_error", "read_bytes", "read_source",
+           "write_source"]
 
 #: The ``token`` recorded in a :class:`~probforge.errors.ParseError` raised at the end of the text.
 END_OF_FILE = "<end of file>"
@@ -135,3 +138,12 @@ def read_source(path: str | os.PathLike[str]) -> str:
             "UTF-8 encoded text",
             fix="re-encode the file as UTF-8",
         ) from err
+
+
+def write_source(path: str | os.PathLike[str], text: str) -> None:
+    """Write a model file atomically, UTF-8; a name ending in ``.gz`` is gzip-compressed (with a
+    zero timestamp, so equal models give equal files)."""
+    payload = text.encode("utf-8")
+    if os.fspath(path).endswith(".gz"):
+        payload = gzip.compress(payload, mtime=0)
+    atomic_write_bytes(path, payload)

@@ -17,15 +17,14 @@ True
 
 from __future__ import annotations
 
-import gzip
 import os
 from typing import Any
 
 import numpy as np
 
 from probforge.errors import ValidationError
-from probforge.files import atomic_write_bytes
 
+from ._source import write_source
 from .bif import _PROPERTY_BODY, _WORD
 from .network_data import DiscreteNetworkData
 
@@ -150,7 +149,4 @@ def write_bif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> None:
     >>> read_bif(out) == asia
     True
     """
-    payload = write_bif_text(data).encode("utf-8")
-    if os.fspath(path).endswith(".gz"):
-        payload = gzip.compress(payload, mtime=0)
-    atomic_write_bytes(path, payload)
+    write_source(path, write_bif_text(data))

@@ -46,7 +46,6 @@ True
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import re
@@ -59,9 +58,8 @@ import numpy as np
 import numpy.typing as npt
 
 from probforge.errors import ParseError, ValidationError
-from probforge.files import atomic_write_bytes
 
-from ._source import END_OF_FILE, display_name, read_bytes
+from ._source import END_OF_FILE, display_name, read_bytes, write_source
 from .network_data import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
 
 __all__ = ["parse_xmlbif", "read_xmlbif", "write_xmlbif", "write_xmlbif_text"]
@@ -503,7 +501,4 @@ def write_xmlbif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> Non
     >>> p.read_text().count("<VARIABLE")
     4
     """
-    payload = write_xmlbif_text(data).encode("utf-8")
-    if os.fspath(path).endswith(".gz"):
-        payload = gzip.compress(payload, mtime=0)
-    atomic_write_bytes(path, payload)
+    write_source(path, write_xmlbif_text(data))
