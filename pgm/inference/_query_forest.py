@@ -7,14 +7,15 @@ whole model (munin1: 1.8M entries for all 186 queries against a 2.7e8-entry tree
 :func:`probforge.ops.contract` each query costs a few milliseconds of tensor-call overhead for a
 few thousand multiply-adds. Here each query's elimination is laid out as a tree of *buckets*
 (eliminating x multiplies every table that holds x into one clique, whose sum over x is the
-message to the bucket that next uses the result) rooted at the query variable; the query trees
-are chained root to root by empty separators into one tree, and the compiled junction-tree
-kernel (:mod:`pgm.inference._native_tree`) runs its upward pass once for all of them and reads
-each marginal at its tree's root. Evidence rows run in parallel, as in the kernel.
+message to the bucket that next uses the result) rooted at the query variable, and all query
+trees run as one compiled program (:mod:`pgm.inference._bucket_program`: each bucket's product
+and sum in one blocked pass), evidence rows (or, for one row, groups of query trees) in
+parallel.
 
-Queries are split into chunks of at most :data:`CHUNK_ENTRIES` clique entries; a query whose own
-tree is larger than :data:`TREE_ENTRIES` is left to the
-caller (:attr:`QueryForest.left`).
+The order ``"best"`` is applied per query: a query tree under :data:`CHOOSE_ENTRIES` entries
+keeps min-fill's order (choosing costs more than it could save); a larger one takes the
+cheapest of the heuristics' orders. A query whose own tree is larger than
+:data:`TREE_ENTRIES` is left to the caller (:attr:`QueryForest.left`).
 
 Examples
 --------
@@ -36,21 +37,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pgm.factor import Factor
 from pgm.graph import undirected_from_scopes
+from pgm.inference._bucket_program import BucketProgram
 from pgm.inference._common import DiscreteModel
-from pgm.inference._native_tree import NativeTree
-from pgm.inference.ordering import OrderSpec, elimination_order
+from pgm.inference.ordering import BEST, OrderSpec, elimination_order
 
-__all__ = ["CHUNK_ENTRIES", "QueryForest"]
+__all__ = ["QueryForest"]
 
-#: Clique entries per kernel call (float64 scratch per evidence row: 32 MiB).
-CHUNK_ENTRIES = 2**22
 #: A single query tree larger than this is not run here: the caller contracts it in torch,
 #: where BLAS on its large tables beats the kernel's walks (barley without evidence: 200 ms with
 #: every tree here, 90 ms with trees up to 2**20 entries; munin1 with 5 evidence variables wants
 #: 2**20 too: 141 ms, against 233 ms with 2**18).
 TREE_ENTRIES = 2**20
+#: Under the order "best", query trees up to this many entries keep min-fill's order.
+CHOOSE_ENTRIES = 2**16
 
 
 class _QueryTree:
@@ -60,7 +60,16 @@ class _QueryTree:
                  cards: Mapping[str, int], order: OrderSpec) -> None:
         self.query = query
         adj = undirected_from_scopes([scopes[k] for k in factors], [query])
-        elim = elimination_order(adj, cards, order, keep=[query])
+        if isinstance(order, str) and order == BEST:
+            self._build(query, factors, scopes, cards, elimination_order(
+                adj, cards, "min_fill", keep=[query]))
+            if sum(self.sizes) <= CHOOSE_ENTRIES:
+                return
+        self._build(query, factors, scopes, cards,
+                    elimination_order(adj, cards, order, keep=[query]))
+
+    def _build(self, query: str, factors: Sequence[int], scopes: Sequence[tuple[str, ...]],
+               cards: Mapping[str, int], elim: Sequence[str]) -> None:
         # pool items: (scope, factor index or -1, bucket index or -1)
         pool: list[tuple[frozenset[str], tuple[str, ...], int, int]] = [
             (frozenset(scopes[k]), scopes[k], k, -1) for k in factors]
@@ -129,26 +138,18 @@ class QueryForest:
         trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
                  for q in variables]
         self.left = [t.query for t in trees if sum(t.sizes) > TREE_ENTRIES]
-        kept = [t for t in trees if sum(t.sizes) <= TREE_ENTRIES]
-        self.entries = sum(sum(t.sizes) for t in kept)
-        chunks: list[list[_QueryTree]] = []
-        total = CHUNK_ENTRIES
-        for t in kept:
-            if total + sum(t.sizes) > CHUNK_ENTRIES:
-                chunks.append([])
-                total = 0
-            chunks[-1].append(t)
-            total += sum(t.sizes)
-        self._chunks = chunks
+        self._trees = [t for t in trees if sum(t.sizes) <= TREE_ENTRIES]
+        self.entries = sum(sum(t.sizes) for t in self._trees)
         self._cards = dict(cards)
-        self._built: list[NativeTree] | None = None
+        self._built: BucketProgram | None = None
 
     @property
-    def _plans(self) -> list[NativeTree]:
-        """The chunks' compiled plans, built on first use (sizing the trees is cheaper, and
-        decides whether they are used at all)."""
+    def _program(self) -> BucketProgram:
+        """The compiled program, built on first use (sizing the trees is cheaper, and decides
+        whether they are used at all)."""
         if self._built is None:
-            self._built = [self._chain(c, self._cards) for c in self._chunks]
+            self._built = BucketProgram(self._trees, self._factors, self._cards,
+                                        self.evidence_vars)
         return self._built
 
     def _relevant(self, query: str, parents: object) -> list[int]:
@@ -165,34 +166,6 @@ class QueryForest:
                 stack.extend(parents[v])
         return [k for k, f in enumerate(self._factors) if f.variables[-1] in keep]
 
-    def _chain(self, trees: Sequence[_QueryTree], cards: Mapping[str, int]) -> NativeTree:
-        """The chunk's query trees as one tree: each root the child of the previous root."""
-        cliques: list[tuple[str, ...]] = []
-        edges: list[tuple[int, int]] = []
-        factors: list[Factor] = []
-        assignment: list[int] = []
-        home: dict[str, int] = {}
-        roots: list[int] = []
-        for t in trees:
-            base = len(cliques)
-            cliques += t.cliques
-            edges += [(base + c, base + p) for c, p in enumerate(t.parent) if p >= 0]
-            for k, b in t.factors:
-                factors.append(self._factors[k])
-                assignment.append(base + b)
-            home[t.query] = base + t.root
-            roots.append(base + t.root)
-        # clique 0 must be the first root (the kernel's upward pass ends there)
-        first = roots[0]
-        perm = [first] + [c for c in range(len(cliques)) if c != first]
-        where = {c: i for i, c in enumerate(perm)}
-        edges = [(where[a], where[b]) for a, b in edges]
-        edges += [(where[roots[i]], where[roots[i + 1]]) for i in range(len(roots) - 1)]
-        return NativeTree(
-            [cliques[c] for c in perm], edges, dict(cards), factors,
-            [where[a] for a in assignment], self.evidence_vars, (), [t.query for t in trees],
-            {q: where[c] for q, c in home.items()}, upward_only=True)
-
     def run(self, evidence: Mapping[str, Tensor | Sequence[int] | int]
             ) -> dict[str, Tensor] | None:
         """Posteriors of the answered variables for N evidence rows (state indices), shape
@@ -205,14 +178,13 @@ class QueryForest:
         ev = (torch.stack([c.expand(n) for c in cols], 1).numpy() if cols
               else np.zeros((1, 0), dtype=np.int64))
         dtype = self._factors[0].log_values.dtype
-        out: dict[str, Tensor] = {}
-        for plan in self._plans:
-            marg, log_z, _ = plan.run(ev, None)
-            if not np.isfinite(log_z).all():
-                return None
-            m = NativeTree.to_torch(marg, dtype)
-            if scalar:
-                m = m[0]
-            parts = m.split_with_sizes(plan.marginal_cards, dim=-1)
-            out.update(zip(plan.marginal_vars, parts, strict=True))
-        return out
+        program = self._program
+        marg, ok = program.run(ev)
+        if not ok.all():
+            return None
+        m = torch.from_numpy(marg)
+        m = m if dtype == torch.float64 else m.to(dtype)
+        if scalar:
+            m = m[0]
+        parts = m.split_with_sizes(program.marginal_cards, dim=-1)
+        return dict(zip(program.marginal_vars, parts, strict=True))

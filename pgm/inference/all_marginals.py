@@ -39,7 +39,7 @@ from pgm.inference.junction_tree import (
     NATIVE_TREE_ENTRIES,
     JunctionTree,
 )
-from pgm.inference.ordering import OrderSpec
+from pgm.inference.ordering import BEST, OrderSpec
 from probforge.errors import ValidationError
 from probforge.ops.native import enabled as native_enabled
 
@@ -71,7 +71,8 @@ class PosteriorMarginals:
         the tree runs the compiled CPU kernel (or more than :data:`FOREST_TRIAL_ENTRIES` and
         more than the compiled queries need), else a clique larger than
         :data:`~pgm.inference.junction_tree.DENSE_CLIQUE_ENTRIES`.
-    order : elimination order spec (see :mod:`pgm.inference.ordering`).
+    order : elimination order spec (see :mod:`pgm.inference.ordering`). The default, "best",
+        takes the cheapest of the heuristics' orders (for the tree, and per query).
 
     Calling the object with the evidence returns ``{variable: Tensor batch_shape + (card,)}``
     for every unobserved variable; both methods give the same numbers (to rounding).
@@ -79,7 +80,7 @@ class PosteriorMarginals:
 
     def __init__(self, model: DiscreteModel, evidence_vars: Sequence[str] = (),
                  soft_evidence_vars: Sequence[str] = (), *, method: str = "auto",
-                 order: OrderSpec = "min_fill") -> None:
+                 order: OrderSpec = BEST) -> None:
         if method not in _METHODS:
             raise ValidationError("PosteriorMarginals", f"method must be one of {_METHODS}",
                                   found=repr(method))

@@ -9,6 +9,13 @@ Heuristics (Koller & Friedman 9.4.3.2), greedy with deterministic tie-breaking:
 ``weighted_min_fill``  smallest sum over fill edges of the endpoints' card product
 =====================  ==========================================================
 
+``"best"`` runs all four and keeps the order whose elimination creates the fewest table entries
+(the sum over eliminated variables of the product of the cardinalities of the variable and its
+remaining neighbours: the work of variable elimination and the size of the junction tree it
+triangulates). No one heuristic wins everywhere: per-variable queries on mildew create 3.8e7
+entries under min-fill and 2.3e7 under weighted min-fill; on barley 4.3e7 and 2.7e7 under
+min-neighbours.
+
 An order is pluggable: pass one of these names, an explicit sequence of variables, or a callable
 ``(adjacency, cards, keep) -> order``.
 
@@ -27,7 +34,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from probforge.errors import UnknownVariableError, ValidationError
 
-__all__ = ["HEURISTICS", "OrderSpec", "elimination_order", "order_to_path", "triangulate"]
+__all__ = [
+    "BEST", "HEURISTICS", "OrderSpec", "elimination_order", "order_to_path", "triangulate",
+]
 
 Adjacency = Mapping[str, Collection[str]]
 OrderCallable = Callable[[Adjacency, Mapping[str, int], Collection[str]], list[str]]
@@ -68,11 +77,13 @@ def _score(name: str) -> Callable[[str, dict[str, set[str]], Mapping[str, int]],
     except KeyError:
         raise ValidationError(
             "elimination order", "unknown heuristic", found=repr(name),
-            fix=f"use one of {sorted(table)}, a list of variables or a callable",
+            fix=f"use one of {sorted(table) + [BEST]}, a list of variables or a callable",
         ) from None
 
 
 HEURISTICS = ("min_fill", "min_neighbours", "min_weight", "weighted_min_fill")
+#: The order spec that tries every heuristic and keeps the cheapest order.
+BEST = "best"
 
 
 def elimination_order(
@@ -90,8 +101,8 @@ def elimination_order(
     cards : mapping
         Number of states per variable.
     spec : str, sequence or callable
-        Heuristic name, an explicit order (checked to cover exactly the variables to eliminate),
-        or a callable ``(adjacency, cards, keep) -> order``.
+        Heuristic name (or ``"best"``), an explicit order (checked to cover exactly the
+        variables to eliminate), or a callable ``(adjacency, cards, keep) -> order``.
     keep : collection
         Variables that stay (query variables).
     """
@@ -100,29 +111,11 @@ def elimination_order(
         order = list(spec(adjacency, cards, keep))
     elif not isinstance(spec, str):
         order = list(spec)
+    elif spec == BEST:
+        return min((_greedy(adjacency, cards, h, todo) for h in HEURISTICS),
+                   key=lambda found: found[1])[0]
     else:
-        score = _score(spec)
-        adj = {v: set(n) for v, n in adjacency.items()}
-        rank = {v: i for i, v in enumerate(adjacency)}
-        order = []
-        remaining = set(todo)
-        scores = {u: score(u, adj, cards) for u in remaining}
-        while remaining:
-            v = min(remaining, key=lambda u: (scores[u], rank[u]))
-            nbrs = adj[v]
-            fills = _fill_pairs(sorted(nbrs), adj)
-            _eliminate(adj, v)
-            remaining.discard(v)
-            order.append(v)
-            # a score reads a vertex's neighbours and the edges among them: it changes for v's
-            # neighbours and for common neighbours of a new fill edge's ends, nowhere else (the
-            # order equals that of rescoring every vertex at every step)
-            touched = set(nbrs)
-            for a, b in fills:
-                touched |= adj[a] & adj[b]
-            for u in touched & remaining:
-                scores[u] = score(u, adj, cards)
-        return order
+        return _greedy(adjacency, cards, spec, todo)[0]
     unknown = [v for v in order if v not in adjacency]
     if unknown:
         raise UnknownVariableError("elimination order", "names unknown variables", found=unknown)
@@ -133,6 +126,36 @@ def elimination_order(
             f"extra {sorted(set(order) - set(todo))}",
         )
     return order
+
+
+def _greedy(adjacency: Adjacency, cards: Mapping[str, int], name: str,
+            todo: Sequence[str]) -> tuple[list[str], int]:
+    """The order of heuristic ``name`` over ``todo``, and the table entries its elimination
+    creates."""
+    score = _score(name)
+    adj = {v: set(n) for v, n in adjacency.items()}
+    rank = {v: i for i, v in enumerate(adjacency)}
+    order = []
+    cost = 0
+    remaining = set(todo)
+    scores = {u: score(u, adj, cards) for u in remaining}
+    while remaining:
+        v = min(remaining, key=lambda u: (scores[u], rank[u]))
+        nbrs = adj[v]
+        cost += cards[v] * math.prod(cards[u] for u in nbrs)
+        fills = _fill_pairs(sorted(nbrs), adj)
+        _eliminate(adj, v)
+        remaining.discard(v)
+        order.append(v)
+        # a score reads a vertex's neighbours and the edges among them: it changes for v's
+        # neighbours and for common neighbours of a new fill edge's ends, nowhere else (the
+        # order equals that of rescoring every vertex at every step)
+        touched = set(nbrs)
+        for a, b in fills:
+            touched |= adj[a] & adj[b]
+        for u in touched & remaining:
+            scores[u] = score(u, adj, cards)
+    return order, cost
 
 
 def triangulate(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pgm.inference import JunctionTree, VariableElimination, elimination_order
+from pgm.inference import HEURISTICS, JunctionTree, VariableElimination, elimination_order
 from pgm.io import bundled_network
 from probforge.errors import (
     MemoryBudgetExceeded,
@@ -112,7 +112,7 @@ def test_map_and_marginal_map() -> None:
 def test_orders_are_pluggable_and_results_order_invariant() -> None:
     alarm = bundled_network("alarm")
     ref = VariableElimination(alarm).marginals({"HR": "HIGH"})
-    for spec in ("min_neighbours", "min_weight", "weighted_min_fill",
+    for spec in ("min_neighbours", "min_weight", "weighted_min_fill", "best",
                  lambda adj, cards, keep: [v for v in adj if v not in keep]):
         m = VariableElimination(alarm, order=spec).marginals({"HR": "HIGH"})
         assert all(torch.allclose(m[v], ref[v], atol=1e-12) for v in ref)
@@ -120,6 +120,37 @@ def test_orders_are_pluggable_and_results_order_invariant() -> None:
         VariableElimination(alarm, order="min_everything").marginals()
     with pytest.raises(ValidationError, match="exactly once"):
         elimination_order({"a": {"b"}, "b": {"a"}}, {"a": 2, "b": 2}, ["a"])
+
+
+def _elimination_entries(adj: dict[str, set[str]], cards: dict[str, int],
+                         order: list[str]) -> int:
+    """Table entries created by eliminating in ``order`` (counted here, independently)."""
+    adj = {v: set(n) for v, n in adj.items()}
+    total = 0
+    for v in order:
+        nbrs = adj.pop(v)
+        total += cards[v] * math.prod(cards[u] for u in nbrs)
+        for u in nbrs:
+            adj[u] |= nbrs - {u}
+            adj[u].discard(v)
+    return total
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_order_is_the_cheapest_heuristic(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    names = [f"v{i}" for i in range(14)]
+    adj: dict[str, set[str]] = {v: set() for v in names}
+    for _ in range(24):
+        a, b = torch.randperm(14, generator=gen)[:2].tolist()
+        adj[names[a]].add(names[b])
+        adj[names[b]].add(names[a])
+    cards = {v: int(torch.randint(2, 7, (), generator=gen)) for v in names}
+    costs = {h: _elimination_entries(adj, cards, elimination_order(adj, cards, h))
+             for h in HEURISTICS}
+    best = elimination_order(adj, cards, "best")
+    assert _elimination_entries(adj, cards, best) == min(costs.values())
+    assert best in [elimination_order(adj, cards, h) for h in HEURISTICS]
 
 
 def test_cost_estimate_and_memory_budget() -> None:

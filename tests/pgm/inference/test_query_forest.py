@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+import pgm.inference._bucket_program as bp_module
 import pgm.inference._query_forest as qf_module
 from pgm.factor import Factor
 from pgm.inference import PosteriorMarginals, VariableElimination
@@ -65,14 +66,50 @@ def test_float32() -> None:
     assert got is not None and all(m.dtype == torch.float32 for m in got.values())
 
 
-def test_chunks_and_large_trees(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("min_block", [1, 5, 256, 10**9])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_blocks_and_groups(monkeypatch: pytest.MonkeyPatch, min_block: int, rows: int) -> None:
+    """Blocks of one entry (every variable counted), of a few, and whole cliques (a root whose
+    sum spans several blocks, and one inside a block); one row (groups of trees in parallel) and
+    several (rows in parallel)."""
+    monkeypatch.setattr(bp_module, "MIN_BLOCK", min_block)
     model = bundled_network("alarm")
-    monkeypatch.setattr(qf_module, "CHUNK_ENTRIES", 300)  # many kernel calls
-    forest = _assert_matches(model, [], {})
-    assert len(forest._plans) > 3 and not forest.left
+    ev_vars = ["HR", "BP", "VENTLUNG"]
+    x = model.sample(rows, generator=torch.Generator().manual_seed(min_block))
+    names = list(model.variables)
+    forest = _assert_matches(model, ev_vars, {v: x[:, names.index(v)] for v in ev_vars})
+    program = forest._program
+    assert not forest.left and len(program.marginal_vars) == len(names) - len(ev_vars)
+    if min_block == 1:
+        assert (program.n_blocks > 1).sum() > len(program.block) // 2
+    if min_block == 10**9:
+        assert (program.n_blocks == 1).all()
+    assert len(program.groups(2)[0]) == 3  # two groups of trees
+
+
+def test_large_trees_left_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = bundled_network("alarm")
     monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some trees left to the caller
     forest = _assert_matches(model, [], {})
     assert forest.left and len(forest.left) < len(model.variables)
+
+
+@pytest.mark.parametrize("order", ["min_fill", "weighted_min_fill", "best"])
+def test_orders(monkeypatch: pytest.MonkeyPatch, order: str) -> None:
+    """Every order gives the same posteriors; under "best" a large query tree (here: above 50
+    entries) takes the cheapest heuristic's order, never a dearer one than min-fill's."""
+    monkeypatch.setattr(qf_module, "CHOOSE_ENTRIES", 50)
+    model = random_bn(3, n_min=14, n_max=14)
+    hidden = list(model.variables)
+    forest = QueryForest(model, [], hidden, order=order)
+    got = forest.run({})
+    assert got is not None
+    ve = VariableElimination(model)
+    for v, m in got.items():
+        torch.testing.assert_close(m, ve.query([v]).probs(), atol=1e-12, rtol=0)
+    if order == "best":
+        plain = QueryForest(model, [], hidden, order="min_fill")
+        assert forest.entries <= plain.entries
 
 
 def test_zero_probability_rows() -> None:

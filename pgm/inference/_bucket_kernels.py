@@ -1,0 +1,153 @@
+"""The numba kernel of :mod:`pgm.inference._bucket_program` (imported only when numba is).
+
+At module level so that numba's disk cache finds it again in a new process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+# Sums may be reassociated (vectorised): every term is finite and non-negative.
+sums = {"reassoc", "contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def run_tree(
+    values: Any, ev: Any, b_first: int, b_stop: int,
+    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
+    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
+    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
+    i_contig: Any, tab: Any, msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
+) -> bool:  # pragma: no cover
+    """Buckets b_first..b_stop-1 (one query tree, children first) for one evidence row.
+
+    Each bucket walks its clique in blocks of ``block[b]`` entries (its trailing variables): the
+    block's product of every input (factor tables indexed by the evidence row, child messages)
+    is formed in ``tmp`` through per-input index tables, and its sums over the trailing
+    ``red[b]`` entries are the bucket's output (its message, or at a query tree's root the
+    marginal), which is then divided by its total. False when a total is zero."""
+    for b in range(b_first, b_stop):
+        i0 = in_start[b]
+        ni = in_count[b]
+        for i in range(i0, i0 + ni):
+            off = i_off[i]
+            if i_factor[i]:
+                k = i_ev[i]
+                for j in range(ev.shape[0]):
+                    off += ev[j] * ev_str[k, j]
+            cur[i - i0] = off
+        out = marg if to_marg[b] else msg
+        o0 = out_off[b]
+        osz = out_size[b]
+        for s in range(o0, o0 + osz):
+            out[s] = 0.0
+        B = block[b]
+        R = red[b]
+        no = nd_out[b]
+        for d in range(no):
+            dig[d] = 0
+        for blk in range(n_blocks[b]):
+            if ni == 0:
+                for j in range(B):
+                    tmp[j] = 1.0
+            for i in range(i0, i0 + ni):
+                src = values if i_factor[i] else msg
+                c = cur[i - i0]
+                t = i_tab[i]
+                if i == i0:
+                    if i_contig[i]:
+                        for j in range(B):
+                            tmp[j] = src[c + j]
+                    else:
+                        for j in range(B):
+                            tmp[j] = src[c + tab[t + j]]
+                elif i_contig[i]:
+                    for j in range(B):
+                        tmp[j] *= src[c + j]
+                else:
+                    for j in range(B):
+                        tmp[j] *= src[c + tab[t + j]]
+            if not to_marg[b]:
+                # the block is (x, rest): the message block sums the R slices of tmp
+                inner = B // R
+                w = o0 + blk * inner
+                for j in range(inner):
+                    out[w + j] = tmp[j]
+                for xi in range(1, R):
+                    s0 = xi * inner
+                    for j in range(inner):
+                        out[w + j] += tmp[s0 + j]
+            elif R <= B:
+                rows = B // R
+                w = o0 + blk * rows
+                for r in range(rows):
+                    acc = 0.0
+                    for j in range(r * R, r * R + R):
+                        acc += tmp[j]
+                    out[w + r] = acc
+            else:
+                acc = 0.0
+                for j in range(B):
+                    acc += tmp[j]
+                out[o0 + (blk * B) // R] += acc
+            # next block: the counter over the clique's leading variables
+            d = no - 1
+            while d >= 0:
+                dig[d] += 1
+                for i in range(i0, i0 + ni):
+                    cur[i - i0] += i_ostr[i, d]
+                if dig[d] < o_cards[b, d]:
+                    break
+                for i in range(i0, i0 + ni):
+                    cur[i - i0] -= o_cards[b, d] * i_ostr[i, d]
+                dig[d] = 0
+                d -= 1
+        tot = 0.0
+        for s in range(o0, o0 + osz):
+            tot += out[s]
+        if not tot > 0.0:
+            return False
+        inv = 1.0 / tot
+        for s in range(o0, o0 + osz):
+            out[s] *= inv
+    return True
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def run_rows(
+    values: Any, ev: Any, t_start: Any, g_start: Any, g_trees: Any,
+    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
+    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
+    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
+    i_contig: Any, tab: Any, msg_size: int, max_block: int, max_in: int, max_nd: int,
+    marg: Any, ok: Any,
+) -> None:  # pragma: no cover
+    """Every row's query trees, in parallel over (row, group of trees): ``g_trees[g_start[g]:
+    g_start[g + 1]]`` are the trees of group g (one group when there are rows enough to keep
+    every thread busy)."""
+    n = ev.shape[0]
+    n_groups = g_start.shape[0] - 1
+    msgs = np.empty((n, msg_size))
+    good = np.ones((n, n_groups), dtype=np.bool_)
+    for task in prange(n * n_groups):
+        r = task // n_groups
+        g = task - r * n_groups
+        tmp = np.empty(max_block)
+        cur = np.empty(max_in, dtype=np.int64)
+        dig = np.empty(max_nd, dtype=np.int64)
+        for q in range(g_start[g], g_start[g + 1]):
+            t = g_trees[q]
+            if not run_tree(values, ev[r], t_start[t], t_start[t + 1], nd_out, o_cards,
+                            n_blocks, block, red, out_off, out_size, to_marg, in_start,
+                            in_count, i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig,
+                            tab, msgs[r], marg[r], tmp, cur, dig):
+                good[r, g] = False
+                break
+    for r in range(n):
+        ok[r] = True
+        for g in range(n_groups):
+            if not good[r, g]:
+                ok[r] = False
