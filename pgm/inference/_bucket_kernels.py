@@ -130,11 +130,11 @@ def run_rows(
     every thread busy)."""
     n = ev.shape[0]
     n_groups = g_start.shape[0] - 1
-    msgs = np.empty((n, msg_size))
     good = np.ones((n, n_groups), dtype=np.bool_)
     for task in prange(n * n_groups):
         r = task // n_groups
         g = task - r * n_groups
+        msg = np.empty(msg_size)  # per task: the group's trees use their own parts of it
         tmp = np.empty(max_block)
         cur = np.empty(max_in, dtype=np.int64)
         dig = np.empty(max_nd, dtype=np.int64)
@@ -143,7 +143,7 @@ def run_rows(
             if not run_tree(values, ev[r], t_start[t], t_start[t + 1], nd_out, o_cards,
                             n_blocks, block, red, out_off, out_size, to_marg, in_start,
                             in_count, i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig,
-                            tab, msgs[r], marg[r], tmp, cur, dig):
+                            tab, msg, marg[r], tmp, cur, dig):
                 good[r, g] = False
                 break
     for r in range(n):

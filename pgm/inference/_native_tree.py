@@ -142,10 +142,6 @@ class NativeTree:
         Hidden variables whose marginals :meth:`run` returns, in this order.
     home : dict str -> int
         Clique each marginal is read from.
-    upward_only : bool
-        Run the upward pass only, from clique 0 as root: each marginal is then read at a clique
-        that has heard from its whole subtree and nothing else (the roots of the query trees of
-        :mod:`pgm.inference._query_forest`). ``heads`` is then ignored.
     heads : sequence of (str or None), optional
         Per factor, the variable it is the conditional distribution of (a Bayesian network's
         CPDs). Upward messages out of subtrees that only hold such distributions of the
@@ -158,7 +154,7 @@ class NativeTree:
                  cards: dict[str, int], factors: Sequence[Factor], assignment: Sequence[int],
                  evidence_vars: Sequence[str], soft_vars: Sequence[str],
                  marginal_vars: Sequence[str], home: dict[str, int],
-                 heads: Sequence[str | None] | None = None, upward_only: bool = False) -> None:
+                 heads: Sequence[str | None] | None = None) -> None:
         n = len(cliques)
         sizes = [math.prod(cards[v] for v in c) for c in cliques]
         self.sizes = sizes
@@ -181,15 +177,16 @@ class NativeTree:
         shifts: list[float] = []
         for k, f in enumerate(factors):
             lv = f.log_values.detach().to("cpu", torch.float64).numpy()
-            head = (heads[k] if heads is not None and not upward_only
-                    and heads[k] not in ev_col else None)
+            head = heads[k] if heads is not None and heads[k] not in ev_col else None
             eps = float(torch.finfo(f.log_values.dtype).eps)
-            p = np.exp(lv)
-            head = normalised_head(p, f.variables, head, eps)
             m = float(lv.max()) if lv.size else -math.inf
+            # a head's table must be checked as is; any other may overflow unshifted
+            p = np.exp(lv) if head is not None else None
+            head = normalised_head(p, f.variables, head, eps) if p is not None else None
             shift = 0.0 if head is not None or not math.isfinite(m) else m
             hidden_heads.append(head)
-            tables.append(p.reshape(-1) if shift == 0.0 else np.exp(lv.reshape(-1) - shift))
+            tables.append(p.reshape(-1) if shift == 0.0 and p is not None
+                          else np.exp(lv.reshape(-1) - shift))
             shifts.append(shift if math.isfinite(m) else -math.inf)
         scopes = [tuple(v for v in f.variables if v not in ev_col) for f in factors]
         soft_cliques = {assignment[len(factors) + j] for j in range(len(soft_vars))}
@@ -274,7 +271,6 @@ class NativeTree:
         self.marginal_cards = list(out_card)
         self.w_clique, self.w_nd, self.w_cards, self.w_strides = walks.arrays()
         self.w_ioff, self.w_idx = walks.index_tables(sizes)
-        self.upward_only = upward_only
         self._fixed_tables(plan.message_kinds(), soft_cliques)
 
     def _fixed_tables(self, kind: Sequence[int], soft_cliques: set[int]) -> None:
@@ -292,8 +288,8 @@ class NativeTree:
         self.b_off = np.full(n, -1, dtype=np.int64)
         pos = 0
         for c in range(n):
-            if (kind[c] == 1 and children_barren[c] and not self.upward_only
-                    and c not in evidence_cliques and pos + self.sizes[c] <= _FIXED_ENTRIES):
+            if (kind[c] == 1 and children_barren[c] and c not in evidence_cliques
+                    and pos + self.sizes[c] <= _FIXED_ENTRIES):
                 self.b_off[c] = pos
                 pos += self.sizes[c]
         self.base = np.empty(max(pos, 1))
@@ -349,10 +345,10 @@ class NativeTree:
         if n == 1:  # one row: the row kernel itself, without starting the thread pool
             beta = beliefs[0] if store_beliefs else np.empty(self.size)
             log_z[0] = k["calibrate_one"](*head, ev[0], self.has_factor, sf[0], *plan,
-                                          self.log_norm, self.upward_only, beta, marg[0])
+                                          self.log_norm, beta, marg[0])
         else:
             k["calibrate"](*head, ev, self.has_factor, sf, *plan, self.size, self.log_norm,
-                           self.upward_only, marg, log_z, beliefs, store_beliefs)
+                           marg, log_z, beliefs, store_beliefs)
         return marg[:, :self.out_size], log_z, (beliefs if store_beliefs else None)
 
     @staticmethod

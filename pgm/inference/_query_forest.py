@@ -40,14 +40,14 @@ from torch import Tensor
 from pgm.graph import undirected_from_scopes
 from pgm.inference._bucket_program import BucketProgram
 from pgm.inference._common import DiscreteModel
-from pgm.inference.ordering import BEST, OrderSpec, elimination_order
+from pgm.inference.ordering import OrderSpec, elimination_order
 
 __all__ = ["QueryForest"]
 
 #: A single query tree larger than this is not run here: the caller contracts it in torch,
-#: where BLAS on its large tables beats the kernel's walks (barley without evidence: 200 ms with
-#: every tree here, 90 ms with trees up to 2**20 entries; munin1 with 5 evidence variables wants
-#: 2**20 too: 141 ms, against 233 ms with 2**18).
+#: where BLAS on its large tables beats the program's gathers (order "best", without evidence:
+#: mildew 18 ms with trees up to 2**20 entries here against 51 ms with every tree here, barley
+#: 54 against 65 ms; munin1 with 5 evidence variables 59 against 90 ms).
 TREE_ENTRIES = 2**20
 #: Under the order "best", query trees up to this many entries keep min-fill's order.
 CHOOSE_ENTRIES = 2**16
@@ -60,16 +60,7 @@ class _QueryTree:
                  cards: Mapping[str, int], order: OrderSpec) -> None:
         self.query = query
         adj = undirected_from_scopes([scopes[k] for k in factors], [query])
-        if isinstance(order, str) and order == BEST:
-            self._build(query, factors, scopes, cards, elimination_order(
-                adj, cards, "min_fill", keep=[query]))
-            if sum(self.sizes) <= CHOOSE_ENTRIES:
-                return
-        self._build(query, factors, scopes, cards,
-                    elimination_order(adj, cards, order, keep=[query]))
-
-    def _build(self, query: str, factors: Sequence[int], scopes: Sequence[tuple[str, ...]],
-               cards: Mapping[str, int], elim: Sequence[str]) -> None:
+        elim = elimination_order(adj, cards, order, keep=[query], best_above=CHOOSE_ENTRIES)
         # pool items: (scope, factor index or -1, bucket index or -1)
         pool: list[tuple[frozenset[str], tuple[str, ...], int, int]] = [
             (frozenset(scopes[k]), scopes[k], k, -1) for k in factors]

@@ -146,7 +146,7 @@ def calibrate_one(
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
     c_off: Any, c_size: Any, b_off: Any, base: Any,
-    log_norm: float, upward_only: bool, beta: Any, marg: Any,
+    log_norm: float, beta: Any, marg: Any,
 ) -> float:  # pragma: no cover
     """One evidence row: fills beta (calibrated cliques) and marg; returns log p(e).
 
@@ -198,8 +198,7 @@ def calibrate_one(
         return -np.inf
     log_z += np.log(tot)
     # downward: parents before children; child *= (parent's separator marginal) / upward
-    # (upward_only: the marginals are read at cliques that sent no message yet)
-    for i in range(1, 1 if upward_only else n):
+    for i in range(1, n):
         c = order[i]
         p = parent[c]
         o = m_off[c]
@@ -251,7 +250,7 @@ def calibrate(
     msg_size: int, max_sep: int, out_off: Any, out_walk: Any, out_card: Any,
     w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any, w_idx: Any,
     c_off: Any, c_size: Any, b_off: Any, base: Any,
-    size: int, log_norm: float, upward_only: bool, marg: Any, log_z: Any, beliefs: Any,
+    size: int, log_norm: float, marg: Any, log_z: Any, beliefs: Any,
     store: bool,
 ) -> None:  # pragma: no cover
     n = ev.shape[0]
@@ -263,4 +262,4 @@ def calibrate(
             values, f_off, f_walk, f_first, ev_str, ev[r], has_factor, srow, s_off,
             s_walk, order, parent, kind, up_in, up_par, m_off, m_size, msg_size, max_sep,
             out_off, out_walk, out_card, w_clique, w_nd, w_cards, w_strides, w_ioff, w_idx, c_off,
-            c_size, b_off, base, log_norm, upward_only, beta, marg[r])
+            c_size, b_off, base, log_norm, beta, marg[r])

@@ -91,6 +91,8 @@ def elimination_order(
     cards: Mapping[str, int],
     spec: OrderSpec = "min_fill",
     keep: Collection[str] = (),
+    *,
+    best_above: int = 0,
 ) -> list[str]:
     """Order in which to eliminate every variable of ``adjacency`` not in ``keep``.
 
@@ -105,6 +107,9 @@ def elimination_order(
         variables to eliminate), or a callable ``(adjacency, cards, keep) -> order``.
     keep : collection
         Variables that stay (query variables).
+    best_above : int
+        Under ``"best"``: keep min-fill's order when its elimination creates at most this many
+        table entries (then the other heuristics cost more time to run than they could save).
     """
     todo = [v for v in adjacency if v not in set(keep)]
     if callable(spec) and not isinstance(spec, str):
@@ -112,7 +117,10 @@ def elimination_order(
     elif not isinstance(spec, str):
         order = list(spec)
     elif spec == BEST:
-        return min((_greedy(adjacency, cards, h, todo) for h in HEURISTICS),
+        first = _greedy(adjacency, cards, HEURISTICS[0], todo)
+        if first[1] <= best_above:
+            return first[0]
+        return min([first, *(_greedy(adjacency, cards, h, todo) for h in HEURISTICS[1:])],
                    key=lambda found: found[1])[0]
     else:
         return _greedy(adjacency, cards, spec, todo)[0]

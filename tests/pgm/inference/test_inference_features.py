@@ -151,6 +151,10 @@ def test_best_order_is_the_cheapest_heuristic(seed: int) -> None:
     best = elimination_order(adj, cards, "best")
     assert _elimination_entries(adj, cards, best) == min(costs.values())
     assert best in [elimination_order(adj, cards, h) for h in HEURISTICS]
+    # under best_above, min-fill's order stands when it creates at most that many entries
+    min_fill = elimination_order(adj, cards, "min_fill")
+    assert elimination_order(adj, cards, "best", best_above=costs["min_fill"]) == min_fill
+    assert elimination_order(adj, cards, "best", best_above=costs["min_fill"] - 1) == best
 
 
 def test_cost_estimate_and_memory_budget() -> None:
