@@ -69,7 +69,8 @@ def _expression(eq: str, shapes: tuple[tuple[int, ...], ...],
                 path: tuple[tuple[int, ...], ...]) -> Any:
     """The compiled contraction (opt_einsum re-plans a path it is given on every call: on
     munin1's 75-table queries about half of each query's time)."""
-    return opt_einsum.contract_expression(eq, *shapes, optimize=list(path))
+    # a single operand has an empty path, which opt_einsum reads as "not optimised"
+    return opt_einsum.contract_expression(eq, *shapes, optimize=list(path) or "auto")
 
 
 def _complete(path: list[tuple[int, ...]], n: int) -> list[tuple[int, ...]]:
