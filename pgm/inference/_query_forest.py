@@ -115,6 +115,8 @@ class QueryForest:
         Clique entries of all query trees run here.
     left : list of str
         Variables whose query tree exceeds ``TREE_ENTRIES`` (not answered by :meth:`run`).
+    left_entries : int
+        Clique entries of their query trees (what variable elimination on them will create).
     """
 
     def __init__(self, model: DiscreteModel, evidence_vars: Sequence[str],
@@ -129,6 +131,7 @@ class QueryForest:
         trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
                  for q in variables]
         self.left = [t.query for t in trees if sum(t.sizes) > TREE_ENTRIES]
+        self.left_entries = sum(sum(t.sizes) for t in trees if sum(t.sizes) > TREE_ENTRIES)
         self._trees = [t for t in trees if sum(t.sizes) <= TREE_ENTRIES]
         self.entries = sum(sum(t.sizes) for t in self._trees)
         self._cards = dict(cards)

@@ -52,6 +52,17 @@ _METHODS = ("auto", "junction_tree", "per_variable")
 #: planning the queries would cost more than it could save).
 FOREST_TRIAL_ENTRIES = 2**20
 
+#: Rough costs of one evidence row on 2 CPU cores (nanoseconds; measured on the bundled
+#: networks), used only to choose between two exact methods: the compiled tree's calibration
+#: per clique entry (water 7.8, mildew 4.5) ...
+TREE_NS_PER_ENTRY = 6.0
+#: ... the compiled per-variable program per entry (munin1 1.9, mildew 1.4, barley 1.8) ...
+FOREST_NS_PER_ENTRY = 2.0
+#: ... and each query too large for it, contracted in torch: a fixed cost (tensor calls, 3-6 ms
+#: on mildew, barley, munin1) and BLAS work per entry of its elimination.
+LEFT_NS_PER_QUERY = 5e6
+LEFT_NS_PER_ENTRY = 0.3
+
 
 class PosteriorMarginals:
     """All single-variable posteriors for one model and one evidence pattern.
@@ -69,7 +80,8 @@ class PosteriorMarginals:
         the model is a Bayesian network whose tree is large: more than
         :data:`~pgm.inference.junction_tree.NATIVE_TREE_ENTRIES` clique entries in all when
         the tree runs the compiled CPU kernel (or more than :data:`FOREST_TRIAL_ENTRIES` and
-        more than the compiled queries need), else a clique larger than
+        the queries' estimated time is lower: :data:`TREE_NS_PER_ENTRY` and the constants
+        after it), else a clique larger than
         :data:`~pgm.inference.junction_tree.DENSE_CLIQUE_ENTRIES`.
     order : elimination order spec (see :mod:`pgm.inference.ordering`). The default, "best",
         takes the cheapest of the heuristics' orders (for the tree, and per query).
@@ -105,7 +117,10 @@ class PosteriorMarginals:
                     self._tree = None
                 elif compiled and self._tree.native and entries > FOREST_TRIAL_ENTRIES:
                     forest = QueryForest(model, self.evidence_vars, self._hidden, order)
-                    if not forest.left and forest.entries < entries:
+                    queries_ns = (FOREST_NS_PER_ENTRY * forest.entries
+                                  + LEFT_NS_PER_QUERY * len(forest.left)
+                                  + LEFT_NS_PER_ENTRY * forest.left_entries)
+                    if queries_ns < TREE_NS_PER_ENTRY * entries:
                         self._tree, self._forest = None, forest
         if self._tree is None:
             self._ve = VariableElimination(model, order=order)

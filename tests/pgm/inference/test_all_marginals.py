@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+import pgm.inference._query_forest as qf_module
 import pgm.inference.all_marginals as am
 from pgm.inference import PosteriorMarginals, VariableElimination
 from pgm.io import bundled_network
 from probforge.errors import ValidationError
+from probforge.ops.chain import native
 from tests.reference.random_models import random_bn, random_mrf
 
 
@@ -34,6 +36,26 @@ def test_auto_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert PosteriorMarginals(asia).method == "per_variable"
     # a Markov network has no barren nodes to prune: always the tree
     assert PosteriorMarginals(random_mrf(0)).method == "junction_tree"
+
+
+@pytest.mark.skipif(not native.available(), reason="numba is not installed")
+def test_auto_weighs_the_compiled_queries_against_the_tree(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    alarm = bundled_network("alarm")
+    monkeypatch.setattr(am, "FOREST_TRIAL_ENTRIES", 0)  # weigh them on every tree
+    monkeypatch.setattr(am, "TREE_NS_PER_ENTRY", 1e9)  # as if the tree were slow
+    pm = PosteriorMarginals(alarm, ["HR"])
+    assert pm.method == "per_variable" and pm._forest is not None and not pm._forest.left
+    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some queries left to torch ...
+    monkeypatch.setattr(am, "LEFT_NS_PER_QUERY", 1e18)  # ... at a prohibitive cost
+    assert PosteriorMarginals(alarm, ["HR"]).method == "junction_tree"
+    monkeypatch.setattr(am, "LEFT_NS_PER_QUERY", 0.0)
+    mixed = PosteriorMarginals(alarm, ["HR"])
+    assert mixed.method == "per_variable" and mixed._forest is not None and mixed._forest.left
+    ref = PosteriorMarginals(alarm, ["HR"], method="junction_tree")({"HR": "LOW"})
+    got = mixed({"HR": "LOW"})
+    for v in ref:
+        torch.testing.assert_close(got[v], ref[v], atol=1e-12, rtol=0)
 
 
 def test_errors() -> None:
