@@ -70,26 +70,9 @@ class BucketProgram:
         ev_col = {v: j for j, v in enumerate(evidence_vars)}
         self.n_ev = len(ev_col)
         used = sorted({k for t in trees for k, _ in t.factors})
-        # factor tables in probability space, each divided by its largest entry
-        f_off: dict[int, int] = {}
-        parts: list[np.ndarray] = []
-        ev_str = np.zeros((max(len(used), 1), max(self.n_ev, 1)), dtype=np.int64)
-        f_row: dict[int, int] = {}
-        f_strides: dict[int, dict[str, int]] = {}
-        pos = 0
-        for row, k in enumerate(used):
-            f = factors[k]
-            lv = f.log_values.detach().to("cpu").double().numpy().reshape(-1)
-            m = float(lv.max()) if lv.size else -math.inf
-            parts.append(np.exp(lv - m) if math.isfinite(m) else np.zeros(lv.size))
-            st = dict(zip(f.variables, _strides([cards[v] for v in f.variables]), strict=True))
-            for v, s in st.items():
-                if v in ev_col:
-                    ev_str[row, ev_col[v]] = s
-            f_off[k], f_row[k], f_strides[k] = pos, row, st
-            pos += lv.size
-        self.values = np.concatenate(parts) if parts else np.zeros(1)
-        self.ev_str = ev_str
+        self.values, self.ev_str, f_off, f_strides = _factor_tables(
+            [factors[k] for k in used], cards, ev_col)
+        f_row = {k: row for row, k in enumerate(used)}
 
         nd_out: list[int] = []
         o_cards: list[list[int]] = []
@@ -125,24 +108,8 @@ class BucketProgram:
             msg_vars: list[tuple[str, ...]] = []
             for b, clique in enumerate(t.cliques):
                 root = b == t.root
-                if root:
-                    # block: the shortest trailing run of at least MIN_BLOCK entries
-                    cs = [cards[v] for v in clique]
-                    nb_dims, bsize = 0, 1
-                    while nb_dims < len(cs) and bsize < MIN_BLOCK:
-                        nb_dims += 1
-                        bsize *= cs[-nb_dims]
-                else:
-                    # block: x, then the shortest trailing run of the rest that makes it at
-                    # least MIN_BLOCK entries; the message keeps the rest's order
-                    x, rest = clique[-1], list(clique[:-1])
-                    nb_dims, bsize = 1, cards[x]
-                    while nb_dims <= len(rest) and bsize < MIN_BLOCK:
-                        bsize *= cards[rest[-nb_dims]]
-                        nb_dims += 1
-                    cut = len(rest) - (nb_dims - 1)
-                    clique = (*rest[:cut], x, *rest[cut:])
-                    cs = [cards[v] for v in clique]
+                clique, nb_dims, bsize = _block_layout(clique, root, cards)
+                cs = [cards[v] for v in clique]
                 size = math.prod(cs)
                 r = size // cs[0] if root else cards[clique[-nb_dims]]
                 lead = len(cs) - nb_dims
@@ -166,7 +133,8 @@ class BucketProgram:
                 in_start.append(len(i_off))
                 inputs: list[tuple[bool, int, int, dict[str, int]]] = []
                 for k in assigned[b]:
-                    inputs.append((True, f_off[k], f_row[k], f_strides[k]))
+                    row = f_row[k]
+                    inputs.append((True, f_off[row], row, f_strides[row]))
                 for c in children[b]:
                     mv = msg_vars[c]
                     st = dict(zip(mv, _strides([cards[v] for v in mv]), strict=True))
@@ -261,6 +229,56 @@ class BucketProgram:
             self.i_ostr, self.i_tab, self.i_contig, self.tab, self.msg_size, self.max_block,
             self.max_in, self.max_nd, marg, ok)
         return marg[:, :self.out_size], ok
+
+
+def _factor_tables(factors: Sequence[Factor], cards: Mapping[str, int],
+                   ev_col: Mapping[str, int]
+                   ) -> tuple[np.ndarray, np.ndarray, list[int], list[dict[str, int]]]:
+    """The factors' tables in probability space, each divided by its largest entry, end to
+    end; per factor its evidence strides (one row per factor, one column per evidence
+    variable), its offset, and its variables' strides."""
+    parts: list[np.ndarray] = []
+    ev_str = np.zeros((max(len(factors), 1), max(len(ev_col), 1)), dtype=np.int64)
+    offsets: list[int] = []
+    strides: list[dict[str, int]] = []
+    pos = 0
+    for row, f in enumerate(factors):
+        lv = f.log_values.detach().to("cpu").double().numpy().reshape(-1)
+        m = float(lv.max()) if lv.size else -math.inf
+        parts.append(np.exp(lv - m) if math.isfinite(m) else np.zeros(lv.size))
+        st = dict(zip(f.variables, _strides([cards[v] for v in f.variables]), strict=True))
+        for v, s in st.items():
+            if v in ev_col:
+                ev_str[row, ev_col[v]] = s
+        offsets.append(pos)
+        strides.append(st)
+        pos += lv.size
+    return (np.concatenate(parts) if parts else np.zeros(1)), ev_str, offsets, strides
+
+
+def _block_layout(clique: tuple[str, ...], root: bool, cards: Mapping[str, int]
+                  ) -> tuple[tuple[str, ...], int, int]:
+    """A bucket's clique in walking order, the number of its trailing variables that form a
+    block, and the block's entries.
+
+    A root (query first) keeps its order; its block is the shortest trailing run of at least
+    MIN_BLOCK entries. Any other bucket sums out its last variable x: x moves to the head of
+    the block, followed by the shortest trailing run of the rest that makes the block at least
+    MIN_BLOCK entries, so that the message (the rest, in order) is the sum of the block's
+    contiguous x-slices."""
+    if root:
+        nb_dims, bsize = 0, 1
+        while nb_dims < len(clique) and bsize < MIN_BLOCK:
+            nb_dims += 1
+            bsize *= cards[clique[-nb_dims]]
+        return clique, nb_dims, bsize
+    x, rest = clique[-1], clique[:-1]
+    nb_dims, bsize = 1, cards[x]
+    while nb_dims <= len(rest) and bsize < MIN_BLOCK:
+        bsize *= cards[rest[-nb_dims]]
+        nb_dims += 1
+    cut = len(rest) - (nb_dims - 1)
+    return (*rest[:cut], x, *rest[cut:]), nb_dims, bsize
 
 
 @cache
