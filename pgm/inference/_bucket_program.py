@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pgm.factor import Factor
-from pgm.inference._flat_tree import _strides
+from pgm.inference._flat_tree import variable_strides, walk_offsets
 
 if TYPE_CHECKING:
     from pgm.inference._query_forest import _QueryTree
@@ -137,14 +137,12 @@ class BucketProgram:
                     inputs.append((True, f_off[row], row, f_strides[row]))
                 for c in children[b]:
                     mv = msg_vars[c]
-                    st = dict(zip(mv, _strides([cards[v] for v in mv]), strict=True))
+                    st = variable_strides(mv, cards)
                     inputs.append((False, out_off[base + c], 0, st))
                 in_count.append(len(inputs))
                 for is_f, off, row, st in inputs:
                     strides = [st.get(v, 0) for v in clique]
-                    idx = np.zeros(1, dtype=np.int64)
-                    for card, s in zip(cs[lead:], strides[lead:], strict=True):
-                        idx = (idx[:, None] + np.arange(card, dtype=np.int64) * s).reshape(-1)
+                    idx = walk_offsets(cs[lead:], strides[lead:])
                     i_factor.append(is_f)
                     i_off.append(off)
                     i_ev.append(row)
@@ -246,7 +244,7 @@ def _factor_tables(factors: Sequence[Factor], cards: Mapping[str, int],
         lv = f.log_values.detach().to("cpu").double().numpy().reshape(-1)
         m = float(lv.max()) if lv.size else -math.inf
         parts.append(np.exp(lv - m) if math.isfinite(m) else np.zeros(lv.size))
-        st = dict(zip(f.variables, _strides([cards[v] for v in f.variables]), strict=True))
+        st = variable_strides(f.variables, cards)
         for v, s in st.items():
             if v in ev_col:
                 ev_str[row, ev_col[v]] = s

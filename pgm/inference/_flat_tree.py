@@ -15,7 +15,7 @@ log space, so nothing over- or underflows.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -33,6 +33,20 @@ def _strides(cards: Sequence[int]) -> list[int]:
         out.append(s)
         s *= c
     return out[::-1]
+
+
+def variable_strides(variables: Sequence[str], cards: Mapping[str, int]) -> dict[str, int]:
+    """Row-major strides of a table over ``variables`` (last fastest), by variable."""
+    return dict(zip(variables, _strides([cards[v] for v in variables]), strict=True))
+
+
+def walk_offsets(cards: Sequence[int], strides: Sequence[int]) -> np.ndarray:
+    """Offsets into a target table read along a row-major walk of digits with these cards
+    (int64, one per walk entry): the sum of digit times stride."""
+    idx = np.zeros(1, dtype=np.int64)
+    for card, stride in zip(cards, strides, strict=True):
+        idx = (idx[:, None] + np.arange(card, dtype=np.int64) * stride).reshape(-1)
+    return idx
 
 
 def _scatter_logsumexp(values: Tensor, index: Tensor, size: int) -> Tensor:

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from pgm.factor import Factor
-from pgm.inference._flat_tree import _strides
+from pgm.inference._flat_tree import variable_strides, walk_offsets
 from pgm.inference._unit_messages import normalised_head, plan_rooting
 
 __all__ = ["NativeTree"]
@@ -96,9 +96,7 @@ class _Walks:
             if (cs[-1] >= _SHORT_RUN or sizes[c] > _INDEX_CLIQUE
                     or pos + sizes[c] > _INDEX_ENTRIES):
                 continue
-            idx = np.zeros(1, dtype=np.int64)
-            for card, stride in zip(cs, st, strict=True):
-                idx = (idx[:, None] + np.arange(card, dtype=np.int64) * stride).reshape(-1)
+            idx = walk_offsets(cs, st)
             if idx.size and int(idx.max()) >= 2**31:
                 continue
             ioff[w] = pos
@@ -202,7 +200,7 @@ class NativeTree:
         for k, f in enumerate(factors):
             log_norm += shifts[k]
             values.append(tables[k])
-            st = dict(zip(f.variables, _strides([cards[v] for v in f.variables]), strict=True))
+            st = variable_strides(f.variables, cards)
             for v, s in st.items():
                 if v in ev_col:
                     ev_str[k, ev_col[v]] = s
@@ -245,7 +243,7 @@ class NativeTree:
         for c in order[1:]:
             p = parent[c]
             sep = [v for v in cliques[c] if v in set(cliques[p])]
-            st = dict(zip(sep, _strides([cards[v] for v in sep]), strict=True))
+            st = variable_strides(sep, cards)
             up_in[c] = target(c, st)
             up_par[c] = target(p, st)
             m_off[c] = pos
