@@ -20,7 +20,8 @@ def run_tree(
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
 ) -> bool:  # pragma: no cover
     """Buckets b_first..b_stop-1 (one query tree, children first) for one evidence row.
 
@@ -28,7 +29,10 @@ def run_tree(
     block's product of every input (factor tables indexed by the evidence row, child messages)
     is formed in ``tmp`` through per-input index tables, and its sums over the trailing
     ``red[b]`` entries are the bucket's output (its message, or at a query tree's root the
-    marginal), which is then divided by its total. False when a total is zero."""
+    marginal), which is then divided by its total. A sparse bucket (``sp_first[b] >= 0``)
+    instead forms only its ``sp_n[b]`` listed entries, each input read at its listed offset
+    (``sp_in`` from ``i_list[i]``), and adds each into its listed output slot (``sp_out``).
+    False when a total is zero."""
     for b in range(b_first, b_stop):
         i0 = in_start[b]
         ni = in_count[b]
@@ -49,7 +53,26 @@ def run_tree(
         no = nd_out[b]
         for d in range(no):
             dig[d] = 0
-        for blk in range(n_blocks[b]):
+        sp = sp_first[b]
+        if sp >= 0:
+            # sparse: the listed entries, a chunk at a time
+            n_sp = sp_n[b]
+            for e0 in range(0, n_sp, tmp.shape[0]):
+                m = min(tmp.shape[0], n_sp - e0)
+                for i in range(i0, i0 + ni):
+                    src = values if i_factor[i] else msg
+                    c = cur[i - i0]
+                    li = i_list[i] + e0
+                    if i == i0:
+                        for q in range(m):
+                            tmp[q] = src[c + sp_in[li + q]]
+                    else:
+                        for q in range(m):
+                            tmp[q] *= src[c + sp_in[li + q]]
+                so = sp + e0
+                for q in range(m):
+                    out[o0 + sp_out[so + q]] += tmp[q]
+        for blk in range(0 if sp >= 0 else n_blocks[b]):  # dense: block by block
             if ni == 0:
                 for j in range(B):
                     tmp[j] = 1.0
@@ -122,8 +145,8 @@ def run_rows(
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, msg_size: int, max_block: int, max_in: int, max_nd: int,
-    marg: Any, ok: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    msg_size: int, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
     """Every row's query trees, in parallel over (row, group of trees): ``g_trees[g_start[g]:
     g_start[g + 1]]`` are the trees of group g (one group when there are rows enough to keep
@@ -143,7 +166,8 @@ def run_rows(
             if not run_tree(values, ev[r], t_start[t], t_start[t + 1], nd_out, o_cards,
                             n_blocks, block, red, out_off, out_size, to_marg, in_start,
                             in_count, i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig,
-                            tab, msg, marg[r], tmp, cur, dig):
+                            tab, sp_first, sp_n, i_list, sp_in, sp_out, msg, marg[r], tmp, cur,
+                            dig):
                 good[r, g] = False
                 break
     for r in range(n):

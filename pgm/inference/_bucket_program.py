@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pgm.factor import Factor
+from pgm.inference._bucket_support import bucket_work
 from pgm.inference._flat_tree import variable_strides, walk_offsets
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ __all__ = ["BucketProgram"]
 #: (or the whole clique): long enough that the per-block work (a counter step per input) is
 #: small, short enough that the block's product stays in L1.
 MIN_BLOCK = 256
+#: A sparse bucket's listed entries are formed this many at a time (the products stay in L1).
+SPARSE_CHUNK = 512
 
 
 class BucketProgram:
@@ -63,10 +66,14 @@ class BucketProgram:
     evidence_vars : sequence of str
         Hard-evidence variables, in the column order of the evidence matrix given to
         :meth:`run`.
+    supports : list of (list of bool arrays, or None), optional
+        Per tree, where each bucket's product can be nonzero
+        (:func:`pgm.inference._bucket_support.bucket_supports`); None walks the whole clique.
     """
 
     def __init__(self, trees: Sequence[_QueryTree], factors: Sequence[Factor],
-                 cards: Mapping[str, int], evidence_vars: Sequence[str]) -> None:
+                 cards: Mapping[str, int], evidence_vars: Sequence[str],
+                 supports: Sequence[Sequence[np.ndarray] | None] | None = None) -> None:
         ev_col = {v: j for j, v in enumerate(evidence_vars)}
         self.n_ev = len(ev_col)
         used = sorted({k for t in trees for k, _ in t.factors})
@@ -91,13 +98,21 @@ class BucketProgram:
         i_tab: list[int] = []
         i_contig: list[bool] = []
         tabs: list[np.ndarray] = []
+        sp_first: list[int] = []
+        sp_n: list[int] = []
+        i_list: list[int] = []
+        sp_in: list[np.ndarray] = []
+        sp_out: list[np.ndarray] = []
+        sp_in_n = sp_out_n = 0
         t_start = [0]
         tab_pos = msg_pos = marg_pos = 0
         self.marginal_vars: list[str] = []
         self.marginal_cards: list[int] = []
-        self.tree_entries: list[int] = []
-        for t in trees:
+        #: per tree, its entries walked (in dense-entry units: :func:`bucket_work`)
+        self.tree_entries: list[float] = []
+        for ti, t in enumerate(trees):
             base = len(block)
+            support = supports[ti] if supports is not None else None
             children: list[list[int]] = [[] for _ in t.cliques]
             for c, p in enumerate(t.parent):
                 if p >= 0:
@@ -105,54 +120,94 @@ class BucketProgram:
             assigned: list[list[int]] = [[] for _ in t.cliques]
             for k, b in t.factors:
                 assigned[b].append(k)
+            nonzero = [int(a.sum()) for a in support] if support is not None else t.sizes
+            sparse = [bool(assigned[b] or children[b])
+                      and bucket_work(t.sizes[b], nonzero[b]) < t.sizes[b]
+                      for b in range(len(t.cliques))]
+            # a message between two sparse buckets holds only its nonzero entries: its
+            # dense offsets map to ranks
+            rank: list[np.ndarray | None] = [None] * len(t.cliques)
+            for b, p in enumerate(t.parent):
+                if support is not None and p >= 0 and sparse[b] and sparse[p]:
+                    held = support[b].any(axis=-1).reshape(-1)
+                    rank[b] = np.cumsum(held) - 1
+            self.tree_entries.append(sum(
+                bucket_work(t.sizes[b], nonzero[b]) if sparse[b] else t.sizes[b]
+                for b in range(len(t.cliques))))
             msg_vars: list[tuple[str, ...]] = []
             for b, clique in enumerate(t.cliques):
                 root = b == t.root
-                clique, nb_dims, bsize = _block_layout(clique, root, cards)
+                m_rank = rank[b]
+                if sparse[b]:
+                    nb_dims, bsize = len(clique), t.sizes[b]
+                else:
+                    clique, nb_dims, bsize = _block_layout(clique, root, cards)
                 cs = [cards[v] for v in clique]
                 size = math.prod(cs)
-                r = size // cs[0] if root else cards[clique[-nb_dims]]
+                # the entries summed into each output slot (x's states; at a root, all
+                # but the query's); a dense bucket's x heads its block
+                r = size // cs[0] if root else cards[clique[-1 if sparse[b] else -nb_dims]]
                 lead = len(cs) - nb_dims
                 nd_out.append(lead)
                 o_cards.append(cs[:lead])
                 block.append(bsize)
                 n_blocks.append(size // bsize)
                 red.append(r)
-                out_size.append(size // r)
+                n_out = size // r if m_rank is None else int(m_rank[-1]) + 1
+                out_size.append(n_out)
                 to_marg.append(root)
                 if root:
                     out_off.append(marg_pos)
-                    marg_pos += size // r
+                    marg_pos += n_out
                     self.marginal_vars.append(t.query)
                     self.marginal_cards.append(cs[0])
                     msg_vars.append(())
                 else:
                     out_off.append(msg_pos)
-                    msg_pos += size // r
+                    msg_pos += n_out
                     msg_vars.append(t.cliques[b][:-1])
                 in_start.append(len(i_off))
-                inputs: list[tuple[bool, int, int, dict[str, int]]] = []
+                inputs: list[tuple[bool, int, int, dict[str, int], np.ndarray | None]] = []
                 for k in assigned[b]:
                     row = f_row[k]
-                    inputs.append((True, f_off[row], row, f_strides[row]))
+                    inputs.append((True, f_off[row], row, f_strides[row], None))
                 for c in children[b]:
-                    mv = msg_vars[c]
-                    st = variable_strides(mv, cards)
-                    inputs.append((False, out_off[base + c], 0, st))
+                    st = variable_strides(msg_vars[c], cards)
+                    inputs.append((False, out_off[base + c], 0, st, rank[c]))
                 in_count.append(len(inputs))
-                for is_f, off, row, st in inputs:
-                    strides = [st.get(v, 0) for v in clique]
-                    idx = walk_offsets(cs[lead:], strides[lead:])
+                if sparse[b]:
+                    assert support is not None
+                    lists, into = _sparse_entries(
+                        support[b], clique, [(st, rk) for _, _, _, st, rk in inputs],
+                        None if root else variable_strides(clique[:-1], cards), m_rank)
+                    sp_first.append(sp_out_n)
+                    sp_n.append(into.size)
+                    sp_out.append(into)
+                    sp_out_n += into.size
+                for j, (is_f, off, row, st, _) in enumerate(inputs):
                     i_factor.append(is_f)
                     i_off.append(off)
                     i_ev.append(row)
+                    if sparse[b]:
+                        i_list.append(sp_in_n)
+                        sp_in.append(lists[j])
+                        sp_in_n += lists[j].size
+                        i_ostr.append([])
+                        i_tab.append(0)
+                        i_contig.append(False)
+                        continue
+                    strides = [st.get(v, 0) for v in clique]
+                    idx = walk_offsets(cs[lead:], strides[lead:])
+                    i_list.append(0)
                     i_ostr.append(strides[:lead])
                     i_tab.append(tab_pos)
                     i_contig.append(bool((idx == np.arange(bsize)).all()))
                     tabs.append(idx.astype(np.int32))
                     tab_pos += bsize
+                if not sparse[b]:
+                    sp_first.append(-1)
+                    sp_n.append(0)
             t_start.append(len(block))
-            self.tree_entries.append(sum(t.sizes))
         self.msg_size = max(msg_pos, 1)
         self.out_size = marg_pos
         d = max((len(c) for c in o_cards), default=0)
@@ -178,7 +233,15 @@ class BucketProgram:
             i_tab or [0])
         self.i_contig = np.asarray(i_contig or [False], dtype=np.bool_)
         self.tab = np.concatenate(tabs) if tabs else np.zeros(1, dtype=np.int32)
-        self.max_block = int(max(block, default=1))
+        self.sp_first, self.sp_n = as64(sp_first or [-1]), as64(sp_n or [0])
+        self.i_list = as64(i_list or [0])
+
+        def cat32(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(1, dtype=np.int32)
+
+        self.sp_in, self.sp_out = cat32(sp_in), cat32(sp_out)
+        self.sparse_entries = sp_out_n
+        self.max_block = max(int(max(block, default=1)), SPARSE_CHUNK)
         self.max_in = int(max(in_count, default=1)) or 1
         self._groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -224,7 +287,8 @@ class BucketProgram:
             self.values, ev, self.t_start, g_start, g_trees, self.nd_out, self.o_cards,
             self.n_blocks, self.block, self.red, self.out_off, self.out_size_b, self.to_marg,
             self.in_start, self.in_count, self.i_factor, self.i_off, self.i_ev, self.ev_str,
-            self.i_ostr, self.i_tab, self.i_contig, self.tab, self.msg_size, self.max_block,
+            self.i_ostr, self.i_tab, self.i_contig, self.tab, self.sp_first, self.sp_n,
+            self.i_list, self.sp_in, self.sp_out, self.msg_size, self.max_block,
             self.max_in, self.max_nd, marg, ok)
         return marg[:, :self.out_size], ok
 
@@ -252,6 +316,27 @@ def _factor_tables(factors: Sequence[Factor], cards: Mapping[str, int],
         strides.append(st)
         pos += lv.size
     return (np.concatenate(parts) if parts else np.zeros(1)), ev_str, offsets, strides
+
+
+def _sparse_entries(support: np.ndarray, clique: Sequence[str],
+                    inputs: Sequence[tuple[Mapping[str, int], np.ndarray | None]],
+                    out_strides: Mapping[str, int] | None, out_rank: np.ndarray | None
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """A sparse bucket's nonzero entries (row-major over its clique): per input the offset
+    each entry reads (through ``rank`` where that input is a compact message), and the slot it
+    sums into (its message's offset, ranked where compact; at a root, the query's state)."""
+    at = np.nonzero(support)
+
+    def offsets(strides: Mapping[str, int], rank: np.ndarray | None) -> np.ndarray:
+        off = np.zeros(at[0].size, dtype=np.int64)
+        for v, coord in zip(clique, at, strict=True):
+            if strides.get(v, 0):
+                off += coord * strides[v]
+        return (off if rank is None else rank[off]).astype(np.int32)
+
+    lists = [offsets(st, rk) for st, rk in inputs]
+    into = at[0].astype(np.int32) if out_strides is None else offsets(out_strides, out_rank)
+    return lists, into
 
 
 def _block_layout(clique: tuple[str, ...], root: bool, cards: Mapping[str, int]

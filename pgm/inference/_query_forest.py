@@ -39,6 +39,7 @@ from torch import Tensor
 
 from pgm.graph import undirected_from_scopes
 from pgm.inference._bucket_program import BucketProgram
+from pgm.inference._bucket_support import bucket_supports, bucket_work, factor_support
 from pgm.inference._common import DiscreteModel
 from pgm.inference.ordering import OrderSpec, elimination_order
 
@@ -51,6 +52,10 @@ __all__ = ["QueryForest"]
 TREE_ENTRIES = 2**20
 #: Under the order "best", query trees up to this many entries keep min-fill's order.
 CHOOSE_ENTRIES = 2**16
+#: A query tree with a zero in some table, up to this many entries, has its buckets' supports
+#: found (:mod:`pgm.inference._bucket_support`): its sparse buckets walk only their nonzero
+#: entries, and it is sized by those (``TREE_ENTRIES`` then bounds that work).
+SUPPORT_ENTRIES = 2**25
 
 
 class _QueryTree:
@@ -119,7 +124,8 @@ class QueryForest:
     Attributes
     ----------
     entries : int
-        Clique entries of all query trees run here.
+        Clique entries walked by all query trees run here (a sparse bucket's nonzero entries
+        weighted as :func:`~pgm.inference._bucket_support.bucket_work` does).
     left : list of str
         Variables whose query tree exceeds ``TREE_ENTRIES`` (not answered by :meth:`run`).
     left_entries : int
@@ -137,10 +143,21 @@ class QueryForest:
         parents = getattr(model, "parents", None)
         trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
                  for q in variables]
-        self.left = [t.query for t in trees if sum(t.sizes) > TREE_ENTRIES]
-        self.left_entries = sum(sum(t.sizes) for t in trees if sum(t.sizes) > TREE_ENTRIES)
-        self._trees = [t for t in trees if sum(t.sizes) <= TREE_ENTRIES]
-        self.entries = sum(sum(t.sizes) for t in self._trees)
+        zeros = [not factor_support(f, observed)[1].all() for f in self._factors]
+        supports = [bucket_supports(t, self._factors, cards, observed)
+                    if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
+                    else None for t in trees]
+        work = [sum(t.sizes) if s is None else
+                sum(bucket_work(a.size, int(a.sum())) for a in s)
+                for t, s in zip(trees, supports, strict=True)]
+        keep = [w <= TREE_ENTRIES for w in work]
+        self.left = [t.query for t, k in zip(trees, keep, strict=True) if not k]
+        self.left_entries = sum(sum(t.sizes) for t, k in zip(trees, keep, strict=True)
+                                if not k)
+        self._trees = [t for t, k in zip(trees, keep, strict=True) if k]
+        self._supports: list[list[np.ndarray] | None] | None = [
+            s for s, k in zip(supports, keep, strict=True) if k]
+        self.entries = round(sum(w for w, k in zip(work, keep, strict=True) if k))
         self._cards = dict(cards)
         self._built: BucketProgram | None = None
 
@@ -150,7 +167,8 @@ class QueryForest:
         whether they are used at all)."""
         if self._built is None:
             self._built = BucketProgram(self._trees, self._factors, self._cards,
-                                        self.evidence_vars)
+                                        self.evidence_vars, self._supports)
+            self._supports = None  # held in the program's entry lists now
         return self._built
 
     def _relevant(self, query: str, parents: object) -> list[int]:

@@ -87,6 +87,53 @@ def test_blocks_and_groups(monkeypatch: pytest.MonkeyPatch, min_block: int, rows
     assert len(program.groups(2)[0]) == 3  # two groups of trees
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_sparse_buckets(seed: int) -> None:
+    """Mostly-zero tables: buckets walk only their nonzero entries, messages between two such
+    buckets hold only theirs; the posteriors are those of variable elimination, for rows of
+    evidence (also scalar evidence), and a row of impossible evidence is reported."""
+    model = random_bn(100 + seed, n_min=10, n_max=16, p_zero=0.6)
+    names = list(model.variables)
+    x = model.sample(6, generator=torch.Generator().manual_seed(seed))
+    ev_vars = names[-2:] if seed % 2 else [names[0], names[len(names) // 2]]
+    forest = _assert_matches(model, ev_vars, {v: x[:, names.index(v)] for v in ev_vars})
+    program = forest._program
+    sparse = program.sp_first >= 0
+    assert sparse.any() and program.sparse_entries < program.block[sparse].sum()
+    dense_sizes = sum(sum(t.sizes) for t in forest._trees)
+    assert forest.entries < dense_sizes
+    _assert_matches(model, [], {})
+    _assert_matches(model, ev_vars, {v: int(x[0, names.index(v)]) for v in ev_vars})
+
+
+def test_compact_messages() -> None:
+    """A chain of mostly-zero tables: every bucket is sparse, so every message is compact (its
+    nonzero entries only), and the chain's end matches variable elimination."""
+    model = random_bn(7, n_min=12, n_max=12, p_zero=0.8)
+    forest = _assert_matches(model, [], {})
+    program = forest._program
+    inner = (program.sp_first >= 0) & ~program.to_marg
+    dense_out = program.block // program.red  # a dense message's size
+    assert (program.out_size_b[inner] < dense_out[inner]).any()
+
+
+def test_sparse_zero_probability_rows() -> None:
+    """Rows of evidence on a variable and its parent, some of them impossible (a CPT zero):
+    the possible ones are answered, a batch with an impossible one is reported (None)."""
+    model = random_bn(104, n_min=10, n_max=16, p_zero=0.6)
+    ve = VariableElimination(model)
+    w = next(u for u in model.variables if model.parents[u])
+    v = model.parents[w][0]
+    rows = torch.cartesian_prod(torch.arange(model.cards[v]), torch.arange(model.cards[w]))
+    joint = ve.query([v, w]).probs()  # (card v, card w)
+    possible = joint[rows[:, 0], rows[:, 1]] > 0
+    assert not possible.all(), "the draw needs an impossible pair of states"
+    hidden = [u for u in model.variables if u not in (v, w)]
+    forest = QueryForest(model, [v, w], hidden)
+    assert forest.run({v: rows[possible, 0], w: rows[possible, 1]}) is not None
+    assert forest.run({v: rows[:, 0], w: rows[:, 1]}) is None
+
+
 def test_large_trees_left_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     model = bundled_network("alarm")
     monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some trees left to the caller
