@@ -249,7 +249,7 @@ class BucketProgram:
         """The trees split into ``n`` groups of about equal entries (largest first, each to the
         lightest group): group starts and tree indices."""
         if n not in self._groups:
-            load = [0] * n
+            load = [0.0] * n
             members: list[list[int]] = [[] for _ in range(n)]
             for t in sorted(range(len(self.tree_entries)), key=lambda t: -self.tree_entries[t]):
                 g = min(range(n), key=load.__getitem__)

@@ -55,7 +55,7 @@ def factor_support(factor: Factor, observed: Collection[str]) -> tuple[tuple[str
     scope = list(factor.variables)
     for axis in reversed(range(len(scope))):
         if scope[axis] in observed:
-            s = s.any(axis=axis)
+            s = np.asarray(s.any(axis=axis))
             del scope[axis]
     return tuple(scope), s
 
