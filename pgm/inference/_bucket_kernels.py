@@ -15,15 +15,15 @@ sums = {"reassoc", "contract"}
 
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
-def run_tree(
-    values: Any, ev: Any, b_first: int, b_stop: int,
+def run_buckets(
+    values: Any, ev: Any, buckets: Any,
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
     msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
 ) -> bool:  # pragma: no cover
-    """Buckets b_first..b_stop-1 (one query tree, children first) for one evidence row.
+    """The given buckets (children first) for one evidence row.
 
     Each bucket walks its clique in blocks of ``block[b]`` entries (its trailing variables): the
     block's product of every input (factor tables indexed by the evidence row, child messages)
@@ -33,7 +33,7 @@ def run_tree(
     instead forms only its ``sp_n[b]`` listed entries, each input read at its listed offset
     (``sp_in`` from ``i_list[i]``), and adds each into its listed output slot (``sp_out``).
     False when a total is zero."""
-    for b in range(b_first, b_stop):
+    for b in buckets:
         i0 = in_start[b]
         ni = in_count[b]
         for i in range(i0, i0 + ni):
@@ -141,35 +141,31 @@ def run_tree(
 
 @njit(parallel=True, cache=True, nogil=True)
 def run_rows(
-    values: Any, ev: Any, t_start: Any, g_start: Any, g_trees: Any,
+    values: Any, ev: Any, g_start: Any, g_buckets: Any,
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
     msg_size: int, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
-    """Every row's query trees, in parallel over (row, group of trees): ``g_trees[g_start[g]:
-    g_start[g + 1]]`` are the trees of group g (one group when there are rows enough to keep
-    every thread busy)."""
+    """Every row's query trees, in parallel over (row, group of trees):
+    ``g_buckets[g_start[g]:g_start[g + 1]]`` are the buckets of group g (one group when there
+    are rows enough to keep every thread busy)."""
     n = ev.shape[0]
     n_groups = g_start.shape[0] - 1
     good = np.ones((n, n_groups), dtype=np.bool_)
     for task in prange(n * n_groups):
         r = task // n_groups
         g = task - r * n_groups
-        msg = np.empty(msg_size)  # per task: the group's trees use their own parts of it
+        msg = np.empty(msg_size)  # per task: the group's buckets use their own parts of it
         tmp = np.empty(max_block)
         cur = np.empty(max_in, dtype=np.int64)
         dig = np.empty(max_nd, dtype=np.int64)
-        for q in range(g_start[g], g_start[g + 1]):
-            t = g_trees[q]
-            if not run_tree(values, ev[r], t_start[t], t_start[t + 1], nd_out, o_cards,
-                            n_blocks, block, red, out_off, out_size, to_marg, in_start,
-                            in_count, i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig,
-                            tab, sp_first, sp_n, i_list, sp_in, sp_out, msg, marg[r], tmp, cur,
-                            dig):
-                good[r, g] = False
-                break
+        good[r, g] = run_buckets(
+            values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards, n_blocks,
+            block, red, out_off, out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev,
+            ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n, i_list, sp_in, sp_out, msg,
+            marg[r], tmp, cur, dig)
     for r in range(n):
         ok[r] = True
         for g in range(n_groups):

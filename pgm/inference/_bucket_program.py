@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pgm.factor import Factor
-from pgm.inference._bucket_support import bucket_work
+from pgm.inference._bucket_plan import BucketPlan
 from pgm.inference._flat_tree import variable_strides, walk_offsets
 
 if TYPE_CHECKING:
@@ -69,11 +69,19 @@ class BucketProgram:
     supports : list of (list of bool arrays, or None), optional
         Per tree, where each bucket's product can be nonzero
         (:func:`pgm.inference._bucket_support.bucket_supports`); None walks the whole clique.
+    plan : BucketPlan, optional
+        The trees' distinct buckets, as planned for these supports (made here if not given).
     """
 
     def __init__(self, trees: Sequence[_QueryTree], factors: Sequence[Factor],
                  cards: Mapping[str, int], evidence_vars: Sequence[str],
-                 supports: Sequence[Sequence[np.ndarray] | None] | None = None) -> None:
+                 supports: Sequence[Sequence[np.ndarray] | None] | None = None,
+                 plan: BucketPlan | None = None) -> None:
+        if plan is None:
+            plan = BucketPlan(trees, [None if supports is None or s is None
+                                      else [int(a.sum()) for a in s]
+                                      for s in (supports or [None] * len(trees))])
+        self.plan = plan
         ev_col = {v: j for j, v in enumerate(evidence_vars)}
         self.n_ev = len(ev_col)
         used = sorted({k for t in trees for k, _ in t.factors})
@@ -104,110 +112,84 @@ class BucketProgram:
         sp_in: list[np.ndarray] = []
         sp_out: list[np.ndarray] = []
         sp_in_n = sp_out_n = 0
-        t_start = [0]
         tab_pos = msg_pos = marg_pos = 0
         self.marginal_vars: list[str] = []
         self.marginal_cards: list[int] = []
-        #: per tree, its entries walked (in dense-entry units: :func:`bucket_work`)
-        self.tree_entries: list[float] = []
-        for ti, t in enumerate(trees):
-            base = len(block)
+        for ti, b in plan.first:
+            t = trees[ti]
             support = supports[ti] if supports is not None else None
-            children: list[list[int]] = [[] for _ in t.cliques]
-            for c, p in enumerate(t.parent):
-                if p >= 0:
-                    children[p].append(c)
-            assigned: list[list[int]] = [[] for _ in t.cliques]
-            for k, b in t.factors:
-                assigned[b].append(k)
-            nonzero = [int(a.sum()) for a in support] if support is not None else t.sizes
-            sparse = [bool(assigned[b] or children[b])
-                      and bucket_work(t.sizes[b], nonzero[b]) < t.sizes[b]
-                      for b in range(len(t.cliques))]
-            # a message between two sparse buckets holds only its nonzero entries: its
-            # dense offsets map to ranks
-            rank: list[np.ndarray | None] = [None] * len(t.cliques)
-            for b, p in enumerate(t.parent):
-                if support is not None and p >= 0 and sparse[b] and sparse[p]:
-                    held = support[b].any(axis=-1).reshape(-1)
-                    rank[b] = np.cumsum(held) - 1
-            self.tree_entries.append(sum(
-                bucket_work(t.sizes[b], nonzero[b]) if sparse[b] else t.sizes[b]
-                for b in range(len(t.cliques))))
-            msg_vars: list[tuple[str, ...]] = []
-            for b, clique in enumerate(t.cliques):
-                root = b == t.root
-                m_rank = rank[b]
+            sparse, compact, gid = plan.sparse[ti], plan.compact[ti], plan.gid[ti]
+            root = b == t.root
+            clique = t.cliques[b]
+            if sparse[b]:
+                nb_dims, bsize = len(clique), t.sizes[b]
+            else:
+                clique, nb_dims, bsize = _block_layout(clique, root, cards)
+            cs = [cards[v] for v in clique]
+            size = math.prod(cs)
+            # the entries summed into each output slot (x's states; at a root, all but the
+            # query's); a dense bucket's x heads its block
+            r = size // cs[0] if root else cards[clique[-1 if sparse[b] else -nb_dims]]
+            lead = len(cs) - nb_dims
+            nd_out.append(lead)
+            o_cards.append(cs[:lead])
+            block.append(bsize)
+            n_blocks.append(size // bsize)
+            red.append(r)
+            m_rank = _ranks(support, b) if compact[b] else None
+            n_out = size // r if m_rank is None else int(m_rank[-1]) + 1
+            out_size.append(n_out)
+            to_marg.append(root)
+            if root:
+                out_off.append(marg_pos)
+                marg_pos += n_out
+                self.marginal_vars.append(t.query)
+                self.marginal_cards.append(cs[0])
+            else:
+                out_off.append(msg_pos)
+                msg_pos += n_out
+            in_start.append(len(i_off))
+            inputs: list[tuple[bool, int, int, dict[str, int], np.ndarray | None]] = []
+            for k in t.assigned[b]:
+                row = f_row[k]
+                inputs.append((True, f_off[row], row, f_strides[row], None))
+            for c in t.children[b]:
+                st = variable_strides(t.cliques[c][:-1], cards)
+                inputs.append((False, out_off[gid[c]], 0, st,
+                               _ranks(support, c) if compact[c] else None))
+            in_count.append(len(inputs))
+            if sparse[b]:
+                assert support is not None
+                lists, into = _sparse_entries(
+                    support[b], clique, [(st, rk) for _, _, _, st, rk in inputs],
+                    None if root else variable_strides(clique[:-1], cards), m_rank)
+                sp_first.append(sp_out_n)
+                sp_n.append(into.size)
+                sp_out.append(into)
+                sp_out_n += into.size
+            else:
+                sp_first.append(-1)
+                sp_n.append(0)
+            for j, (is_f, off, row, st, _) in enumerate(inputs):
+                i_factor.append(is_f)
+                i_off.append(off)
+                i_ev.append(row)
                 if sparse[b]:
-                    nb_dims, bsize = len(clique), t.sizes[b]
-                else:
-                    clique, nb_dims, bsize = _block_layout(clique, root, cards)
-                cs = [cards[v] for v in clique]
-                size = math.prod(cs)
-                # the entries summed into each output slot (x's states; at a root, all
-                # but the query's); a dense bucket's x heads its block
-                r = size // cs[0] if root else cards[clique[-1 if sparse[b] else -nb_dims]]
-                lead = len(cs) - nb_dims
-                nd_out.append(lead)
-                o_cards.append(cs[:lead])
-                block.append(bsize)
-                n_blocks.append(size // bsize)
-                red.append(r)
-                n_out = size // r if m_rank is None else int(m_rank[-1]) + 1
-                out_size.append(n_out)
-                to_marg.append(root)
-                if root:
-                    out_off.append(marg_pos)
-                    marg_pos += n_out
-                    self.marginal_vars.append(t.query)
-                    self.marginal_cards.append(cs[0])
-                    msg_vars.append(())
-                else:
-                    out_off.append(msg_pos)
-                    msg_pos += n_out
-                    msg_vars.append(t.cliques[b][:-1])
-                in_start.append(len(i_off))
-                inputs: list[tuple[bool, int, int, dict[str, int], np.ndarray | None]] = []
-                for k in assigned[b]:
-                    row = f_row[k]
-                    inputs.append((True, f_off[row], row, f_strides[row], None))
-                for c in children[b]:
-                    st = variable_strides(msg_vars[c], cards)
-                    inputs.append((False, out_off[base + c], 0, st, rank[c]))
-                in_count.append(len(inputs))
-                if sparse[b]:
-                    assert support is not None
-                    lists, into = _sparse_entries(
-                        support[b], clique, [(st, rk) for _, _, _, st, rk in inputs],
-                        None if root else variable_strides(clique[:-1], cards), m_rank)
-                    sp_first.append(sp_out_n)
-                    sp_n.append(into.size)
-                    sp_out.append(into)
-                    sp_out_n += into.size
-                for j, (is_f, off, row, st, _) in enumerate(inputs):
-                    i_factor.append(is_f)
-                    i_off.append(off)
-                    i_ev.append(row)
-                    if sparse[b]:
-                        i_list.append(sp_in_n)
-                        sp_in.append(lists[j])
-                        sp_in_n += lists[j].size
-                        i_ostr.append([])
-                        i_tab.append(0)
-                        i_contig.append(False)
-                        continue
-                    strides = [st.get(v, 0) for v in clique]
-                    idx = walk_offsets(cs[lead:], strides[lead:])
-                    i_list.append(0)
-                    i_ostr.append(strides[:lead])
-                    i_tab.append(tab_pos)
-                    i_contig.append(bool((idx == np.arange(bsize)).all()))
-                    tabs.append(idx.astype(np.int32))
-                    tab_pos += bsize
-                if not sparse[b]:
-                    sp_first.append(-1)
-                    sp_n.append(0)
-            t_start.append(len(block))
+                    i_list.append(sp_in_n)
+                    sp_in.append(lists[j])
+                    sp_in_n += lists[j].size
+                    i_ostr.append([])
+                    i_tab.append(0)
+                    i_contig.append(False)
+                    continue
+                strides = [st.get(v, 0) for v in clique]
+                idx = walk_offsets(cs[lead:], strides[lead:])
+                i_list.append(0)
+                i_ostr.append(strides[:lead])
+                i_tab.append(tab_pos)
+                i_contig.append(bool((idx == np.arange(bsize)).all()))
+                tabs.append(idx.astype(np.int32))
+                tab_pos += bsize
         self.msg_size = max(msg_pos, 1)
         self.out_size = marg_pos
         d = max((len(c) for c in o_cards), default=0)
@@ -222,7 +204,6 @@ class BucketProgram:
         def as64(x: Sequence[int]) -> np.ndarray:
             return np.asarray(x, dtype=np.int64)
 
-        self.t_start = as64(t_start)
         self.nd_out, self.n_blocks, self.block, self.red = (
             as64(nd_out), as64(n_blocks), as64(block), as64(red))
         self.out_off, self.out_size_b = as64(out_off), as64(out_size)
@@ -243,23 +224,6 @@ class BucketProgram:
         self.sparse_entries = sp_out_n
         self.max_block = max(int(max(block, default=1)), SPARSE_CHUNK)
         self.max_in = int(max(in_count, default=1)) or 1
-        self._groups: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def groups(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The trees split into ``n`` groups of about equal entries (largest first, each to the
-        lightest group): group starts and tree indices."""
-        if n not in self._groups:
-            load = [0.0] * n
-            members: list[list[int]] = [[] for _ in range(n)]
-            for t in sorted(range(len(self.tree_entries)), key=lambda t: -self.tree_entries[t]):
-                g = min(range(n), key=load.__getitem__)
-                members[g].append(t)
-                load[g] += self.tree_entries[t]
-            members = [m for m in members if m] or [[]]
-            start = np.cumsum([0] + [len(m) for m in members]).astype(np.int64)
-            flat = np.asarray([t for m in members for t in m], dtype=np.int64)
-            self._groups[n] = (start, flat)
-        return self._groups[n]
 
     def run(self, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run every query tree for every evidence row.
@@ -280,11 +244,11 @@ class BucketProgram:
         n = evidence.shape[0]
         ev = np.ascontiguousarray(evidence, dtype=np.int64).reshape(n, self.n_ev)
         threads = get_num_threads()
-        g_start, g_trees = self.groups(1 if n >= threads else threads)
+        g_start, g_buckets = self.plan.groups(1 if n >= threads else threads)
         marg = np.empty((n, max(self.out_size, 1)))
         ok = np.empty(n, dtype=np.bool_)
         _kernels()["run_rows"](
-            self.values, ev, self.t_start, g_start, g_trees, self.nd_out, self.o_cards,
+            self.values, ev, g_start, g_buckets, self.nd_out, self.o_cards,
             self.n_blocks, self.block, self.red, self.out_off, self.out_size_b, self.to_marg,
             self.in_start, self.in_count, self.i_factor, self.i_off, self.i_ev, self.ev_str,
             self.i_ostr, self.i_tab, self.i_contig, self.tab, self.sp_first, self.sp_n,
@@ -316,6 +280,13 @@ def _factor_tables(factors: Sequence[Factor], cards: Mapping[str, int],
         strides.append(st)
         pos += lv.size
     return (np.concatenate(parts) if parts else np.zeros(1)), ev_str, offsets, strides
+
+
+def _ranks(support: Sequence[np.ndarray] | None, b: int) -> np.ndarray:
+    """A compact message's slot for each of its dense offsets (the rank among its nonzero
+    entries): bucket ``b``'s support or-ed over its summed-out last variable."""
+    assert support is not None
+    return np.cumsum(support[b].any(axis=-1).reshape(-1)) - 1
 
 
 def _sparse_entries(support: np.ndarray, clique: Sequence[str],

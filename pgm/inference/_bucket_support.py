@@ -74,19 +74,12 @@ def bucket_supports(tree: _QueryTree, factors: Sequence[Factor], cards: Mapping[
     observed : collection of str
         Hard-evidence variables (any of their states may be observed).
     """
-    children: list[list[int]] = [[] for _ in tree.cliques]
-    for c, p in enumerate(tree.parent):
-        if p >= 0:
-            children[p].append(c)
-    assigned: list[list[int]] = [[] for _ in tree.cliques]
-    for k, b in tree.factors:
-        assigned[b].append(k)
     out: list[np.ndarray] = []
     messages: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
     for b, clique in enumerate(tree.cliques):
         letter = dict(zip(clique, string.ascii_letters, strict=False))
-        operands = [factor_support(factors[k], observed) for k in assigned[b]]
-        operands += [messages.pop(c) for c in children[b]]
+        operands = [factor_support(factors[k], observed) for k in tree.assigned[b]]
+        operands += [messages.pop(c) for c in tree.children[b]]
         shape = tuple(cards[v] for v in clique)
         if operands:
             spec = ",".join("".join(letter[v] for v in scope) for scope, _ in operands)

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from pgm.graph import undirected_from_scopes
+from pgm.inference._bucket_plan import BucketPlan
 from pgm.inference._bucket_program import BucketProgram
 from pgm.inference._bucket_support import bucket_supports, bucket_work, factor_support
 from pgm.inference._common import DiscreteModel
@@ -59,7 +60,8 @@ SUPPORT_ENTRIES = 2**25
 
 
 class _QueryTree:
-    """One query's buckets: clique variables, parent bucket, factors assigned, root index."""
+    """One query's buckets (children before parents): clique variables, parent bucket,
+    factors assigned, root index."""
 
     def __init__(self, query: str, factors: Sequence[int], scopes: Sequence[tuple[str, ...]],
                  cards: Mapping[str, int], order: OrderSpec) -> None:
@@ -81,6 +83,14 @@ class _QueryTree:
         self.root = self._bucket(pool, None, (query,))
         self.parent[self.root] = -1
         self.sizes = [math.prod(cards[v] for v in c) for c in self.cliques]
+        #: per bucket: the buckets sending it their messages, and the factors it multiplies
+        self.children: list[list[int]] = [[] for _ in self.cliques]
+        self.assigned: list[list[int]] = [[] for _ in self.cliques]
+        for c, p in enumerate(self.parent):
+            if p >= 0:
+                self.children[p].append(c)
+        for k, b in self.factors:
+            self.assigned[b].append(k)
 
     def _bucket(self, items: Sequence[tuple[frozenset[str], tuple[str, ...], int, int]],
                 x: str | None, lead: tuple[str, ...] = ()) -> int:
@@ -124,8 +134,9 @@ class QueryForest:
     Attributes
     ----------
     entries : int
-        Clique entries walked by all query trees run here (a sparse bucket's nonzero entries
-        weighted as :func:`~pgm.inference._bucket_support.bucket_work` does).
+        Clique entries walked by the query trees run here, each distinct bucket once (a sparse
+        bucket's nonzero entries weighted as
+        :func:`~pgm.inference._bucket_support.bucket_work` does).
     left : list of str
         Variables whose query tree exceeds ``TREE_ENTRIES`` (not answered by :meth:`run`).
     left_entries : int
@@ -147,17 +158,19 @@ class QueryForest:
         supports = [bucket_supports(t, self._factors, cards, observed)
                     if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
                     else None for t in trees]
-        work = [sum(t.sizes) if s is None else
-                sum(bucket_work(a.size, int(a.sum())) for a in s)
-                for t, s in zip(trees, supports, strict=True)]
-        keep = [w <= TREE_ENTRIES for w in work]
+        nonzero = [None if s is None else [int(a.sum()) for a in s] for s in supports]
+        keep = [sum(t.sizes) <= TREE_ENTRIES if nz is None else
+                sum(bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True))
+                <= TREE_ENTRIES for t, nz in zip(trees, nonzero, strict=True)]
         self.left = [t.query for t, k in zip(trees, keep, strict=True) if not k]
         self.left_entries = sum(sum(t.sizes) for t, k in zip(trees, keep, strict=True)
                                 if not k)
         self._trees = [t for t, k in zip(trees, keep, strict=True) if k]
         self._supports: list[list[np.ndarray] | None] | None = [
             s for s, k in zip(supports, keep, strict=True) if k]
-        self.entries = round(sum(w for w, k in zip(work, keep, strict=True) if k))
+        self._plan = BucketPlan(self._trees,
+                                [nz for nz, k in zip(nonzero, keep, strict=True) if k])
+        self.entries = round(self._plan.entries)
         self._cards = dict(cards)
         self._built: BucketProgram | None = None
 
@@ -167,7 +180,7 @@ class QueryForest:
         whether they are used at all)."""
         if self._built is None:
             self._built = BucketProgram(self._trees, self._factors, self._cards,
-                                        self.evidence_vars, self._supports)
+                                        self.evidence_vars, self._supports, self._plan)
             self._supports = None  # held in the program's entry lists now
         return self._built
 

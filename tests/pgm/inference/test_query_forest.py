@@ -84,7 +84,7 @@ def test_blocks_and_groups(monkeypatch: pytest.MonkeyPatch, min_block: int, rows
         assert (program.n_blocks > 1).sum() > len(program.block) // 2
     if min_block == 10**9:
         assert (program.n_blocks == 1).all()
-    assert len(program.groups(2)[0]) == 3  # two groups of trees
+    assert len(program.plan.groups(2)[0]) == 3  # two groups of trees
 
 
 @pytest.mark.parametrize("seed", range(12))
