@@ -11,12 +11,12 @@ Examples
 --------
 >>> from pgm.io import bundled_network
 >>> from pgm.inference._query_forest import _QueryTree
->>> from pgm.inference._bucket_support import bucket_supports
+>>> from pgm.inference._bucket_support import bucket_supports, factor_support
 >>> asia = bundled_network("asia")
->>> fs = asia.factors()
->>> scopes = [f.variables for f in fs]
+>>> fs = [factor_support(f, ()) for f in asia.factors()]
+>>> scopes = [scope for scope, _ in fs]
 >>> tree = _QueryTree("either", range(len(fs)), scopes, asia.cards, "min_fill")
->>> sup = bucket_supports(tree, fs, asia.cards, ())
+>>> sup = bucket_supports(tree, fs, asia.cards)
 >>> [s.shape == tuple(asia.cards[v] for v in c) for s, c in zip(sup, tree.cliques)][:3]
 [True, True, True]
 """
@@ -60,38 +60,50 @@ def factor_support(factor: Factor, observed: Collection[str]) -> tuple[tuple[str
     return tuple(scope), s
 
 
-def bucket_supports(tree: _QueryTree, factors: Sequence[Factor], cards: Mapping[str, int],
-                    observed: Collection[str]) -> list[np.ndarray]:
+def bucket_supports(tree: _QueryTree, factors: Sequence[tuple[tuple[str, ...], np.ndarray]],
+                    cards: Mapping[str, int],
+                    memo: dict[tuple[object, ...], tuple[int, np.ndarray]] | None = None
+                    ) -> list[np.ndarray]:
     """Per bucket of ``tree`` (children before parents), where its product over its clique can
     be nonzero for some evidence: a bool array shaped by the clique's cards, in clique order.
 
     Parameters
     ----------
     tree : _QueryTree
-    factors : list of Factor
-        The model's factors (full scopes), indexed by ``tree.factors``.
+    factors : list of (scope, bool array)
+        The model's factors' supports (:func:`factor_support`), indexed by ``tree.factors``.
     cards : dict str -> int
-    observed : collection of str
-        Hard-evidence variables (any of their states may be observed).
+    memo : dict, optional
+        Supports of buckets already found (for other trees of the same model): a bucket with
+        the same clique, factors and incoming buckets has the same support.
     """
+    memo = {} if memo is None else memo
     out: list[np.ndarray] = []
-    messages: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
+    ids: list[int] = []
     for b, clique in enumerate(tree.cliques):
-        letter = dict(zip(clique, string.ascii_letters, strict=False))
-        operands = [factor_support(factors[k], observed) for k in tree.assigned[b]]
-        operands += [messages.pop(c) for c in tree.children[b]]
-        shape = tuple(cards[v] for v in clique)
-        if operands:
-            spec = ",".join("".join(letter[v] for v in scope) for scope, _ in operands)
-            held = {v for scope, _ in operands for v in scope}
-            prod = np.einsum(f"{spec}->{''.join(letter[v] for v in clique if v in held)}",
-                             *(s for _, s in operands))
-            # a variable no operand holds (a query with no table left) is unconstrained
-            prod = np.broadcast_to(
-                prod.reshape([cards[v] if v in held else 1 for v in clique]), shape)
-        else:
-            prod = np.ones(shape, dtype=np.bool_)
-        out.append(prod)
-        if b != tree.root:
-            messages[b] = (clique[:-1], prod.any(axis=-1))
+        key = (clique, tuple(sorted(tree.assigned[b])),
+               tuple(sorted(ids[c] for c in tree.children[b])))
+        if key not in memo:
+            memo[key] = (len(memo), _product(
+                clique, [factors[k] for k in tree.assigned[b]]
+                + [(tree.cliques[c][:-1], np.asarray(out[c].any(axis=-1)))
+                   for c in tree.children[b]],
+                cards))
+        ids.append(memo[key][0])
+        out.append(memo[key][1])
     return out
+
+
+def _product(clique: tuple[str, ...], operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
+             cards: Mapping[str, int]) -> np.ndarray:
+    """The Boolean product of the operands over the clique (in its order)."""
+    letter = dict(zip(clique, string.ascii_letters, strict=False))
+    shape = tuple(cards[v] for v in clique)
+    if not operands:
+        return np.ones(shape, dtype=np.bool_)
+    spec = ",".join("".join(letter[v] for v in scope) for scope, _ in operands)
+    held = {v for scope, _ in operands for v in scope}
+    prod = np.einsum(f"{spec}->{''.join(letter[v] for v in clique if v in held)}",
+                     *(s for _, s in operands))
+    # a variable no operand holds (a query with no table left) is unconstrained
+    return np.broadcast_to(prod.reshape([cards[v] if v in held else 1 for v in clique]), shape)

@@ -14,8 +14,9 @@ parallel.
 
 The order ``"best"`` is applied per query: a query tree under :data:`CHOOSE_ENTRIES` entries
 keeps min-fill's order (choosing costs more than it could save); a larger one takes the
-cheapest of the heuristics' orders. A query whose own tree is larger than
-:data:`TREE_ENTRIES` is left to the caller (:attr:`QueryForest.left`).
+cheapest of the heuristics' orders. A query whose own tree would take longer here than
+contracted in torch (by the costs :data:`FOREST_NS_PER_ENTRY` and after it) is left to the
+caller (:attr:`QueryForest.left`).
 
 Examples
 --------
@@ -46,16 +47,23 @@ from pgm.inference.ordering import OrderSpec, elimination_order
 
 __all__ = ["QueryForest"]
 
-#: A single query tree larger than this is not run here: the caller contracts it in torch,
-#: where BLAS on its large tables beats the program's gathers (order "best", without evidence:
-#: mildew 18 ms with trees up to 2**20 entries here against 51 ms with every tree here, barley
-#: 54 against 65 ms; munin1 with 5 evidence variables 59 against 90 ms).
-TREE_ENTRIES = 2**20
+#: Rough costs of one evidence row on 2 CPU cores (nanoseconds, measured on the bundled
+#: networks): the compiled program per entry of its distinct buckets (munin1 2.1, barley 1.9,
+#: water 2.5) ...
+FOREST_NS_PER_ENTRY = 2.0
+#: ... and a query contracted in torch instead: a fixed cost (tensor calls, 3-6 ms on mildew,
+#: barley, munin1) and BLAS work per entry of its elimination. A query tree that would cost
+#: more here is left to the caller: without evidence, barley 17 ms with trees up to 1.8e6
+#: entries here and its largest (8.5e6) in torch, against 37 ms with trees up to 2**20 and 28
+#: ms with every tree here; mildew's two largest trees (1.1e7 entries, 8e5 of them nonzero)
+#: here: 13 -> 5.4 ms.
+LEFT_NS_PER_QUERY = 5e6
+LEFT_NS_PER_ENTRY = 0.3
 #: Under the order "best", query trees up to this many entries keep min-fill's order.
 CHOOSE_ENTRIES = 2**16
 #: A query tree with a zero in some table, up to this many entries, has its buckets' supports
 #: found (:mod:`pgm.inference._bucket_support`): its sparse buckets walk only their nonzero
-#: entries, and it is sized by those (``TREE_ENTRIES`` then bounds that work).
+#: entries, and it is sized by those.
 SUPPORT_ENTRIES = 2**25
 
 
@@ -138,7 +146,7 @@ class QueryForest:
         bucket's nonzero entries weighted as
         :func:`~pgm.inference._bucket_support.bucket_work` does).
     left : list of str
-        Variables whose query tree exceeds ``TREE_ENTRIES`` (not answered by :meth:`run`).
+        Variables whose query tree is cheaper in torch (not answered by :meth:`run`).
     left_entries : int
         Clique entries of their query trees (what variable elimination on them will create).
     """
@@ -154,14 +162,17 @@ class QueryForest:
         parents = getattr(model, "parents", None)
         trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
                  for q in variables]
-        zeros = [not factor_support(f, observed)[1].all() for f in self._factors]
-        supports = [bucket_supports(t, self._factors, cards, observed)
+        f_support = [factor_support(f, observed) for f in self._factors]
+        zeros = [not s.all() for _, s in f_support]
+        memo: dict[tuple[object, ...], tuple[int, np.ndarray]] = {}
+        supports = [bucket_supports(t, f_support, cards, memo)
                     if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
                     else None for t in trees]
         nonzero = [None if s is None else [int(a.sum()) for a in s] for s in supports]
-        keep = [sum(t.sizes) <= TREE_ENTRIES if nz is None else
-                sum(bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True))
-                <= TREE_ENTRIES for t, nz in zip(trees, nonzero, strict=True)]
+        keep = [FOREST_NS_PER_ENTRY * (sum(t.sizes) if nz is None else sum(
+                    bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True)))
+                <= LEFT_NS_PER_QUERY + LEFT_NS_PER_ENTRY * sum(t.sizes)
+                for t, nz in zip(trees, nonzero, strict=True)]
         self.left = [t.query for t, k in zip(trees, keep, strict=True) if not k]
         self.left_entries = sum(sum(t.sizes) for t, k in zip(trees, keep, strict=True)
                                 if not k)
@@ -173,6 +184,12 @@ class QueryForest:
         self.entries = round(self._plan.entries)
         self._cards = dict(cards)
         self._built: BucketProgram | None = None
+
+    def estimated_ns(self) -> float:
+        """The rough time of one evidence row (nanoseconds, 2 CPU cores): the program's entries
+        and the queries left to the caller (:data:`FOREST_NS_PER_ENTRY` and after it)."""
+        return (FOREST_NS_PER_ENTRY * self.entries + LEFT_NS_PER_QUERY * len(self.left)
+                + LEFT_NS_PER_ENTRY * self.left_entries)
 
     @property
     def _program(self) -> BucketProgram:

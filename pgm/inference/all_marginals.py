@@ -48,20 +48,14 @@ __all__ = ["FOREST_TRIAL_ENTRIES", "PosteriorMarginals"]
 _METHODS = ("auto", "junction_tree", "per_variable")
 
 #: "auto" on a Bayesian network weighs the compiled per-variable queries against a compiled
-#: junction tree of more than this many clique entries (below it the tree always wins, and
-#: planning the queries would cost more than it could save).
-FOREST_TRIAL_ENTRIES = 2**20
+#: junction tree of more than this many clique entries (below it the tree takes under 3 ms,
+#: and planning the queries costs more than it could save: andes 0.07 s against 1-3 s).
+FOREST_TRIAL_ENTRIES = 2**19
 
-#: Rough costs of one evidence row on 2 CPU cores (nanoseconds; measured on the bundled
-#: networks), used only to choose between two exact methods: the compiled tree's calibration
-#: per clique entry (water 7.8, mildew 4.5) ...
+#: The rough cost of one evidence row on 2 CPU cores of the compiled tree's calibration per
+#: clique entry (nanoseconds; water 7.8, mildew 4.5, barley with 5 evidence variables 6.4),
+#: weighed against :meth:`QueryForest.estimated_ns` only to choose between two exact methods.
 TREE_NS_PER_ENTRY = 6.0
-#: ... the compiled per-variable program per entry (munin1 1.9, mildew 1.4, barley 1.8) ...
-FOREST_NS_PER_ENTRY = 2.0
-#: ... and each query too large for it, contracted in torch: a fixed cost (tensor calls, 3-6 ms
-#: on mildew, barley, munin1) and BLAS work per entry of its elimination.
-LEFT_NS_PER_QUERY = 5e6
-LEFT_NS_PER_ENTRY = 0.3
 
 
 class PosteriorMarginals:
@@ -117,10 +111,7 @@ class PosteriorMarginals:
                     self._tree = None
                 elif compiled and self._tree.native and entries > FOREST_TRIAL_ENTRIES:
                     forest = QueryForest(model, self.evidence_vars, self._hidden, order)
-                    queries_ns = (FOREST_NS_PER_ENTRY * forest.entries
-                                  + LEFT_NS_PER_QUERY * len(forest.left)
-                                  + LEFT_NS_PER_ENTRY * forest.left_entries)
-                    if queries_ns < TREE_NS_PER_ENTRY * entries:
+                    if forest.estimated_ns() < TREE_NS_PER_ENTRY * entries:
                         self._tree, self._forest = None, forest
         if self._tree is None:
             self._ve = VariableElimination(model, order=order)

@@ -46,12 +46,13 @@ def test_auto_weighs_the_compiled_queries_against_the_tree(
     monkeypatch.setattr(am, "TREE_NS_PER_ENTRY", 1e9)  # as if the tree were slow
     pm = PosteriorMarginals(alarm, ["HR"])
     assert pm.method == "per_variable" and pm._forest is not None and not pm._forest.left
-    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some queries left to torch ...
-    monkeypatch.setattr(am, "LEFT_NS_PER_QUERY", 1e18)  # ... at a prohibitive cost
-    assert PosteriorMarginals(alarm, ["HR"]).method == "junction_tree"
-    monkeypatch.setattr(am, "LEFT_NS_PER_QUERY", 0.0)
+    monkeypatch.setattr(qf_module, "LEFT_NS_PER_QUERY", 1400.0)  # torch cheaper for trees
+    monkeypatch.setattr(qf_module, "LEFT_NS_PER_ENTRY", 0.0)  # over 700 entries: some left
     mixed = PosteriorMarginals(alarm, ["HR"])
     assert mixed.method == "per_variable" and mixed._forest is not None and mixed._forest.left
+    assert len(mixed._forest.left) < len(alarm.variables) - 1
+    monkeypatch.setattr(am, "TREE_NS_PER_ENTRY", 1e-3)  # as if the tree were fast
+    assert PosteriorMarginals(alarm, ["HR"]).method == "junction_tree"
     ref = PosteriorMarginals(alarm, ["HR"], method="junction_tree")({"HR": "LOW"})
     got = mixed({"HR": "LOW"})
     for v in ref:

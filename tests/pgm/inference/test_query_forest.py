@@ -134,9 +134,25 @@ def test_sparse_zero_probability_rows() -> None:
     assert forest.run({v: rows[:, 0], w: rows[:, 1]}) is None
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_shared_buckets(threads: int) -> None:
+    """Query trees' common lower buckets are planned once; every group of a split runs whole
+    trees (children before parents), and the groups together run every tree."""
+    model = bundled_network("alarm")
+    forest = _assert_matches(model, ["HR"], {"HR": torch.tensor([0, 2])})
+    plan = forest._plan
+    assert len(plan.work) < sum(len(t.cliques) for t in forest._trees) / 2
+    assert forest.entries == round(sum(plan.work))
+    start, flat = plan.groups(threads)
+    runs = [flat[start[g]:start[g + 1]].tolist() for g in range(len(start) - 1)]
+    assert len(runs) == threads and all(r == sorted(set(r)) for r in runs)
+    for tree_buckets in plan.tree_buckets:
+        assert any(set(tree_buckets) <= set(r) for r in runs)
+
+
 def test_large_trees_left_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     model = bundled_network("alarm")
-    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 100)  # some trees left to the caller
+    monkeypatch.setattr(qf_module, "LEFT_NS_PER_QUERY", 170.0)  # trees over 100 entries left
     forest = _assert_matches(model, [], {})
     assert forest.left and len(forest.left) < len(model.variables)
 
@@ -180,7 +196,7 @@ def test_posterior_marginals_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
     ev = {"HR": "HIGH", "BP": "LOW"}
     pm = PosteriorMarginals(model, list(ev), method="per_variable")
     assert pm._forest is not None
-    monkeypatch.setattr(qf_module, "TREE_ENTRIES", 40)  # mixed: compiled and torch queries
+    monkeypatch.setattr(qf_module, "LEFT_NS_PER_QUERY", 68.0)  # mixed: trees over 40 entries
     mixed = PosteriorMarginals(model, list(ev), method="per_variable")
     assert mixed._forest is not None and mixed._forest.left
     ref = PosteriorMarginals(model, list(ev), method="junction_tree")(ev)
