@@ -69,9 +69,18 @@ def run_buckets(
                     else:
                         for q in range(m):
                             tmp[q] *= src[c + sp_in[li + q]]
+                # entries come sorted by slot: sum each run in a register
                 so = sp + e0
+                slot = sp_out[so]
+                acc = 0.0
                 for q in range(m):
-                    out[o0 + sp_out[so + q]] += tmp[q]
+                    o = sp_out[so + q]
+                    if o != slot:
+                        out[o0 + slot] += acc
+                        acc = 0.0
+                        slot = o
+                    acc += tmp[q]
+                out[o0 + slot] += acc
         for blk in range(0 if sp >= 0 else n_blocks[b]):  # dense: block by block
             if ni == 0:
                 for j in range(B):
@@ -146,26 +155,28 @@ def run_rows(
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
-    msg_size: int, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
+    msgs: Any, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
-    """Every row's query trees, in parallel over (row, group of trees):
+    """Every row's query trees: jobs (row, group of trees) spread over ``msgs.shape[0]``
+    parallel tasks, each with its own message buffer (a row of ``msgs``);
     ``g_buckets[g_start[g]:g_start[g + 1]]`` are the buckets of group g (one group when there
     are rows enough to keep every thread busy)."""
     n = ev.shape[0]
     n_groups = g_start.shape[0] - 1
+    n_tasks = msgs.shape[0]
     good = np.ones((n, n_groups), dtype=np.bool_)
-    for task in prange(n * n_groups):
-        r = task // n_groups
-        g = task - r * n_groups
-        msg = np.empty(msg_size)  # per task: the group's buckets use their own parts of it
+    for w in prange(n_tasks):
         tmp = np.empty(max_block)
         cur = np.empty(max_in, dtype=np.int64)
         dig = np.empty(max_nd, dtype=np.int64)
-        good[r, g] = run_buckets(
-            values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards, n_blocks,
-            block, red, out_off, out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev,
-            ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n, i_list, sp_in, sp_out, msg,
-            marg[r], tmp, cur, dig)
+        for job in range(w, n * n_groups, n_tasks):
+            r = job // n_groups
+            g = job - r * n_groups
+            good[r, g] = run_buckets(
+                values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards,
+                n_blocks, block, red, out_off, out_size, to_marg, in_start, in_count,
+                i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n,
+                i_list, sp_in, sp_out, msgs[w], marg[r], tmp, cur, dig)
     for r in range(n):
         ok[r] = True
         for g in range(n_groups):

@@ -35,7 +35,7 @@ from pgm.factor import Factor
 if TYPE_CHECKING:
     from pgm.inference._query_forest import _QueryTree
 
-__all__ = ["SPARSE_COST", "bucket_supports", "bucket_work", "factor_support"]
+__all__ = ["SPARSE_COST", "bucket_supports", "bucket_work", "factor_support", "message_support"]
 
 #: The time of one listed entry of a sparse bucket (gathered through its position), in entries
 #: of a dense one (a unit-stride or table-indexed walk that vectorises).
@@ -86,12 +86,17 @@ def bucket_supports(tree: _QueryTree, factors: Sequence[tuple[tuple[str, ...], n
         if key not in memo:
             memo[key] = (len(memo), _product(
                 clique, [factors[k] for k in tree.assigned[b]]
-                + [(tree.cliques[c][:-1], np.asarray(out[c].any(axis=-1)))
+                + [(tree.message_vars(c), message_support(out[c], tree.n_sum[c]))
                    for c in tree.children[b]],
                 cards))
         ids.append(memo[key][0])
         out.append(memo[key][1])
     return out
+
+
+def message_support(support: np.ndarray, n: int) -> np.ndarray:
+    """A bucket's message support: its support or-ed over its ``n`` trailing variables."""
+    return np.asarray(support.any(axis=tuple(range(support.ndim - n, support.ndim))))
 
 
 def _product(clique: tuple[str, ...], operands: Sequence[tuple[tuple[str, ...], np.ndarray]],

@@ -69,7 +69,11 @@ SUPPORT_ENTRIES = 2**25
 
 class _QueryTree:
     """One query's buckets (children before parents): clique variables, parent bucket,
-    factors assigned, root index."""
+    factors assigned, root index, and the number of trailing clique variables each sums out.
+
+    A variable that only the message of one bucket holds is summed out by that bucket too (a
+    bucket of its own would only marginalise the message: 8-21% of the entries on water,
+    mildew, munin1 and barley)."""
 
     def __init__(self, query: str, factors: Sequence[int], scopes: Sequence[tuple[str, ...]],
                  cards: Mapping[str, int], order: OrderSpec) -> None:
@@ -82,11 +86,18 @@ class _QueryTree:
         self.cliques: list[tuple[str, ...]] = []
         self.parent: list[int] = []
         self.factors: list[tuple[int, int]] = []  # (factor, bucket)
+        self.n_sum: list[int] = []
         for x in elim:
             hold = [it for it in pool if x in it[0]]
             pool = [it for it in pool if x not in it[0]]
-            b = self._bucket(hold, x)
-            rest = tuple(v for v in self.cliques[b] if v != x)
+            if len(hold) == 1 and hold[0][2] < 0:
+                b = hold[0][3]
+                clique, n = self.cliques[b], self.n_sum[b]
+                self.cliques[b] = (*(v for v in clique[:-n] if v != x), x, *clique[-n:])
+                self.n_sum[b] = n + 1
+            else:
+                b = self._bucket(hold, x)
+            rest = self.message_vars(b)
             pool.append((frozenset(rest), rest, -1, b))
         self.root = self._bucket(pool, None, (query,))
         self.parent[self.root] = -1
@@ -99,6 +110,10 @@ class _QueryTree:
                 self.children[p].append(c)
         for k, b in self.factors:
             self.assigned[b].append(k)
+
+    def message_vars(self, b: int) -> tuple[str, ...]:
+        """The variables of bucket ``b``'s message: its clique but the summed-out tail."""
+        return self.cliques[b][:-self.n_sum[b]] if self.n_sum[b] else self.cliques[b]
 
     def _bucket(self, items: Sequence[tuple[frozenset[str], tuple[str, ...], int, int]],
                 x: str | None, lead: tuple[str, ...] = ()) -> int:
@@ -118,6 +133,7 @@ class _QueryTree:
             names.append(x)
         b = len(self.cliques)
         self.cliques.append(tuple(names))
+        self.n_sum.append(0 if x is None else 1)
         self.parent.append(-1)
         for _, _, k, child in items:
             if k >= 0:
@@ -221,11 +237,16 @@ class QueryForest:
         (N, card) (or (card,) for scalar evidence); None when some row's sum came out zero
         (zero-probability evidence or underflow: the caller's log-space path tells them
         apart)."""
-        cols = [torch.as_tensor(evidence[v]).reshape(-1) for v in self.evidence_vars]
-        scalar = all(torch.as_tensor(evidence[v]).dim() == 0 for v in self.evidence_vars)
-        n = max((c.numel() for c in cols), default=1)
-        ev = (torch.stack([c.expand(n) for c in cols], 1).numpy() if cols
-              else np.zeros((1, 0), dtype=np.int64))
+        given = [evidence[v] for v in self.evidence_vars]
+        if given and all(isinstance(g, Tensor) and g.dim() == 0 for g in given):
+            # one row as 0-d tensors (what resolve_evidence gives): two tensor calls, not 17
+            scalar, ev = True, torch.stack(given).numpy().reshape(1, -1)  # type: ignore[arg-type]
+        else:
+            cols = [torch.as_tensor(g).reshape(-1) for g in given]
+            scalar = all(torch.as_tensor(g).dim() == 0 for g in given)
+            n = max((c.numel() for c in cols), default=1)
+            ev = (torch.stack([c.expand(n) for c in cols], 1).numpy() if cols
+                  else np.zeros((1, 0), dtype=np.int64))
         dtype = self._factors[0].log_values.dtype
         program = self._program
         marg, ok = program.run(ev)
