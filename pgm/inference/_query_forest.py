@@ -48,9 +48,9 @@ from pgm.inference.ordering import OrderSpec, elimination_order
 __all__ = ["QueryForest"]
 
 #: Rough costs of one evidence row on 2 CPU cores (nanoseconds, measured on the bundled
-#: networks): the compiled program per entry of its distinct buckets (munin1 2.1, barley 1.9,
-#: water 2.5) ...
-FOREST_NS_PER_ENTRY = 2.0
+#: networks): the compiled program per entry of its distinct buckets (with 5 evidence
+#: variables: munin1 1.1, water 1.15, barley 1.3; mildew without evidence 1.4) ...
+FOREST_NS_PER_ENTRY = 1.3
 #: ... and a query contracted in torch instead: a fixed cost (tensor calls, 3-6 ms on mildew,
 #: barley, munin1) and BLAS work per entry of its elimination. A query tree that would cost
 #: more here is left to the caller: without evidence, barley 17 ms with trees up to 1.8e6

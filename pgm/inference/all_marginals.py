@@ -53,9 +53,10 @@ _METHODS = ("auto", "junction_tree", "per_variable")
 FOREST_TRIAL_ENTRIES = 2**19
 
 #: The rough cost of one evidence row on 2 CPU cores of the compiled tree's calibration per
-#: clique entry (nanoseconds; water 7.8, mildew 4.5, barley with 5 evidence variables 6.4),
-#: weighed against :meth:`QueryForest.estimated_ns` only to choose between two exact methods.
-TREE_NS_PER_ENTRY = 6.0
+#: clique entry (nanoseconds; without evidence: water and mildew 3.7, barley 7.6; with 5
+#: evidence variables: water 7.2, barley 4.8, andes 6.8), weighed against
+#: :meth:`QueryForest.estimated_ns` only to choose between two exact methods.
+TREE_NS_PER_ENTRY = 5.0
 
 
 class PosteriorMarginals:
