@@ -51,6 +51,9 @@ __all__ = ["BucketProgram"]
 MIN_BLOCK = 256
 #: A sparse bucket's listed entries are formed this many at a time (the products stay in L1).
 SPARSE_CHUNK = 512
+#: A sparse bucket folds a single table that no evidence indexes into a stored product per
+#: entry (read in order) when it has more entries than this (its random reads would leave L1).
+FOLD_ENTRIES = 4096
 
 
 class BucketProgram:
@@ -90,6 +93,11 @@ class BucketProgram:
         self.values, self.ev_str, f_off, f_strides = _factor_tables(
             [factors[k] for k in used], cards, ev_col)
         f_row = {k: row for row, k in enumerate(used)}
+        f_size = np.diff([*f_off, self.values.size]).tolist()
+        # rows of ev_str: one per factor, and a last one of zeros for folded tables
+        self.ev_str = np.vstack([self.ev_str[:len(used)],
+                                 np.zeros((1, self.ev_str.shape[1]), dtype=np.int64)])
+        folded: list[np.ndarray] = []
 
         nd_out: list[int] = []
         o_cards: list[list[int]] = []
@@ -159,12 +167,14 @@ class BucketProgram:
                 st = variable_strides(t.message_vars(c), cards)
                 inputs.append((False, out_off[gid[c]], 0, st,
                                _ranks(support, c, t.n_sum[c]) if compact[c] else None))
-            in_count.append(len(inputs))
             if sparse[b]:
                 assert support is not None
                 lists, into = _sparse_entries(
                     support[b], clique, [(st, rk) for _, _, _, st, rk in inputs],
                     None if root else variable_strides(t.message_vars(b), cards), m_rank)
+                folded_at = self.values.size + sum(a.size for a in folded)
+                inputs, lists = _fold_constants(inputs, lists, self.values, f_size,
+                                                self.ev_str, folded, folded_at)
                 sp_first.append(sp_out_n)
                 sp_n.append(into.size)
                 sp_out.append(into)
@@ -172,6 +182,7 @@ class BucketProgram:
             else:
                 sp_first.append(-1)
                 sp_n.append(0)
+            in_count.append(len(inputs))
             for j, (is_f, off, row, st, _) in enumerate(inputs):
                 i_factor.append(is_f)
                 i_off.append(off)
@@ -216,6 +227,7 @@ class BucketProgram:
             i_tab or [0])
         self.i_contig = np.asarray(i_contig or [False], dtype=np.bool_)
         self.tab = np.concatenate(tabs) if tabs else np.zeros(1, dtype=np.int32)
+        self.values = np.concatenate([self.values, *folded])
         self.sp_first, self.sp_n = as64(sp_first or [-1]), as64(sp_n or [0])
         self.i_list = as64(i_list or [0])
 
@@ -305,6 +317,30 @@ def _ranks(support: Sequence[np.ndarray] | None, b: int, n_sum: int) -> np.ndarr
     entries): bucket ``b``'s support or-ed over its ``n_sum`` summed-out trailing variables."""
     assert support is not None
     return np.cumsum(message_support(support[b], n_sum).reshape(-1)) - 1
+
+
+def _fold_constants(
+    inputs: list[tuple[bool, int, int, dict[str, int], np.ndarray | None]],
+    lists: list[np.ndarray], values: np.ndarray, f_size: Sequence[int], ev_str: np.ndarray,
+    folded: list[np.ndarray], at: int,
+) -> tuple[list[tuple[bool, int, int, dict[str, int], np.ndarray | None]], list[np.ndarray]]:
+    """A sparse bucket's tables that no evidence indexes, folded into one: their product at
+    each listed entry, stored (appended to ``folded``, at ``at`` in the values) and read as
+    one table in entry order, when that replaces two or more reads, or a read from a table
+    too large for the cache (mildew's CPTs of 2e5-3e5 entries)."""
+    free = ev_str.shape[0] - 1  # the row of zeros
+    const = [j for j, (is_f, _, row, _, _) in enumerate(inputs)
+             if is_f and row != free and not ev_str[row].any()]
+    if not const or (len(const) == 1 and f_size[inputs[const[0]][2]] <= FOLD_ENTRIES):
+        return inputs, lists
+    n = lists[0].size
+    product = np.ones(n)
+    for j in const:
+        product *= values[inputs[j][1] + lists[j]]
+    folded.append(product)
+    keep = [j for j in range(len(inputs)) if j not in const]
+    return ([inputs[j] for j in keep] + [(True, at, free, {}, None)],
+            [lists[j] for j in keep] + [np.arange(n, dtype=np.int32)])
 
 
 def _sparse_entries(support: np.ndarray, clique: Sequence[str],
