@@ -65,7 +65,7 @@ def run_buckets(
                 s2 = values if ni < 3 or i_factor[i0 + 2] else msg
                 s3 = values if ni < 4 or i_factor[i0 + 3] else msg
                 fused_entries(ni, s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni], sp_out, sp,
-                              n_sp, out, o0)
+                              0, n_sp, out, o0)
             else:
                 for e0 in range(0, n_sp, tmp.shape[0]):
                     m = min(tmp.shape[0], n_sp - e0)
@@ -152,14 +152,16 @@ def run_buckets(
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def fused_entries(
     ni: int, s0: Any, s1: Any, s2: Any, s3: Any, cur: Any, sp_in: Any, lists: Any,
-    sp_out: Any, first: int, n: int, out: Any, o0: int,
+    sp_out: Any, first: int, e0: int, n: int, out: Any, o0: int,
 ) -> None:  # pragma: no cover
-    """A sparse bucket's ``n`` listed entries with ``ni`` (1-4) inputs: entry q reads input i
-    at ``cur[i] + sp_in[lists[i] + q]`` and adds the product into ``out[o0 + sp_out[first +
-    q]]``. The slots come sorted, so each run of equal slots is summed in a register (an add
-    into memory per entry would wait on the one before)."""
+    """A sparse bucket's listed entries e0..e0+n-1 with ``ni`` (1-4) inputs: entry q reads
+    input i at ``cur[i] + sp_in[lists[i] + q]`` and adds the product into ``out[o0 +
+    sp_out[first + q]]``. The slots come sorted, so each run of equal slots is summed in a
+    register (an add into memory per entry would wait on the one before)."""
     if n == 0:
         return
+    first += e0
+    lists = lists + e0
     # views starting at each offset: plain indices let the compiler drop the checks and
     # additions that offsets would need on every read (2.5x on water's largest bucket)
     a0 = s0[cur[0]:]
@@ -247,3 +249,64 @@ def run_rows(
         for g in range(n_groups):
             if not good[r, g]:
                 ok[r] = False
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def run_split(
+    values: Any, ev: Any, buckets: Any,
+    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
+    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
+    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    sp_mid: Any, msg: Any, max_block: int, max_in: int, max_nd: int, marg: Any,
+) -> bool:  # pragma: no cover
+    """One evidence row's buckets (children first) on two threads, where groups of query trees
+    would share too many buckets: a sparse bucket with a split point (``sp_mid[b] > 0``, a
+    change of slot, so the halves write apart) runs its two halves in parallel, runs of other
+    buckets go through :func:`run_buckets` on this thread. False when a total is zero."""
+    tmp = np.empty(max_block)
+    cur = np.empty(max_in, dtype=np.int64)
+    dig = np.empty(max_nd, dtype=np.int64)
+    i = 0
+    while i < buckets.shape[0]:
+        b = buckets[i]
+        if sp_mid[b] == 0:
+            j = i
+            while j < buckets.shape[0] and sp_mid[buckets[j]] == 0:
+                j += 1
+            if not run_buckets(
+                    values, ev, buckets[i:j], nd_out, o_cards, n_blocks, block, red, out_off,
+                    out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev, ev_str,
+                    i_ostr, i_tab, i_contig, tab, sp_first, sp_n, i_list, sp_in, sp_out, msg,
+                    marg, tmp, cur, dig):
+                return False
+            i = j
+            continue
+        i0 = in_start[b]
+        ni = in_count[b]
+        for k in range(i0, i0 + ni):
+            off = i_off[k]
+            if i_factor[k]:
+                for j in range(ev.shape[0]):
+                    off += ev[j] * ev_str[i_ev[k], j]
+            cur[k - i0] = off
+        out = marg if to_marg[b] else msg
+        o0 = out_off[b]
+        osz = out_size[b]
+        out[o0:o0 + osz] = 0.0
+        s0 = values if i_factor[i0] else msg
+        s1 = values if ni < 2 or i_factor[i0 + 1] else msg
+        s2 = values if ni < 3 or i_factor[i0 + 2] else msg
+        s3 = values if ni < 4 or i_factor[i0 + 3] else msg
+        mid = sp_mid[b]
+        for half in prange(2):
+            e0 = 0 if half == 0 else mid
+            e1 = mid if half == 0 else sp_n[b]
+            fused_entries(ni, s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni], sp_out,
+                          sp_first[b], e0, e1 - e0, out, o0)
+        tot = out[o0:o0 + osz].sum()
+        if not tot > 0.0:
+            return False
+        out[o0:o0 + osz] *= 1.0 / tot
+        i += 1
+    return True

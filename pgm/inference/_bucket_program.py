@@ -51,6 +51,10 @@ __all__ = ["BucketProgram"]
 MIN_BLOCK = 256
 #: A sparse bucket's listed entries are formed this many at a time (the products stay in L1).
 SPARSE_CHUNK = 512
+#: On one evidence row, a sparse bucket of at least this many entries (and up to four inputs)
+#: runs in two halves on two threads, where splitting the query trees among threads would
+#: share too many buckets (mildew without evidence: 1.6 -> 1.2 ms).
+SPLIT_ENTRIES = 16384
 #: A sparse bucket folds a single table that no evidence indexes into a stored product per
 #: entry (read in order) when it has more entries than this (its random reads would leave L1).
 FOLD_ENTRIES = 4096
@@ -118,6 +122,7 @@ class BucketProgram:
         tabs: list[np.ndarray] = []
         sp_first: list[int] = []
         sp_n: list[int] = []
+        sp_mid: list[int] = []
         i_list: list[int] = []
         sp_in: list[np.ndarray] = []
         sp_out: list[np.ndarray] = []
@@ -177,11 +182,13 @@ class BucketProgram:
                                                 self.ev_str, folded, folded_at)
                 sp_first.append(sp_out_n)
                 sp_n.append(into.size)
+                sp_mid.append(_split_point(into) if 1 <= len(inputs) <= 4 else 0)
                 sp_out.append(into)
                 sp_out_n += into.size
             else:
                 sp_first.append(-1)
                 sp_n.append(0)
+                sp_mid.append(0)
             in_count.append(len(inputs))
             for j, (is_f, off, row, st, _) in enumerate(inputs):
                 i_factor.append(is_f)
@@ -229,6 +236,7 @@ class BucketProgram:
         self.tab = np.concatenate(tabs) if tabs else np.zeros(1, dtype=np.int32)
         self.values = np.concatenate([self.values, *folded])
         self.sp_first, self.sp_n = as64(sp_first or [-1]), as64(sp_n or [0])
+        self.sp_mid = as64(sp_mid or [0])
         self.i_list = as64(i_list or [0])
 
         def cat32(parts: list[np.ndarray]) -> np.ndarray:
@@ -264,8 +272,8 @@ class BucketProgram:
         marg = np.empty((n, max(self.out_size, 1)))
         ok = np.empty(n, dtype=np.bool_)
         tasks = min(n * (len(g_start) - 1), threads)
-        # the message buffers are kept between calls (fresh pages cost page faults: water 5
-        # evidence variables 2.16 -> 2.23 ms), unless another thread is running this program
+        # the message buffers are kept between calls, unless another thread is running this
+        # program
         mine = self._lock.acquire(blocking=False)
         try:
             if not mine or self._msgs.shape[0] < tasks:
@@ -274,13 +282,19 @@ class BucketProgram:
                     self._msgs = msgs
             else:
                 msgs = self._msgs
-            _kernels()["run_rows"](
-                self.values, ev, g_start, g_buckets, self.nd_out, self.o_cards,
-                self.n_blocks, self.block, self.red, self.out_off, self.out_size_b,
-                self.to_marg, self.in_start, self.in_count, self.i_factor, self.i_off,
-                self.i_ev, self.ev_str, self.i_ostr, self.i_tab, self.i_contig, self.tab,
-                self.sp_first, self.sp_n, self.i_list, self.sp_in, self.sp_out, msgs[:tasks],
-                self.max_block, self.max_in, self.max_nd, marg, ok)
+            common = (self.nd_out, self.o_cards, self.n_blocks, self.block, self.red,
+                      self.out_off, self.out_size_b, self.to_marg, self.in_start, self.in_count,
+                      self.i_factor, self.i_off, self.i_ev, self.ev_str, self.i_ostr,
+                      self.i_tab, self.i_contig, self.tab, self.sp_first, self.sp_n,
+                      self.i_list, self.sp_in, self.sp_out)
+            if n == 1 and threads > 1 and len(g_start) == 2 and self.sp_mid.any():
+                ok[0] = _kernels()["run_split"](
+                    self.values, ev[0], g_buckets, *common, self.sp_mid, msgs[0],
+                    self.max_block, self.max_in, self.max_nd, marg[0])
+            else:
+                _kernels()["run_rows"](
+                    self.values, ev, g_start, g_buckets, *common, msgs[:tasks],
+                    self.max_block, self.max_in, self.max_nd, marg, ok)
         finally:
             if mine:
                 self._lock.release()
@@ -317,6 +331,15 @@ def _ranks(support: Sequence[np.ndarray] | None, b: int, n_sum: int) -> np.ndarr
     entries): bucket ``b``'s support or-ed over its ``n_sum`` summed-out trailing variables."""
     assert support is not None
     return np.cumsum(message_support(support[b], n_sum).reshape(-1)) - 1
+
+
+def _split_point(slots: np.ndarray) -> int:
+    """Where a sparse bucket's entries split into two halves that add into different slots
+    (the first change of slot from the middle on), or 0 if it is too small to split."""
+    if slots.size < SPLIT_ENTRIES:
+        return 0
+    change = np.flatnonzero(slots[slots.size // 2:] != slots[slots.size // 2 - 1:-1])
+    return int(slots.size // 2 + change[0]) if change.size else 0
 
 
 def _fold_constants(
@@ -393,4 +416,4 @@ def _block_layout(clique: tuple[str, ...], root: bool, cards: Mapping[str, int],
 def _kernels() -> dict[str, Any]:
     from pgm.inference import _bucket_kernels as k
 
-    return {"run_rows": k.run_rows}
+    return {"run_rows": k.run_rows, "run_split": k.run_split}

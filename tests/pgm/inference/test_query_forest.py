@@ -106,6 +106,30 @@ def test_sparse_buckets(seed: int) -> None:
     _assert_matches(model, ev_vars, {v: int(x[0, names.index(v)]) for v in ev_vars})
 
 
+@pytest.mark.parametrize("seed", [0, 2, 3, 4, 5, 7, 9])  # (seed 1's buckets are too small)
+def test_split_buckets(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """One row on two threads with no split of the trees: sparse buckets run in two halves
+    that add into different slots (here every bucket over 8 entries)."""
+    from numba import get_num_threads
+
+    import pgm.inference._bucket_plan as plan_module
+
+    monkeypatch.setattr(bp_module, "SPLIT_ENTRIES", 8)
+    monkeypatch.setattr(plan_module, "THREAD_SPEED", 1e-9)  # never split the trees
+    model = random_bn(200 + seed, n_min=10, n_max=16, p_zero=0.6)
+    names = list(model.variables)
+    x = model.sample(1, generator=torch.Generator().manual_seed(seed))
+    ev_vars = [names[0]] if seed % 2 else []
+    forest = _assert_matches(model, ev_vars, {v: int(x[0, names.index(v)]) for v in ev_vars})
+    program = forest._program
+    assert program.sp_mid.any()
+    mid = program.sp_mid[program.sp_mid > 0]
+    first = program.sp_first[program.sp_mid > 0]
+    assert (program.sp_out[first + mid] != program.sp_out[first + mid - 1]).all()
+    if get_num_threads() < 2:  # pragma: no cover - the halves then run one after the other
+        pytest.skip("one thread: the split path is not taken")
+
+
 def test_compact_messages() -> None:
     """A chain of mostly-zero tables: every bucket is sparse, so every message is compact (its
     nonzero entries only), and the chain's end matches variable elimination."""
