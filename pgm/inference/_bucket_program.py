@@ -1,19 +1,27 @@
 """Query trees of buckets as one compiled program: each bucket's product and sum in one pass.
 
-A bucket of variable elimination multiplies every table that holds its variable ``x`` over the
-bucket's clique and sums ``x`` out. Written as separate passes (potential, then each further
-factor and message multiplied in, then the sum), every pass streams the whole clique table
-through memory. Here the clique is never stored: it is walked in blocks of its trailing
-variables (a few hundred entries, kept in L1), each block's product of all inputs is formed
-through per-input index tables (a plain unit-stride read where the input is contiguous over the
-block), and summed over ``x`` (the clique's last variable) straight into the message. A query
-tree's root sums all but the query variable (its first) into the marginal.
+A bucket of variable elimination multiplies every table that holds the variables it eliminates
+over the bucket's clique and sums them out. Written as separate passes (potential, then each
+further factor and message multiplied in, then the sum), every pass streams the whole clique
+table through memory. Here the clique is never stored. A *dense* bucket is walked in blocks of
+its trailing variables (a few hundred entries, kept in L1): each block's product of all inputs
+is formed through per-input index tables (a plain unit-stride read where the input is
+contiguous over the block), and summed over the eliminated variables (moved to the head of the
+block) straight into the message. A *sparse* bucket (:mod:`pgm.inference._bucket_support`:
+most of its product is a structural zero) lists its nonzero entries at build time: per input
+the offset each entry reads, and the slot it adds into; the entries run in one fused pass
+(products summed in a register over each run of equal slots), the tables that no evidence
+indexes folded into one stored product per entry. A message between two sparse buckets holds
+only its nonzero entries. A query tree's root sums all but the query variable (its first) into
+the marginal.
 
 Messages and marginals are divided by their totals (probability space, factor tables each
 divided by their largest entry), so long chains do not underflow; a total of zero marks the
 evidence row as failed and the caller answers it in log space, which tells zero-probability
-evidence from underflow. Evidence rows, or for a single row groups of query trees (balanced by
-their entries), run in parallel.
+evidence from underflow. Buckets shared by several query trees run once
+(:mod:`pgm.inference._bucket_plan`). Evidence rows run in parallel; a single row runs groups of
+query trees in parallel, or, where the groups would share most of their buckets, its large
+sparse buckets in two halves.
 
 Examples
 --------

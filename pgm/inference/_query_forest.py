@@ -9,8 +9,9 @@ few thousand multiply-adds. Here each query's elimination is laid out as a tree 
 (eliminating x multiplies every table that holds x into one clique, whose sum over x is the
 message to the bucket that next uses the result) rooted at the query variable, and all query
 trees run as one compiled program (:mod:`pgm.inference._bucket_program`: each bucket's product
-and sum in one blocked pass), evidence rows (or, for one row, groups of query trees) in
-parallel.
+and sum in one pass, over its nonzero entries only where the tables' structural zeros make
+most of it zero; buckets that several queries share run once), evidence rows (or, for one
+row, groups of query trees) in parallel.
 
 The order ``"best"`` is applied per query: a query tree under :data:`CHOOSE_ENTRIES` entries
 keeps min-fill's order (choosing costs more than it could save); a larger one takes the
