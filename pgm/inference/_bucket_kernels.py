@@ -36,13 +36,7 @@ def run_buckets(
     for b in buckets:
         i0 = in_start[b]
         ni = in_count[b]
-        for i in range(i0, i0 + ni):
-            off = i_off[i]
-            if i_factor[i]:
-                k = i_ev[i]
-                for j in range(ev.shape[0]):
-                    off += ev[j] * ev_str[k, j]
-            cur[i - i0] = off
+        input_offsets(cur, i0, ni, i_off, i_factor, i_ev, ev_str, ev)
         out = marg if to_marg[b] else msg
         o0 = out_off[b]
         osz = out_size[b]
@@ -138,14 +132,31 @@ def run_buckets(
                     cur[i - i0] -= o_cards[b, d] * i_ostr[i, d]
                 dig[d] = 0
                 d -= 1
-        tot = 0.0
-        for s in range(o0, o0 + osz):
-            tot += out[s]
-        if not tot > 0.0:
+        if not normalise(out[o0:o0 + osz]):
             return False
-        inv = 1.0 / tot
-        for s in range(o0, o0 + osz):
-            out[s] *= inv
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def input_offsets(cur: Any, i0: int, ni: int, i_off: Any, i_factor: Any, i_ev: Any,
+                  ev_str: Any, ev: Any) -> None:  # pragma: no cover
+    """cur[i - i0]: where input i of a bucket starts (a factor table's at the row's
+    evidence)."""
+    for i in range(i0, i0 + ni):
+        off = i_off[i]
+        if i_factor[i]:
+            for j in range(ev.shape[0]):
+                off += ev[j] * ev_str[i_ev[i], j]
+        cur[i - i0] = off
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def normalise(out: Any) -> bool:  # pragma: no cover
+    """Divide ``out`` by its total; False (and ``out`` left) when the total is zero."""
+    tot = out.sum()
+    if not tot > 0.0:
+        return False
+    out *= 1.0 / tot
     return True
 
 
@@ -284,12 +295,7 @@ def run_split(
             continue
         i0 = in_start[b]
         ni = in_count[b]
-        for k in range(i0, i0 + ni):
-            off = i_off[k]
-            if i_factor[k]:
-                for j in range(ev.shape[0]):
-                    off += ev[j] * ev_str[i_ev[k], j]
-            cur[k - i0] = off
+        input_offsets(cur, i0, ni, i_off, i_factor, i_ev, ev_str, ev)
         out = marg if to_marg[b] else msg
         o0 = out_off[b]
         osz = out_size[b]
@@ -304,9 +310,7 @@ def run_split(
             e1 = mid if half == 0 else sp_n[b]
             fused_entries(ni, s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni], sp_out,
                           sp_first[b], e0, e1 - e0, out, o0)
-        tot = out[o0:o0 + osz].sum()
-        if not tot > 0.0:
+        if not normalise(out[o0:o0 + osz]):
             return False
-        out[o0:o0 + osz] *= 1.0 / tot
         i += 1
     return True
