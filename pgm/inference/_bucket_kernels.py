@@ -40,8 +40,7 @@ def run_buckets(
         out = marg if to_marg[b] else msg
         o0 = out_off[b]
         osz = out_size[b]
-        for s in range(o0, o0 + osz):
-            out[s] = 0.0
+        out[o0:o0 + osz] = 0.0
         B = block[b]
         R = red[b]
         no = nd_out[b]
@@ -109,12 +108,9 @@ def run_buckets(
                         dst[j] += part[j]
             elif R <= B:
                 rows = B // R
-                w = o0 + blk * rows
+                dst = out[o0 + blk * rows:o0 + blk * rows + rows]
                 for r in range(rows):
-                    acc = 0.0
-                    for j in range(r * R, r * R + R):
-                        acc += tmp[j]
-                    out[w + r] = acc
+                    dst[r] = tmp[r * R:r * R + R].sum()
             else:
                 acc = 0.0
                 for j in range(B):
