@@ -20,7 +20,8 @@ def run_buckets(
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
+    sp_out: Any,
     msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
 ) -> bool:  # pragma: no cover
     """The given buckets (children first) for one evidence row.
@@ -57,8 +58,8 @@ def run_buckets(
                 s1 = values if ni < 2 or i_factor[i0 + 1] else msg
                 s2 = values if ni < 3 or i_factor[i0 + 2] else msg
                 s3 = values if ni < 4 or i_factor[i0 + 3] else msg
-                fused_entries(ni, s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni], sp_out, sp,
-                              0, n_sp, out, o0)
+                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
+                              sp_out, sp, 0, n_sp, out, o0)
             else:
                 for e0 in range(0, n_sp, tmp.shape[0]):
                     m = min(tmp.shape[0], n_sp - e0)
@@ -158,20 +159,21 @@ def normalise(out: Any) -> bool:  # pragma: no cover
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def fused_entries(
-    ni: int, s0: Any, s1: Any, s2: Any, s3: Any, cur: Any, sp_in: Any, lists: Any,
-    sp_out: Any, first: int, e0: int, n: int, out: Any, o0: int,
+    ni: int, seq: bool, s0: Any, s1: Any, s2: Any, s3: Any, cur: Any, sp_in: Any,
+    lists: Any, sp_out: Any, first: int, e0: int, n: int, out: Any, o0: int,
 ) -> None:  # pragma: no cover
     """A sparse bucket's listed entries e0..e0+n-1 with ``ni`` (1-4) inputs: entry q reads
-    input i at ``cur[i] + sp_in[lists[i] + q]`` and adds the product into ``out[o0 +
-    sp_out[first + q]]``. The slots come sorted, so each run of equal slots is summed in a
-    register (an add into memory per entry would wait on the one before)."""
+    input i at ``cur[i] + sp_in[lists[i] + q]`` (input 0 at ``cur[0] + q`` when ``seq``: a
+    folded table, stored in entry order) and adds the product into ``out[o0 + sp_out[first +
+    q]]``. The slots come sorted, so each run of equal slots is summed in a register (an add
+    into memory per entry would wait on the one before)."""
     if n == 0:
         return
     first += e0
     lists = lists + e0
     # views starting at each offset: plain indices let the compiler drop the checks and
     # additions that offsets would need on every read (2.5x on water's largest bucket)
-    a0 = s0[cur[0]:]
+    a0 = s0[cur[0] + e0:] if seq else s0[cur[0]:]
     v0 = sp_in[lists[0]:lists[0] + n]
     k = min(1, ni - 1)
     a1 = s1[cur[k]:]
@@ -186,8 +188,40 @@ def fused_entries(
     dst = out[o0:]
     slot = slots[0]
     acc = 0.0
-    # one loop per arity (a test inside the loop keeps it from being scheduled well)
-    if ni == 1:
+    # one loop per case (a test inside the loop keeps it from being scheduled well)
+    if seq and ni == 1:
+        for q in range(n):
+            v = a0[q]
+            if slots[q] != slot:
+                dst[slot] += acc
+                acc = 0.0
+                slot = slots[q]
+            acc += v
+    elif seq and ni == 2:
+        for q in range(n):
+            v = a0[q] * a1[v1[q]]
+            if slots[q] != slot:
+                dst[slot] += acc
+                acc = 0.0
+                slot = slots[q]
+            acc += v
+    elif seq and ni == 3:
+        for q in range(n):
+            v = a0[q] * a1[v1[q]] * a2[v2[q]]
+            if slots[q] != slot:
+                dst[slot] += acc
+                acc = 0.0
+                slot = slots[q]
+            acc += v
+    elif seq:
+        for q in range(n):
+            v = a0[q] * a1[v1[q]] * a2[v2[q]] * a3[v3[q]]
+            if slots[q] != slot:
+                dst[slot] += acc
+                acc = 0.0
+                slot = slots[q]
+            acc += v
+    elif ni == 1:
         for q in range(n):
             v = a0[v0[q]]
             if slots[q] != slot:
@@ -228,7 +262,8 @@ def run_rows(
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
+    sp_out: Any,
     msgs: Any, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
     """Every row's query trees: jobs (row, group of trees) spread over ``msgs.shape[0]``
@@ -250,7 +285,7 @@ def run_rows(
                 values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards,
                 n_blocks, block, red, out_off, out_size, to_marg, in_start, in_count,
                 i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n,
-                i_list, sp_in, sp_out, msgs[w], marg[r], tmp, cur, dig)
+                sp_seq, i_list, sp_in, sp_out, msgs[w], marg[r], tmp, cur, dig)
     for r in range(n):
         ok[r] = True
         for g in range(n_groups):
@@ -264,7 +299,8 @@ def run_split(
     nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, i_list: Any, sp_in: Any, sp_out: Any,
+    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
+    sp_out: Any,
     sp_mid: Any, msg: Any, max_block: int, max_in: int, max_nd: int, marg: Any,
 ) -> bool:  # pragma: no cover
     """One evidence row's buckets (children first) on two threads, where groups of query trees
@@ -284,8 +320,8 @@ def run_split(
             if not run_buckets(
                     values, ev, buckets[i:j], nd_out, o_cards, n_blocks, block, red, out_off,
                     out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev, ev_str,
-                    i_ostr, i_tab, i_contig, tab, sp_first, sp_n, i_list, sp_in, sp_out, msg,
-                    marg, tmp, cur, dig):
+                    i_ostr, i_tab, i_contig, tab, sp_first, sp_n, sp_seq, i_list, sp_in, sp_out,
+                    msg, marg, tmp, cur, dig):
                 return False
             i = j
             continue
@@ -304,8 +340,8 @@ def run_split(
         for half in prange(2):
             e0 = 0 if half == 0 else mid
             e1 = mid if half == 0 else sp_n[b]
-            fused_entries(ni, s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni], sp_out,
-                          sp_first[b], e0, e1 - e0, out, o0)
+            fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
+                          sp_out, sp_first[b], e0, e1 - e0, out, o0)
         if not normalise(out[o0:o0 + osz]):
             return False
         i += 1

@@ -131,6 +131,7 @@ class BucketProgram:
         sp_first: list[int] = []
         sp_n: list[int] = []
         sp_mid: list[int] = []
+        sp_seq: list[bool] = []
         i_list: list[int] = []
         sp_in: list[np.ndarray] = []
         sp_out: list[np.ndarray] = []
@@ -191,12 +192,14 @@ class BucketProgram:
                 sp_first.append(sp_out_n)
                 sp_n.append(into.size)
                 sp_mid.append(_split_point(into) if 1 <= len(inputs) <= 4 else 0)
+                sp_seq.append(inputs[0][2] == self.ev_str.shape[0] - 1)
                 sp_out.append(into)
                 sp_out_n += into.size
             else:
                 sp_first.append(-1)
                 sp_n.append(0)
                 sp_mid.append(0)
+                sp_seq.append(False)
             in_count.append(len(inputs))
             for j, (is_f, off, row, st, _) in enumerate(inputs):
                 i_factor.append(is_f)
@@ -245,6 +248,7 @@ class BucketProgram:
         self.values = np.concatenate([self.values, *folded])
         self.sp_first, self.sp_n = as64(sp_first or [-1]), as64(sp_n or [0])
         self.sp_mid = as64(sp_mid or [0])
+        self.sp_seq = np.asarray(sp_seq or [False], dtype=np.bool_)
         self.i_list = as64(i_list or [0])
 
         def cat32(parts: list[np.ndarray]) -> np.ndarray:
@@ -294,7 +298,7 @@ class BucketProgram:
                       self.out_off, self.out_size_b, self.to_marg, self.in_start, self.in_count,
                       self.i_factor, self.i_off, self.i_ev, self.ev_str, self.i_ostr,
                       self.i_tab, self.i_contig, self.tab, self.sp_first, self.sp_n,
-                      self.i_list, self.sp_in, self.sp_out)
+                      self.sp_seq, self.i_list, self.sp_in, self.sp_out)
             if n == 1 and threads > 1 and len(g_start) == 2 and self.sp_mid.any():
                 ok[0] = _kernels()["run_split"](
                     self.values, ev[0], g_buckets, *common, self.sp_mid, msgs[0],
@@ -370,8 +374,9 @@ def _fold_constants(
         product *= values[inputs[j][1] + lists[j]]
     folded.append(product)
     keep = [j for j in range(len(inputs)) if j not in const]
-    return ([inputs[j] for j in keep] + [(True, at, free, {}, None)],
-            [lists[j] for j in keep] + [np.arange(n, dtype=np.int32)])
+    # first: the kernel reads input 0 of a bucket with a folded table in entry order
+    return ([(True, at, free, {}, None)] + [inputs[j] for j in keep],
+            [np.arange(n, dtype=np.int32)] + [lists[j] for j in keep])
 
 
 def _sparse_entries(support: np.ndarray, clique: Sequence[str],
