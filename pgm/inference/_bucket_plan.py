@@ -109,13 +109,14 @@ class BucketPlan:
         """The groups to run one evidence row on ``threads`` threads: :meth:`groups` of
         ``threads``, unless the buckets that several groups share make one group (one thread)
         the faster, each of several threads running at :data:`THREAD_SPEED` of one alone."""
-        one = self.groups(1)
-        if threads <= 1:
-            return one
-        start, flat = self.groups(threads)
-        work = np.asarray(self.work)
-        heaviest = max(float(work[flat[a:b]].sum()) for a, b in itertools.pairwise(start))
-        return (start, flat) if heaviest / THREAD_SPEED < self.entries else one
+        if -threads not in self._groups:  # (the choice, kept under a negative key)
+            one = self.groups(1)
+            start, flat = self.groups(max(threads, 1))
+            work = np.asarray(self.work)
+            heaviest = max(float(work[flat[a:b]].sum()) for a, b in itertools.pairwise(start))
+            self._groups[-threads] = (start, flat) if (
+                threads > 1 and heaviest / THREAD_SPEED < self.entries) else one
+        return self._groups[-threads]
 
     def groups(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The trees split into ``n`` groups, each run by one task: group starts, and each
