@@ -21,7 +21,7 @@ def run_buckets(
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any,
+    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
     msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
 ) -> bool:  # pragma: no cover
     """The given buckets (children first) for one evidence row.
@@ -58,8 +58,12 @@ def run_buckets(
                 s1 = values if ni < 2 or i_factor[i0 + 1] else msg
                 s2 = values if ni < 3 or i_factor[i0 + 2] else msg
                 s3 = values if ni < 4 or i_factor[i0 + 3] else msg
-                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
-                              sp_out, sp, 0, n_sp, out, o0)
+                if sp_small[b]:  # (a second compiled version, for uint16 offsets)
+                    fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in16,
+                                  i_list[i0:i0 + ni], sp_out16, sp, 0, n_sp, out, o0)
+                else:
+                    fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in,
+                                  i_list[i0:i0 + ni], sp_out, sp, 0, n_sp, out, o0)
             else:
                 for e0 in range(0, n_sp, tmp.shape[0]):
                     m = min(tmp.shape[0], n_sp - e0)
@@ -263,7 +267,7 @@ def run_rows(
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any,
+    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
     msgs: Any, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
     """Every row's query trees: jobs (row, group of trees) spread over ``msgs.shape[0]``
@@ -285,7 +289,8 @@ def run_rows(
                 values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards,
                 n_blocks, block, red, out_off, out_size, to_marg, in_start, in_count,
                 i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n,
-                sp_seq, i_list, sp_in, sp_out, msgs[w], marg[r], tmp, cur, dig)
+                sp_seq, i_list, sp_in, sp_out, sp_small, sp_in16, sp_out16, msgs[w], marg[r],
+                tmp, cur, dig)
     for r in range(n):
         ok[r] = True
         for g in range(n_groups):
@@ -300,7 +305,7 @@ def run_split(
     out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
     i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
     i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any,
+    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
     sp_mid: Any, msg: Any, max_block: int, max_in: int, max_nd: int, marg: Any,
 ) -> bool:  # pragma: no cover
     """One evidence row's buckets (children first) on two threads, where groups of query trees
@@ -321,7 +326,7 @@ def run_split(
                     values, ev, buckets[i:j], nd_out, o_cards, n_blocks, block, red, out_off,
                     out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev, ev_str,
                     i_ostr, i_tab, i_contig, tab, sp_first, sp_n, sp_seq, i_list, sp_in, sp_out,
-                    msg, marg, tmp, cur, dig):
+                    sp_small, sp_in16, sp_out16, msg, marg, tmp, cur, dig):
                 return False
             i = j
             continue
@@ -340,8 +345,12 @@ def run_split(
         for half in prange(2):
             e0 = 0 if half == 0 else mid
             e1 = mid if half == 0 else sp_n[b]
-            fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
-                          sp_out, sp_first[b], e0, e1 - e0, out, o0)
+            if sp_small[b]:
+                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in16, i_list[i0:i0 + ni],
+                              sp_out16, sp_first[b], e0, e1 - e0, out, o0)
+            else:
+                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
+                              sp_out, sp_first[b], e0, e1 - e0, out, o0)
         if not normalise(out[o0:o0 + osz]):
             return False
         i += 1

@@ -123,11 +123,27 @@ def test_split_buckets(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
     forest = _assert_matches(model, ev_vars, {v: int(x[0, names.index(v)]) for v in ev_vars})
     program = forest._program
     assert program.sp_mid.any()
-    mid = program.sp_mid[program.sp_mid > 0]
-    first = program.sp_first[program.sp_mid > 0]
-    assert (program.sp_out[first + mid] != program.sp_out[first + mid - 1]).all()
+    for b in map(int, (program.sp_mid > 0).nonzero()[0]):
+        slots = program.sp_out16 if program.sp_small[b] else program.sp_out
+        at = program.sp_first[b] + program.sp_mid[b]
+        assert slots[at] != slots[at - 1]
     if get_num_threads() < 2:  # pragma: no cover - the halves then run one after the other
         pytest.skip("one thread: the split path is not taken")
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_wide_offsets(monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Sparse buckets with int32 offsets (here every one), whole and in split halves."""
+    import pgm.inference._bucket_plan as plan_module
+
+    monkeypatch.setattr(bp_module, "SMALL_OFFSETS", 0)
+    monkeypatch.setattr(bp_module, "SPLIT_ENTRIES", 8)
+    model = random_bn(200 + seed, n_min=10, n_max=16, p_zero=0.6)
+    program = _assert_matches(model, [], {})._program
+    assert not program.sp_small.any() and (program.sp_first >= 0).any()
+    monkeypatch.setattr(plan_module, "THREAD_SPEED", 1e-9)
+    program = _assert_matches(model, [], {})._program
+    assert not program.sp_small.any() and program.sp_mid.any()
 
 
 def test_compact_messages() -> None:
