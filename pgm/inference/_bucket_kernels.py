@@ -5,24 +5,56 @@ At module level so that numba's disk cache finds it again in a new process.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
+
+from pgm.inference._tree_kernels import normalise
 
 # Sums may be reassociated (vectorised): every term is finite and non-negative.
 sums = {"reassoc", "contract"}
 
 
+class Arrays(NamedTuple):
+    """A compiled program's arrays (see :class:`pgm.inference._bucket_program.BucketProgram`):
+    factor values; per bucket its block walk, output and sparse entry lists; per input its
+    source, offsets and index table."""
+
+    values: Any
+    nd_out: Any
+    o_cards: Any
+    n_blocks: Any
+    block: Any
+    red: Any
+    out_off: Any
+    out_size: Any
+    to_marg: Any
+    in_start: Any
+    in_count: Any
+    i_factor: Any
+    i_off: Any
+    i_ev: Any
+    ev_str: Any
+    i_ostr: Any
+    i_tab: Any
+    i_contig: Any
+    tab: Any
+    sp_first: Any
+    sp_n: Any
+    sp_seq: Any
+    i_list: Any
+    sp_in: Any
+    sp_out: Any
+    sp_small: Any
+    sp_in16: Any
+    sp_out16: Any
+    sp_mid: Any
+
+
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def run_buckets(
-    values: Any, ev: Any, buckets: Any,
-    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
-    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
-    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
-    msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
+    a: Arrays, ev: Any, buckets: Any, msg: Any, marg: Any, tmp: Any, cur: Any, dig: Any,
 ) -> bool:  # pragma: no cover
     """The given buckets (children first) for one evidence row.
 
@@ -35,74 +67,74 @@ def run_buckets(
     (``sp_in`` from ``i_list[i]``), and adds each into its listed output slot (``sp_out``).
     False when a total is zero."""
     for b in buckets:
-        i0 = in_start[b]
-        ni = in_count[b]
-        input_offsets(cur, i0, ni, i_off, i_factor, i_ev, ev_str, ev)
-        out = marg if to_marg[b] else msg
-        o0 = out_off[b]
-        osz = out_size[b]
+        i0 = a.in_start[b]
+        ni = a.in_count[b]
+        input_offsets(cur, i0, ni, a.i_off, a.i_factor, a.i_ev, a.ev_str, ev)
+        out = marg if a.to_marg[b] else msg
+        o0 = a.out_off[b]
+        osz = a.out_size[b]
         out[o0:o0 + osz] = 0.0
-        B = block[b]
-        R = red[b]
-        no = nd_out[b]
+        B = a.block[b]
+        R = a.red[b]
+        no = a.nd_out[b]
         for d in range(no):
             dig[d] = 0
-        sp = sp_first[b]
+        sp = a.sp_first[b]
         if sp >= 0:
             # sparse: the listed entries in one fused pass for up to four inputs (each entry's
             # product straight into a register sum over its run of equal slots), else a chunk
             # at a time
-            n_sp = sp_n[b]
+            n_sp = a.sp_n[b]
             if 1 <= ni <= 4:
-                s0 = values if i_factor[i0] else msg
-                s1 = values if ni < 2 or i_factor[i0 + 1] else msg
-                s2 = values if ni < 3 or i_factor[i0 + 2] else msg
-                s3 = values if ni < 4 or i_factor[i0 + 3] else msg
-                if sp_small[b]:  # (a second compiled version, for uint16 offsets)
-                    fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in16,
-                                  i_list[i0:i0 + ni], sp_out16, sp, 0, n_sp, out, o0)
+                s0 = a.values if a.i_factor[i0] else msg
+                s1 = a.values if ni < 2 or a.i_factor[i0 + 1] else msg
+                s2 = a.values if ni < 3 or a.i_factor[i0 + 2] else msg
+                s3 = a.values if ni < 4 or a.i_factor[i0 + 3] else msg
+                if a.sp_small[b]:  # (a second compiled version, for uint16 offsets)
+                    fused_entries(ni, a.sp_seq[b], s0, s1, s2, s3, cur, a.sp_in16,
+                                  a.i_list[i0:i0 + ni], a.sp_out16, sp, 0, n_sp, out, o0)
                 else:
-                    fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in,
-                                  i_list[i0:i0 + ni], sp_out, sp, 0, n_sp, out, o0)
+                    fused_entries(ni, a.sp_seq[b], s0, s1, s2, s3, cur, a.sp_in,
+                                  a.i_list[i0:i0 + ni], a.sp_out, sp, 0, n_sp, out, o0)
             else:
                 for e0 in range(0, n_sp, tmp.shape[0]):
                     m = min(tmp.shape[0], n_sp - e0)
                     for i in range(i0, i0 + ni):
-                        src = values[cur[i - i0]:] if i_factor[i] else msg[cur[i - i0]:]
-                        idx = sp_in[i_list[i] + e0:i_list[i] + e0 + m]
+                        src = a.values[cur[i - i0]:] if a.i_factor[i] else msg[cur[i - i0]:]
+                        idx = a.sp_in[a.i_list[i] + e0:a.i_list[i] + e0 + m]
                         if i == i0:
                             for q in range(m):
                                 tmp[q] = src[idx[q]]
                         else:
                             for q in range(m):
                                 tmp[q] *= src[idx[q]]
-                    slots = sp_out[sp + e0:sp + e0 + m]
+                    slots = a.sp_out[sp + e0:sp + e0 + m]
                     dst = out[o0:]
                     for q in range(m):
                         dst[slots[q]] += tmp[q]
-        for blk in range(0 if sp >= 0 else n_blocks[b]):  # dense: block by block
+        for blk in range(0 if sp >= 0 else a.n_blocks[b]):  # dense: a.block by a.block
             if ni == 0:
                 for j in range(B):
                     tmp[j] = 1.0
             for i in range(i0, i0 + ni):
                 # views at the offsets: plain indices inside the loops (see fused_entries)
-                src = values[cur[i - i0]:] if i_factor[i] else msg[cur[i - i0]:]
-                idx = tab[i_tab[i]:i_tab[i] + B]
+                src = a.values[cur[i - i0]:] if a.i_factor[i] else msg[cur[i - i0]:]
+                idx = a.tab[a.i_tab[i]:a.i_tab[i] + B]
                 if i == i0:
-                    if i_contig[i]:
+                    if a.i_contig[i]:
                         for j in range(B):
                             tmp[j] = src[j]
                     else:
                         for j in range(B):
                             tmp[j] = src[idx[j]]
-                elif i_contig[i]:
+                elif a.i_contig[i]:
                     for j in range(B):
                         tmp[j] *= src[j]
                 else:
                     for j in range(B):
                         tmp[j] *= src[idx[j]]
-            if not to_marg[b]:
-                # the block is (x, rest): the message block sums the R slices of tmp
+            if not a.to_marg[b]:
+                # the a.block is (x, rest): the message a.block sums the R slices of tmp
                 inner = B // R
                 dst = out[o0 + blk * inner:o0 + blk * inner + inner]
                 for j in range(inner):
@@ -121,16 +153,16 @@ def run_buckets(
                 for j in range(B):
                     acc += tmp[j]
                 out[o0 + (blk * B) // R] += acc
-            # next block: the counter over the clique's leading variables
+            # next a.block: the counter over the clique's leading variables
             d = no - 1
             while d >= 0:
                 dig[d] += 1
                 for i in range(i0, i0 + ni):
-                    cur[i - i0] += i_ostr[i, d]
-                if dig[d] < o_cards[b, d]:
+                    cur[i - i0] += a.i_ostr[i, d]
+                if dig[d] < a.o_cards[b, d]:
                     break
                 for i in range(i0, i0 + ni):
-                    cur[i - i0] -= o_cards[b, d] * i_ostr[i, d]
+                    cur[i - i0] -= a.o_cards[b, d] * a.i_ostr[i, d]
                 dig[d] = 0
                 d -= 1
         if not normalise(out[o0:o0 + osz]):
@@ -149,16 +181,6 @@ def input_offsets(cur: Any, i0: int, ni: int, i_off: Any, i_factor: Any, i_ev: A
             for j in range(ev.shape[0]):
                 off += ev[j] * ev_str[i_ev[i], j]
         cur[i - i0] = off
-
-
-@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
-def normalise(out: Any) -> bool:  # pragma: no cover
-    """Divide ``out`` by its total; False (and ``out`` left) when the total is zero."""
-    tot = out.sum()
-    if not tot > 0.0:
-        return False
-    out *= 1.0 / tot
-    return True
 
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
@@ -262,13 +284,8 @@ def fused_entries(
 
 @njit(parallel=True, cache=True, nogil=True)
 def run_rows(
-    values: Any, ev: Any, g_start: Any, g_buckets: Any,
-    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
-    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
-    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
-    msgs: Any, max_block: int, max_in: int, max_nd: int, marg: Any, ok: Any,
+    a: Arrays, ev: Any, g_start: Any, g_buckets: Any, msgs: Any, max_block: int, max_in: int,
+    max_nd: int, marg: Any, ok: Any,
 ) -> None:  # pragma: no cover
     """Every row's query trees: jobs (row, group of trees) spread over ``msgs.shape[0]``
     parallel tasks, each with its own message buffer (a row of ``msgs``);
@@ -285,12 +302,8 @@ def run_rows(
         for job in range(w, n * n_groups, n_tasks):
             r = job // n_groups
             g = job - r * n_groups
-            good[r, g] = run_buckets(
-                values, ev[r], g_buckets[g_start[g]:g_start[g + 1]], nd_out, o_cards,
-                n_blocks, block, red, out_off, out_size, to_marg, in_start, in_count,
-                i_factor, i_off, i_ev, ev_str, i_ostr, i_tab, i_contig, tab, sp_first, sp_n,
-                sp_seq, i_list, sp_in, sp_out, sp_small, sp_in16, sp_out16, msgs[w], marg[r],
-                tmp, cur, dig)
+            good[r, g] = run_buckets(a, ev[r], g_buckets[g_start[g]:g_start[g + 1]], msgs[w],
+                                      marg[r], tmp, cur, dig)
     for r in range(n):
         ok[r] = True
         for g in range(n_groups):
@@ -300,13 +313,8 @@ def run_rows(
 
 @njit(parallel=True, cache=True, nogil=True)
 def run_split(
-    values: Any, ev: Any, buckets: Any,
-    nd_out: Any, o_cards: Any, n_blocks: Any, block: Any, red: Any, out_off: Any,
-    out_size: Any, to_marg: Any, in_start: Any, in_count: Any,
-    i_factor: Any, i_off: Any, i_ev: Any, ev_str: Any, i_ostr: Any, i_tab: Any,
-    i_contig: Any, tab: Any, sp_first: Any, sp_n: Any, sp_seq: Any, i_list: Any, sp_in: Any,
-    sp_out: Any, sp_small: Any, sp_in16: Any, sp_out16: Any,
-    sp_mid: Any, msg: Any, max_block: int, max_in: int, max_nd: int, marg: Any,
+    a: Arrays, ev: Any, buckets: Any, msg: Any, max_block: int, max_in: int, max_nd: int,
+    marg: Any,
 ) -> bool:  # pragma: no cover
     """One evidence row's buckets (children first) on two threads, where groups of query trees
     would share too many buckets: a sparse bucket with a split point (``sp_mid[b] > 0``, a
@@ -318,39 +326,40 @@ def run_split(
     i = 0
     while i < buckets.shape[0]:
         b = buckets[i]
-        if sp_mid[b] == 0:
+        if a.sp_mid[b] == 0:
             j = i
-            while j < buckets.shape[0] and sp_mid[buckets[j]] == 0:
+            while j < buckets.shape[0] and a.sp_mid[buckets[j]] == 0:
                 j += 1
-            if not run_buckets(
-                    values, ev, buckets[i:j], nd_out, o_cards, n_blocks, block, red, out_off,
-                    out_size, to_marg, in_start, in_count, i_factor, i_off, i_ev, ev_str,
-                    i_ostr, i_tab, i_contig, tab, sp_first, sp_n, sp_seq, i_list, sp_in, sp_out,
-                    sp_small, sp_in16, sp_out16, msg, marg, tmp, cur, dig):
+            if not run_buckets(a, ev, buckets[i:j], msg, marg, tmp, cur, dig):
                 return False
             i = j
             continue
-        i0 = in_start[b]
-        ni = in_count[b]
-        input_offsets(cur, i0, ni, i_off, i_factor, i_ev, ev_str, ev)
-        out = marg if to_marg[b] else msg
-        o0 = out_off[b]
-        osz = out_size[b]
+        i0 = a.in_start[b]
+        ni = a.in_count[b]
+        input_offsets(cur, i0, ni, a.i_off, a.i_factor, a.i_ev, a.ev_str, ev)
+        out = marg if a.to_marg[b] else msg
+        o0 = a.out_off[b]
+        osz = a.out_size[b]
         out[o0:o0 + osz] = 0.0
-        s0 = values if i_factor[i0] else msg
-        s1 = values if ni < 2 or i_factor[i0 + 1] else msg
-        s2 = values if ni < 3 or i_factor[i0 + 2] else msg
-        s3 = values if ni < 4 or i_factor[i0 + 3] else msg
-        mid = sp_mid[b]
+        s0 = a.values if a.i_factor[i0] else msg
+        s1 = a.values if ni < 2 or a.i_factor[i0 + 1] else msg
+        s2 = a.values if ni < 3 or a.i_factor[i0 + 2] else msg
+        s3 = a.values if ni < 4 or a.i_factor[i0 + 3] else msg
+        # read-only locals for the parallel loop (fields of ``a`` read inside it draw a
+        # spurious race warning)
+        mid, n_b, seq, first = a.sp_mid[b], a.sp_n[b], a.sp_seq[b], a.sp_first[b]
+        lists = a.i_list[i0:i0 + ni]
+        small = a.sp_small[b]
+        sp_in, sp_out, sp_in16, sp_out16 = a.sp_in, a.sp_out, a.sp_in16, a.sp_out16
         for half in prange(2):
             e0 = 0 if half == 0 else mid
-            e1 = mid if half == 0 else sp_n[b]
-            if sp_small[b]:
-                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in16, i_list[i0:i0 + ni],
-                              sp_out16, sp_first[b], e0, e1 - e0, out, o0)
+            e1 = mid if half == 0 else n_b
+            if small:
+                fused_entries(ni, seq, s0, s1, s2, s3, cur, sp_in16, lists, sp_out16, first, e0,
+                              e1 - e0, out, o0)
             else:
-                fused_entries(ni, sp_seq[b], s0, s1, s2, s3, cur, sp_in, i_list[i0:i0 + ni],
-                              sp_out, sp_first[b], e0, e1 - e0, out, o0)
+                fused_entries(ni, seq, s0, s1, s2, s3, cur, sp_in, lists, sp_out, first, e0,
+                              e1 - e0, out, o0)
         if not normalise(out[o0:o0 + osz]):
             return False
         i += 1

@@ -280,10 +280,21 @@ class BucketProgram:
         self.sp_in16 = np.concatenate(sp_in16) if sp_in16 else np.zeros(1, dtype=np.uint16)
         self.sp_out16 = np.concatenate(sp_out16) if sp_out16 else np.zeros(1, dtype=np.uint16)
         self._lock = threading.Lock()
+        self._packed: Any = None
         self._msgs = np.empty((0, self.msg_size))
         self.sparse_entries = sp_out_n + sp16_out_n
         self.max_block = max(int(max(block, default=1)), SPARSE_CHUNK)
         self.max_in = int(max(in_count, default=1)) or 1
+
+    def _arrays(self) -> Any:
+        """The kernels' arrays as one named tuple (built on first use)."""
+        if self._packed is None:
+            from pgm.inference._bucket_kernels import Arrays
+
+            per_bucket = {"out_size": self.out_size_b}  # (self.out_size is the total)
+            self._packed = Arrays(**{f: per_bucket.get(f, getattr(self, f, None))
+                                     for f in Arrays._fields})
+        return self._packed
 
     def run(self, evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run every query tree for every evidence row.
@@ -318,20 +329,14 @@ class BucketProgram:
                     self._msgs = msgs
             else:
                 msgs = self._msgs
-            common = (self.nd_out, self.o_cards, self.n_blocks, self.block, self.red,
-                      self.out_off, self.out_size_b, self.to_marg, self.in_start, self.in_count,
-                      self.i_factor, self.i_off, self.i_ev, self.ev_str, self.i_ostr,
-                      self.i_tab, self.i_contig, self.tab, self.sp_first, self.sp_n,
-                      self.sp_seq, self.i_list, self.sp_in, self.sp_out, self.sp_small,
-                      self.sp_in16, self.sp_out16)
+            arrays = self._arrays()
             if n == 1 and threads > 1 and len(g_start) == 2 and self.sp_mid.any():
-                ok[0] = _kernels()["run_split"](
-                    self.values, ev[0], g_buckets, *common, self.sp_mid, msgs[0],
-                    self.max_block, self.max_in, self.max_nd, marg[0])
+                ok[0] = _kernels()["run_split"](arrays, ev[0], g_buckets, msgs[0],
+                                                self.max_block, self.max_in, self.max_nd,
+                                                marg[0])
             else:
-                _kernels()["run_rows"](
-                    self.values, ev, g_start, g_buckets, *common, msgs[:tasks],
-                    self.max_block, self.max_in, self.max_nd, marg, ok)
+                _kernels()["run_rows"](arrays, ev, g_start, g_buckets, msgs[:tasks],
+                                       self.max_block, self.max_in, self.max_nd, marg, ok)
         finally:
             if mine:
                 self._lock.release()

@@ -131,6 +131,16 @@ def scatter(beta: Any, b0: int, size: int, nd: int, cards: Any, strides: Any, io
             d -= 1
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def normalise(out: Any) -> bool:  # pragma: no cover
+    """Divide ``out`` by its total; False (and ``out`` left) when the total is zero."""
+    tot = out.sum()
+    if not tot > 0.0:
+        return False
+    out *= 1.0 / tot
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
 def potentials(
     beta: Any, values: Any, f_off: Any, f_walk: Any, f_first: Any, ev_str: Any, ev: Any,
     has_factor: Any, w_clique: Any, w_nd: Any, w_cards: Any, w_strides: Any, w_ioff: Any,
@@ -250,12 +260,7 @@ def calibrate_one(
         c = w_clique[w]
         scatter(beta, c_off[c], c_size[c], w_nd[w], w_cards[w], w_strides[w], w_ioff[w],
                 w_idx, marg, o, dig)
-        tot = 0.0
-        for s in range(o, o + out_card[v]):
-            tot += marg[s]
-        inv = 1.0 / tot
-        for s in range(o, o + out_card[v]):
-            marg[s] *= inv
+        normalise(marg[o:o + out_card[v]])
     return float(log_z)
 
 @njit(parallel=True, cache=True, nogil=True)
