@@ -416,17 +416,27 @@ def _sparse_entries(support: np.ndarray, clique: Sequence[str],
     """A sparse bucket's nonzero entries (row-major over its clique): per input the offset
     each entry reads (through ``rank`` where that input is a compact message), and the slot it
     sums into (its message's offset, ranked where compact; at a root, the query's state)."""
-    at = np.nonzero(support)
+    # entries as flat indices split into a high and a low part (an n-d nonzero costs 7x a flat
+    # one: mildew's build 31 -> 10 ms); an input's offset is the sum of its offsets in the two
+    # parts, each the strides times that part's coordinates (one row per variable)
+    shape = support.shape
+    cut = 0
+    while cut < len(shape) and math.prod(shape[cut:]) > math.prod(shape[:cut]):
+        cut += 1
+    n_hi, n_lo = math.prod(shape[:cut]), math.prod(shape[cut:])
+    hi, lo = np.divmod(np.flatnonzero(support), n_lo)
+    at_hi = np.indices(shape[:cut]).reshape(cut, n_hi)
+    at_lo = np.indices(shape[cut:]).reshape(len(shape) - cut, n_lo)
 
     def offsets(strides: Mapping[str, int], rank: np.ndarray | None) -> np.ndarray:
-        off = np.zeros(at[0].size, dtype=np.int64)
-        for v, coord in zip(clique, at, strict=True):
-            if strides.get(v, 0):
-                off += coord * strides[v]
-        return (off if rank is None else rank[off]).astype(np.int32)
+        st = np.asarray([strides.get(v, 0) for v in clique], dtype=np.int64)
+        off = (st[:cut] @ at_hi)[hi] + (st[cut:] @ at_lo)[lo]
+        found: np.ndarray = (off if rank is None else rank[off]).astype(np.int32)
+        return found
 
     lists = [offsets(st, rk) for st, rk in inputs]
-    into = at[0].astype(np.int32) if out_strides is None else offsets(out_strides, out_rank)
+    into = offsets({clique[0]: 1}, None) if out_strides is None else offsets(out_strides,
+                                                                             out_rank)
     return lists, into
 
 
