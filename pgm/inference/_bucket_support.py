@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import math
-import string
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -101,14 +100,17 @@ def message_support(support: np.ndarray, n: int) -> np.ndarray:
 
 def _product(clique: tuple[str, ...], operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
              cards: Mapping[str, int]) -> np.ndarray:
-    """The Boolean product of the operands over the clique (in its order)."""
-    letter = dict(zip(clique, string.ascii_letters, strict=False))
+    """The Boolean product of the operands over the clique (in its order).
+
+    Each operand is laid along the clique's axes and and-ed in by broadcasting (einsum on
+    bool arrays is 3x slower: mildew's largest bucket 8.8 -> 2.7 ms)."""
+    pos = {v: i for i, v in enumerate(clique)}
+    prod: np.ndarray | None = None
+    for scope, s in operands:
+        axes = sorted(range(len(scope)), key=lambda a: pos[scope[a]])
+        held = set(scope)
+        view = np.transpose(s, axes).reshape([cards[v] if v in held else 1 for v in clique])
+        prod = view if prod is None else prod & view
     shape = tuple(cards[v] for v in clique)
-    if not operands:
-        return np.ones(shape, dtype=np.bool_)
-    spec = ",".join("".join(letter[v] for v in scope) for scope, _ in operands)
-    held = {v for scope, _ in operands for v in scope}
-    prod = np.einsum(f"{spec}->{''.join(letter[v] for v in clique if v in held)}",
-                     *(s for _, s in operands))
     # a variable no operand holds (a query with no table left) is unconstrained
-    return np.broadcast_to(prod.reshape([cards[v] if v in held else 1 for v in clique]), shape)
+    return np.ones(shape, dtype=np.bool_) if prod is None else np.broadcast_to(prod, shape)
