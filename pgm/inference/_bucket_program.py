@@ -100,7 +100,7 @@ class BucketProgram:
                  plan: BucketPlan | None = None) -> None:
         if plan is None:
             plan = BucketPlan(trees, [None if supports is None or s is None
-                                      else [int(a.sum()) for a in s]
+                                      else [int(np.count_nonzero(a)) for a in s]
                                       for s in (supports or [None] * len(trees))])
         self.plan = plan
         ev_col = {v: j for j, v in enumerate(evidence_vars)}

@@ -185,7 +185,7 @@ class QueryForest:
         supports = [bucket_supports(t, f_support, cards, memo)
                     if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
                     else None for t in trees]
-        nonzero = [None if s is None else [int(a.sum()) for a in s] for s in supports]
+        nonzero = [None if s is None else [int(np.count_nonzero(a)) for a in s] for s in supports]
         keep = [FOREST_NS_PER_ENTRY * (sum(t.sizes) if nz is None else sum(
                     bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True)))
                 <= LEFT_NS_PER_QUERY + LEFT_NS_PER_ENTRY * sum(t.sizes)
