@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 
@@ -147,8 +148,13 @@ def _greedy(adjacency: Adjacency, cards: Mapping[str, int], name: str,
     cost = 0
     remaining = set(todo)
     scores = {u: score(u, adj, cards) for u in remaining}
+    # the lowest (score, rank) first; entries whose vertex has since been rescored are stale
+    heap = [(sc, rank[u], u) for u, sc in scores.items()]
+    heapq.heapify(heap)
     while remaining:
-        v = min(remaining, key=lambda u: (scores[u], rank[u]))
+        sc, _, v = heapq.heappop(heap)
+        if v not in remaining or sc != scores[v]:
+            continue
         nbrs = adj[v]
         cost += cards[v] * math.prod(cards[u] for u in nbrs)
         fills = _fill_pairs(sorted(nbrs), adj)
@@ -163,6 +169,7 @@ def _greedy(adjacency: Adjacency, cards: Mapping[str, int], name: str,
             touched |= adj[a] & adj[b]
         for u in touched & remaining:
             scores[u] = score(u, adj, cards)
+            heapq.heappush(heap, (scores[u], rank[u], u))
     return order, cost
 
 
