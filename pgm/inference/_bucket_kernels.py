@@ -334,6 +334,8 @@ def run_split(
                 return False
             i = j
             continue
+        # run_buckets' bucket opening, written out: as an njit helper it slowed every bucket,
+        # called (munin1 without evidence 0.46 -> 0.68 ms) or inlined (0.30 -> 0.36 ms)
         i0 = a.in_start[b]
         ni = a.in_count[b]
         input_offsets(cur, i0, ni, a.i_off, a.i_factor, a.i_ev, a.ev_str, ev)
