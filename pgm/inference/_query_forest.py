@@ -11,7 +11,8 @@ message to the bucket that next uses the result) rooted at the query variable, a
 trees run as one compiled program (:mod:`pgm.inference._bucket_program`: each bucket's product
 and sum in one pass, over its nonzero entries only where the tables' structural zeros make
 most of it zero; buckets that several queries share run once), evidence rows (or, for one
-row, groups of query trees) in parallel.
+row, groups of query trees) in parallel. On a Bayesian network the CPDs lose their vacuous
+parents first (:mod:`pgm.inference._vacuous_parents`: barley 1.1e7 -> 3.9e6 entries).
 
 The order ``"best"`` is applied per query: a query tree under :data:`CHOOSE_ENTRIES` entries
 keeps min-fill's order (choosing costs more than it could save); a larger one takes the
@@ -44,6 +45,7 @@ from pgm.inference._bucket_plan import BucketPlan
 from pgm.inference._bucket_program import BucketProgram
 from pgm.inference._bucket_support import bucket_supports, bucket_work, factor_support
 from pgm.inference._common import DiscreteModel
+from pgm.inference._vacuous_parents import drop_vacuous_parents
 from pgm.inference.ordering import OrderSpec, elimination_order
 
 __all__ = ["QueryForest"]
@@ -173,10 +175,12 @@ class QueryForest:
         self.model = model
         self.evidence_vars = tuple(sorted(evidence_vars))
         self._factors = model.factors()
+        parents = getattr(model, "parents", None)
+        if isinstance(parents, dict):
+            self._factors, parents = drop_vacuous_parents(self._factors, parents)
         cards = model.cards
         observed = set(self.evidence_vars)
         scopes = [tuple(v for v in f.variables if v not in observed) for f in self._factors]
-        parents = getattr(model, "parents", None)
         trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
                  for q in variables]
         f_support = [factor_support(f, observed) for f in self._factors]
