@@ -30,6 +30,7 @@ class Arrays(NamedTuple):
     out_off: Any
     out_size: Any
     to_marg: Any
+    gm: Any
     in_start: Any
     in_count: Any
     i_factor: Any
@@ -112,6 +113,9 @@ def run_buckets(
                     dst = out[o0:]
                     for q in range(m):
                         dst[slots[q]] += tmp[q]
+        if a.gm[b, 0] > 0:  # a split's matrix product: its two inputs are the sides
+            matrix_products(msg, cur[0], cur[1], out, o0, a.gm[b, 0], a.gm[b, 1], a.gm[b, 2],
+                            a.gm[b, 3])
         for blk in range(0 if sp >= 0 else a.n_blocks[b]):  # dense: a.block by a.block
             if ni == 0:
                 for j in range(B):
@@ -168,6 +172,26 @@ def run_buckets(
         if not normalise(out[o0:o0 + osz]):
             return False
     return True
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def matrix_products(msg: Any, left: int, right: int, out: Any, o0: int, nb: int, fl: int,
+                    fr: int, nc: int) -> None:  # pragma: no cover
+    """``out[o0:]`` as (nb, fl, fr) = the sum over c of ``msg[left:]`` as (nb, fl, nc) times
+    ``msg[right:]`` as (nb, fr, nc): per batch a matrix times a transposed one, each entry a
+    dot product over contiguous memory."""
+    lm = msg[left:]
+    rm = msg[right:]
+    dst = out[o0:]
+    for bb in range(nb):
+        for i in range(fl):
+            row = lm[(bb * fl + i) * nc:(bb * fl + i + 1) * nc]
+            for j in range(fr):
+                col = rm[(bb * fr + j) * nc:(bb * fr + j + 1) * nc]
+                acc = 0.0
+                for k in range(nc):
+                    acc += row[k] * col[k]
+                dst[(bb * fl + i) * fr + j] = acc
 
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")

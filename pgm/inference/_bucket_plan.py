@@ -96,7 +96,7 @@ class BucketPlan:
                     seen[key] = len(self.work)
                     self.first.append((ti, b))
                     self.work.append(bucket_work(t.sizes[b], nz[b]) if sparse[b]
-                                     else float(t.sizes[b]))
+                                     else float(t.work[b]))
                 gid.append(seen[key])
             self.gid.append(gid)
             self.sparse.append(sparse)

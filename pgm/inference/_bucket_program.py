@@ -132,6 +132,7 @@ class BucketProgram:
         i_tab: list[int] = []
         i_contig: list[bool] = []
         tabs: list[np.ndarray] = []
+        gm: list[tuple[int, int, int, int]] = []
         sp_first: list[int] = []
         sp_n: list[int] = []
         sp_mid: list[int] = []
@@ -160,12 +161,15 @@ class BucketProgram:
             size = math.prod(cs)
             # the entries summed into each output slot (x's states; at a root, all but the
             # query's); a dense bucket's x heads its block
-            r = size // cs[0] if root else math.prod(cards[v] for v in t.cliques[b][-t.n_sum[b]:])
+            r = size // cs[0] if root else math.prod(
+                cards[v] for v in t.cliques[b][len(t.cliques[b]) - t.n_sum[b]:])
             lead = len(cs) - nb_dims
             nd_out.append(lead)
             o_cards.append(cs[:lead])
             block.append(bsize)
-            n_blocks.append(size // bsize)
+            # a split's matrix product (its two children are the sides) walks no blocks
+            n_blocks.append(size // bsize if t.split[b] is None else 0)
+            gm.append(t.split[b] or (0, 0, 0, 0))
             red.append(r)
             m_rank = _ranks(support, b, t.n_sum[b]) if compact[b] else None
             n_out = size // r if m_rank is None else int(m_rank[-1]) + 1
@@ -260,6 +264,7 @@ class BucketProgram:
             as64(nd_out), as64(n_blocks), as64(block), as64(red))
         self.out_off, self.out_size_b = as64(out_off), as64(out_size)
         self.to_marg = np.asarray(to_marg, dtype=np.bool_)
+        self.gm = np.asarray(gm, dtype=np.int64).reshape(len(gm), 4)
         self.in_start, self.in_count = as64(in_start), as64(in_count)
         self.i_factor = np.asarray(i_factor or [False], dtype=np.bool_)
         self.i_off, self.i_ev, self.i_tab = as64(i_off or [0]), as64(i_ev or [0]), as64(
@@ -456,7 +461,8 @@ def _block_layout(clique: tuple[str, ...], root: bool, cards: Mapping[str, int],
             nb_dims += 1
             bsize *= cards[clique[-nb_dims]]
         return clique, nb_dims, bsize
-    xs, rest = clique[-n_sum:], clique[:-n_sum]
+    k = len(clique) - n_sum  # (a split's side may sum out nothing)
+    xs, rest = clique[k:], clique[:k]
     nb_dims, bsize = 0, math.prod(cards[x] for x in xs)
     while nb_dims < len(rest) and bsize < MIN_BLOCK:
         nb_dims += 1

@@ -43,6 +43,7 @@ from torch import Tensor
 from pgm.graph import undirected_from_scopes
 from pgm.inference._bucket_plan import BucketPlan
 from pgm.inference._bucket_program import BucketProgram
+from pgm.inference._bucket_split import WALK_NS, best_split, contraction_ns
 from pgm.inference._bucket_support import bucket_supports, bucket_work, factor_support
 from pgm.inference._common import DiscreteModel
 from pgm.inference._vacuous_parents import drop_vacuous_parents
@@ -76,10 +77,12 @@ class _QueryTree:
 
     A variable that only the message of one bucket holds is summed out by that bucket too (a
     bucket of its own would only marginalise the message: 8-21% of the entries on water,
-    mildew, munin1 and barley)."""
+    mildew, munin1 and barley). With ``split``, large buckets whose inputs fall into two
+    small groups become two products and a matrix product (:mod:`pgm.inference._bucket_split`;
+    only for trees without zeros, whose buckets are all walked densely)."""
 
     def __init__(self, query: str, factors: Sequence[int], scopes: Sequence[tuple[str, ...]],
-                 cards: Mapping[str, int], order: OrderSpec) -> None:
+                 cards: Mapping[str, int], order: OrderSpec, split: bool = False) -> None:
         self.query = query
         adj = undirected_from_scopes([scopes[k] for k in factors], [query])
         elim = elimination_order(adj, cards, order, keep=[query], best_above=CHOOSE_ENTRIES)
@@ -104,7 +107,16 @@ class _QueryTree:
             pool.append((frozenset(rest), rest, -1, b))
         self.root = self._bucket(pool, None, (query,))
         self.parent[self.root] = -1
+        #: per bucket: (batch, left, right, contracted) dims where it is the matrix product of
+        #: a split (:mod:`pgm.inference._bucket_split`; its two children, in that order, are
+        #: the sides), else None
+        self.split: list[tuple[int, int, int, int] | None] = [None] * len(self.cliques)
+        if split:
+            self._split_buckets(scopes, cards)
         self.sizes = [math.prod(cards[v] for v in c) for c in self.cliques]
+        #: per bucket: its estimated work in entries walked (a split's products are cheaper)
+        self.work = [s if d is None else contraction_ns(d) / WALK_NS
+                     for s, d in zip(self.sizes, self.split, strict=True)]
         #: per bucket: the buckets sending it their messages, and the factors it multiplies
         self.children: list[list[int]] = [[] for _ in self.cliques]
         self.assigned: list[list[int]] = [[] for _ in self.cliques]
@@ -113,6 +125,59 @@ class _QueryTree:
                 self.children[p].append(c)
         for k, b in self.factors:
             self.assigned[b].append(k)
+
+    def _split_buckets(self, scopes: Sequence[tuple[str, ...]], cards: Mapping[str, int]
+                       ) -> None:
+        """Every non-root bucket that :func:`best_split` splits becomes three: the two sides'
+        products (cliques ordered so that their messages are the matrices: kept by both, kept
+        by this side, contracted) and their matrix product, which takes the bucket's place."""
+        inputs: list[list[tuple[int, int]]] = [[] for _ in self.cliques]  # (factor, child)
+        for k, b in self.factors:
+            inputs[b].append((k, -1))
+        for c, p in enumerate(self.parent):
+            if p >= 0:
+                inputs[p].append((-1, c))
+        cliques: list[tuple[str, ...]] = []
+        n_sum: list[int] = []
+        parent: list[int] = []
+        factors: list[tuple[int, int]] = []
+        split: list[tuple[int, int, int, int] | None] = []
+        new_id: list[int] = []
+
+        def add(clique: tuple[str, ...], n: int, items: Sequence[tuple[int, int]],
+                dims: tuple[int, int, int, int] | None) -> int:
+            b = len(cliques)
+            cliques.append(clique)
+            n_sum.append(n)
+            parent.append(-1)
+            split.append(dims)
+            for k, c in items:
+                if k >= 0:
+                    factors.append((k, b))
+                else:
+                    parent[new_id[c]] = b
+            return b
+
+        for b, clique in enumerate(self.cliques):
+            items = inputs[b]
+            n = self.n_sum[b]
+            found = None if b == self.root else best_split(
+                [scopes[k] if k >= 0 else self.message_vars(c) for k, c in items],
+                clique[len(clique) - n:], cards)
+            if found is None:
+                new_id.append(add(clique, n, items, None))
+                continue
+            left = add((*found.batch, *found.free_left, *found.contracted, *found.sum_left),
+                       len(found.sum_left), [items[i] for i in found.left], None)
+            right = add((*found.batch, *found.free_right, *found.contracted, *found.sum_right),
+                        len(found.sum_right), [items[i] for i in found.right], None)
+            new_id.append(add(
+                (*found.batch, *found.free_left, *found.free_right, *found.contracted),
+                len(found.contracted), (), found.dims(cards)))
+            parent[left] = parent[right] = new_id[-1]
+        self.cliques, self.n_sum, self.parent, self.factors, self.split = (
+            cliques, n_sum, parent, factors, split)
+        self.root = new_id[self.root]
 
     def message_vars(self, b: int) -> tuple[str, ...]:
         """The variables of bucket ``b``'s message: its clique but the summed-out tail."""
@@ -163,7 +228,8 @@ class QueryForest:
     entries : int
         Clique entries walked by the query trees run here, each distinct bucket once (a sparse
         bucket's nonzero entries weighted as
-        :func:`~pgm.inference._bucket_support.bucket_work` does).
+        :func:`~pgm.inference._bucket_support.bucket_work` does, a split's matrix products
+        as the entries walked in their estimated time).
     left : list of str
         Variables whose query tree is cheaper in torch (not answered by :meth:`run`).
     left_entries : int
@@ -181,16 +247,21 @@ class QueryForest:
         cards = model.cards
         observed = set(self.evidence_vars)
         scopes = [tuple(v for v in f.variables if v not in observed) for f in self._factors]
-        trees = [_QueryTree(q, self._relevant(q, parents), scopes, cards, order)
-                 for q in variables]
         f_support = [factor_support(f, observed) for f in self._factors]
         zeros = [not s.all() for _, s in f_support]
+        trees = []
+        for q in variables:
+            relevant = self._relevant(q, parents)
+            # a tree with no zero in its tables is dense throughout: its large buckets may
+            # split into matrix products (sparse buckets walk their nonzero entries instead)
+            trees.append(_QueryTree(q, relevant, scopes, cards, order,
+                                    split=not any(zeros[k] for k in relevant)))
         memo: dict[tuple[object, ...], tuple[int, np.ndarray]] = {}
         supports = [bucket_supports(t, f_support, cards, memo)
                     if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
                     else None for t in trees]
         nonzero = [None if s is None else [int(np.count_nonzero(a)) for a in s] for s in supports]
-        keep = [FOREST_NS_PER_ENTRY * (sum(t.sizes) if nz is None else sum(
+        keep = [FOREST_NS_PER_ENTRY * (sum(t.work) if nz is None else sum(
                     bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True)))
                 <= LEFT_NS_PER_QUERY + LEFT_NS_PER_ENTRY * sum(t.sizes)
                 for t, nz in zip(trees, nonzero, strict=True)]
