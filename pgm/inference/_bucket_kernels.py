@@ -31,6 +31,9 @@ class Arrays(NamedTuple):
     out_size: Any
     to_marg: Any
     gm: Any
+    sm_q: Any
+    sm_o: Any
+    sm_r: Any
     in_start: Any
     in_count: Any
     i_factor: Any
@@ -113,9 +116,15 @@ def run_buckets(
                     dst = out[o0:]
                     for q in range(m):
                         dst[slots[q]] += tmp[q]
-        if a.gm[b, 0] > 0:  # a split's matrix product: its two inputs are the sides
-            matrix_products(msg, cur[0], cur[1], out, o0, a.gm[b, 0], a.gm[b, 1], a.gm[b, 2],
-                            a.gm[b, 3])
+        if a.gm[b, 0] > 0:  # a split's matrix products: its two inputs are the sides
+            if a.gm[b, 4]:
+                s0_ = a.gm[b, 5]
+                sparse_products(msg, cur[0], cur[1], out, o0, a.gm[b, 2],
+                                a.sm_q[s0_:s0_ + a.gm[b, 6]], a.sm_o[s0_:s0_ + a.gm[b, 6]],
+                                a.sm_r[s0_:s0_ + a.gm[b, 6]])
+            else:
+                matrix_products(msg, cur[0], cur[1], out, o0, a.gm[b, 0], a.gm[b, 1],
+                                a.gm[b, 2], a.gm[b, 3])
         for blk in range(0 if sp >= 0 else a.n_blocks[b]):  # dense: a.block by a.block
             if ni == 0:
                 for j in range(B):
@@ -192,6 +201,23 @@ def matrix_products(msg: Any, left: int, right: int, out: Any, o0: int, nb: int,
                 for k in range(nc):
                     acc += row[k] * col[k]
                 dst[(bb * fl + i) * fr + j] = acc
+
+
+@njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
+def sparse_products(msg: Any, left: int, right: int, out: Any, o0: int, fr: int, q: Any,
+                    orow: Any, rrow: Any) -> None:  # pragma: no cover
+    """The sparse form of :func:`matrix_products` (``out[o0:]`` already zeroed): each listed
+    nonzero entry ``q[e]`` of the left message scales the right message's row at ``rrow[e]``
+    (laid out as (batch, contracted, right)) into the output row at ``orow[e]``."""
+    lm = msg[left:]
+    rm = msg[right:]
+    dst = out[o0:]
+    for e in range(q.shape[0]):
+        v = lm[q[e]]
+        row = dst[orow[e]:orow[e] + fr]
+        src = rm[rrow[e]:rrow[e] + fr]
+        for j in range(fr):
+            row[j] += v * src[j]
 
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
@@ -367,6 +393,19 @@ def run_split(
         o0 = a.out_off[b]
         osz = a.out_size[b]
         out[o0:o0 + osz] = 0.0
+        if a.gm[b, 4]:  # a sparse split's products, in two halves of their rows
+            mid, fr, e_first, n_b = a.sp_mid[b], a.gm[b, 2], a.gm[b, 5], a.gm[b, 6]
+            q, orow, rrow = a.sm_q, a.sm_o, a.sm_r
+            left, right = cur[0], cur[1]
+            for half in prange(2):
+                e0 = e_first if half == 0 else e_first + mid
+                e1 = e_first + mid if half == 0 else e_first + n_b
+                sparse_products(msg, left, right, out, o0, fr, q[e0:e1], orow[e0:e1],
+                                rrow[e0:e1])
+            if not normalise(out[o0:o0 + osz]):
+                return False
+            i += 1
+            continue
         s0 = a.values if a.i_factor[i0] else msg
         s1 = a.values if ni < 2 or a.i_factor[i0 + 1] else msg
         s2 = a.values if ni < 3 or a.i_factor[i0 + 2] else msg

@@ -45,6 +45,12 @@ __all__ = ["BucketPlan"]
 THREAD_SPEED = 0.68
 
 
+def _sparse_left(tree: _QueryTree, b: int, p: int) -> bool:
+    """Whether bucket ``b`` is the left side of a sparse split at its parent ``p``."""
+    found = tree.split[p]
+    return found is not None and found.sparse and tree.children[p][0] == b
+
+
 class BucketPlan:
     """The distinct buckets of a list of query trees.
 
@@ -83,10 +89,12 @@ class BucketPlan:
         for ti, t in enumerate(trees):
             nz = nonzero[ti] if nonzero[ti] is not None else t.sizes
             assert nz is not None
-            sparse = [bool(t.assigned[b] or t.children[b])
+            sparse = [bool(t.assigned[b] or t.children[b]) and t.split[b] is None
                       and bucket_work(t.sizes[b], nz[b]) < t.sizes[b]
                       for b in range(len(t.cliques))]
-            compact = [p >= 0 and sparse[b] and sparse[p] for b, p in enumerate(t.parent)]
+            # (a sparse split's products read the left side's nonzero entries alone)
+            compact = [p >= 0 and sparse[b] and (sparse[p] or _sparse_left(t, b, p))
+                       for b, p in enumerate(t.parent)]
             gid: list[int] = []
             for b, clique in enumerate(t.cliques):
                 key = (clique, t.query if b == t.root else (t.n_sum[b], compact[b]),

@@ -132,7 +132,11 @@ class BucketProgram:
         i_tab: list[int] = []
         i_contig: list[bool] = []
         tabs: list[np.ndarray] = []
-        gm: list[tuple[int, int, int, int]] = []
+        gm: list[tuple[int, ...]] = []
+        sm_q: list[np.ndarray] = []
+        sm_o: list[np.ndarray] = []
+        sm_r: list[np.ndarray] = []
+        sm_n = 0
         sp_first: list[int] = []
         sp_n: list[int] = []
         sp_mid: list[int] = []
@@ -167,9 +171,24 @@ class BucketProgram:
             nd_out.append(lead)
             o_cards.append(cs[:lead])
             block.append(bsize)
-            # a split's matrix product (its two children are the sides) walks no blocks
-            n_blocks.append(size // bsize if t.split[b] is None else 0)
-            gm.append(t.split[b] or (0, 0, 0, 0))
+            # a split's matrix products (its two children are the sides) walk no blocks
+            found = t.split[b]
+            n_blocks.append(size // bsize if found is None else 0)
+            mid = 0  # (where a sparse split's products divide between two threads)
+            if found is None:
+                gm.append((0, 0, 0, 0, 0, 0, 0))
+            elif not found.sparse:
+                gm.append((*found.dims(cards), 0, 0, 0))
+            else:
+                assert support is not None
+                dims = found.dims(cards)
+                left = t.children[b][0]
+                rows = _product_rows(support[left], t.n_sum[left], dims, compact[left])
+                gm.append((*dims, 1, sm_n, rows[0].size))
+                for part, lst in zip(rows, (sm_q, sm_o, sm_r), strict=True):
+                    lst.append(part)
+                sm_n += rows[0].size
+                mid = _split_point(rows[1], SPLIT_ENTRIES // dims[2])
             red.append(r)
             m_rank = _ranks(support, b, t.n_sum[b]) if compact[b] else None
             n_out = size // r if m_rank is None else int(m_rank[-1]) + 1
@@ -217,7 +236,7 @@ class BucketProgram:
             else:
                 sp_first.append(-1)
                 sp_n.append(0)
-                sp_mid.append(0)
+                sp_mid.append(mid)
                 sp_seq.append(False)
                 sp_small.append(False)
             in_count.append(len(inputs))
@@ -264,7 +283,9 @@ class BucketProgram:
             as64(nd_out), as64(n_blocks), as64(block), as64(red))
         self.out_off, self.out_size_b = as64(out_off), as64(out_size)
         self.to_marg = np.asarray(to_marg, dtype=np.bool_)
-        self.gm = np.asarray(gm, dtype=np.int64).reshape(len(gm), 4)
+        self.gm = np.asarray(gm, dtype=np.int64).reshape(len(gm), 7)
+        self.sm_q, self.sm_o, self.sm_r = (
+            np.concatenate(x) if x else np.zeros(1, dtype=np.int32) for x in (sm_q, sm_o, sm_r))
         self.in_start, self.in_count = as64(in_start), as64(in_count)
         self.i_factor = np.asarray(i_factor or [False], dtype=np.bool_)
         self.i_off, self.i_ev, self.i_tab = as64(i_off or [0]), as64(i_ev or [0]), as64(
@@ -380,10 +401,25 @@ def _ranks(support: Sequence[np.ndarray] | None, b: int, n_sum: int) -> np.ndarr
     return np.cumsum(message_support(support[b], n_sum).reshape(-1)) - 1
 
 
-def _split_point(slots: np.ndarray) -> int:
+def _product_rows(support: np.ndarray, n_sum: int, dims: tuple[int, int, int, int],
+                  compact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sparse split's products, given the support of its left side's bucket: per nonzero
+    entry of the left message, its offset there (its rank where the message is compact), the
+    output row it adds into and the right message's row it scales (int32 each)."""
+    nb, fl, fr, nc = dims
+    q = np.flatnonzero(message_support(support, n_sum))
+    bb, i, c = np.unravel_index(q, (nb, fl, nc))
+    if compact:  # the message holds those entries alone, in this order
+        q = np.arange(q.size)
+    return (q.astype(np.int32), ((bb * fl + i) * fr).astype(np.int32),
+            ((bb * nc + c) * fr).astype(np.int32))
+
+
+def _split_point(slots: np.ndarray, least: int | None = None) -> int:
     """Where a sparse bucket's entries split into two halves that add into different slots
-    (the first change of slot from the middle on), or 0 if it is too small to split."""
-    if slots.size < SPLIT_ENTRIES:
+    (the first change of slot from the middle on), or 0 if it has fewer than ``least``
+    (default :data:`SPLIT_ENTRIES`)."""
+    if slots.size < (SPLIT_ENTRIES if least is None else least) or slots.size < 2:
         return 0
     change = np.flatnonzero(slots[slots.size // 2:] != slots[slots.size // 2 - 1:-1])
     return int(slots.size // 2 + change[0]) if change.size else 0

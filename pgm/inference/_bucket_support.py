@@ -34,7 +34,8 @@ from pgm.factor import Factor
 if TYPE_CHECKING:
     from pgm.inference._query_forest import _QueryTree
 
-__all__ = ["SPARSE_COST", "bucket_supports", "bucket_work", "factor_support", "message_support"]
+__all__ = ["SPARSE_COST", "bucket_supports", "bucket_work", "factor_support", "message_support",
+           "support_product"]
 
 #: The time of one listed entry of a sparse bucket (gathered through its position), in entries
 #: of a dense one (a unit-stride or table-indexed walk that vectorises).
@@ -83,7 +84,7 @@ def bucket_supports(tree: _QueryTree, factors: Sequence[tuple[tuple[str, ...], n
         key = (clique, tuple(sorted(tree.assigned[b])),
                tuple(sorted(ids[c] for c in tree.children[b])))
         if key not in memo:
-            memo[key] = (len(memo), _product(
+            memo[key] = (len(memo), support_product(
                 clique, [factors[k] for k in tree.assigned[b]]
                 + [(tree.message_vars(c), message_support(out[c], tree.n_sum[c]))
                    for c in tree.children[b]],
@@ -98,8 +99,9 @@ def message_support(support: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(support.any(axis=tuple(range(support.ndim - n, support.ndim))))
 
 
-def _product(clique: tuple[str, ...], operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
-             cards: Mapping[str, int]) -> np.ndarray:
+def support_product(clique: tuple[str, ...],
+                    operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
+                    cards: Mapping[str, int]) -> np.ndarray:
     """The Boolean product of the operands over the clique (in its order).
 
     Each operand is laid along the clique's axes and and-ed in by broadcasting (einsum on

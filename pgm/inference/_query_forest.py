@@ -33,8 +33,9 @@ torch.Size([2, 2])
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -43,8 +44,13 @@ from torch import Tensor
 from pgm.graph import undirected_from_scopes
 from pgm.inference._bucket_plan import BucketPlan
 from pgm.inference._bucket_program import BucketProgram
-from pgm.inference._bucket_split import WALK_NS, best_split, contraction_ns
-from pgm.inference._bucket_support import bucket_supports, bucket_work, factor_support
+from pgm.inference._bucket_split import WALK_NS, Split, best_sparse_split, best_split
+from pgm.inference._bucket_support import (
+    bucket_supports,
+    bucket_work,
+    factor_support,
+    message_support,
+)
 from pgm.inference._common import DiscreteModel
 from pgm.inference._vacuous_parents import drop_vacuous_parents
 from pgm.inference.ordering import OrderSpec, elimination_order
@@ -107,50 +113,66 @@ class _QueryTree:
             pool.append((frozenset(rest), rest, -1, b))
         self.root = self._bucket(pool, None, (query,))
         self.parent[self.root] = -1
-        #: per bucket: (batch, left, right, contracted) dims where it is the matrix product of
-        #: a split (:mod:`pgm.inference._bucket_split`; its two children, in that order, are
-        #: the sides), else None
-        self.split: list[tuple[int, int, int, int] | None] = [None] * len(self.cliques)
+        #: per bucket: the split whose matrix products it is (:mod:`pgm.inference._bucket_split`;
+        #: its two children, in that order, are the sides), else None
+        self.split: list[Split | None] = [None] * len(self.cliques)
+        self._sides: dict[int, tuple[int, int]] = {}
+        self._scopes = scopes
+        self._index(cards)
         if split:
-            self._split_buckets(scopes, cards)
+            self.split_buckets(lambda b: best_split(self.input_scopes(b), self.summed(b), cards),
+                               cards)
+
+    def _index(self, cards: Mapping[str, int]) -> None:
+        """The lists derived from the buckets: sizes, work, children and factors per bucket."""
         self.sizes = [math.prod(cards[v] for v in c) for c in self.cliques]
         #: per bucket: its estimated work in entries walked (a split's products are cheaper)
-        self.work = [s if d is None else contraction_ns(d) / WALK_NS
-                     for s, d in zip(self.sizes, self.split, strict=True)]
+        self.work = [float(n) if d is None else d.product_ns / WALK_NS
+                     for n, d in zip(self.sizes, self.split, strict=True)]
         #: per bucket: the buckets sending it their messages, and the factors it multiplies
         self.children: list[list[int]] = [[] for _ in self.cliques]
         self.assigned: list[list[int]] = [[] for _ in self.cliques]
         for c, p in enumerate(self.parent):
             if p >= 0:
                 self.children[p].append(c)
+        for b, sides in self._sides.items():  # a split's children: its left side first
+            self.children[b] = list(sides)
         for k, b in self.factors:
             self.assigned[b].append(k)
 
-    def _split_buckets(self, scopes: Sequence[tuple[str, ...]], cards: Mapping[str, int]
-                       ) -> None:
-        """Every non-root bucket that :func:`best_split` splits becomes three: the two sides'
-        products (cliques ordered so that their messages are the matrices: kept by both, kept
-        by this side, contracted) and their matrix product, which takes the bucket's place."""
-        inputs: list[list[tuple[int, int]]] = [[] for _ in self.cliques]  # (factor, child)
-        for k, b in self.factors:
-            inputs[b].append((k, -1))
-        for c, p in enumerate(self.parent):
-            if p >= 0:
-                inputs[p].append((-1, c))
+    def inputs(self, b: int) -> list[tuple[int, int]]:
+        """Bucket ``b``'s inputs in the order a split numbers them: (factor, -1) for each
+        factor assigned, then (-1, child) for each incoming message."""
+        return [(k, -1) for k in self.assigned[b]] + [(-1, c) for c in self.children[b]]
+
+    def input_scopes(self, b: int) -> list[tuple[str, ...]]:
+        """The variables of each of bucket ``b``'s :meth:`inputs`."""
+        return [self._scopes[k] if k >= 0 else self.message_vars(c) for k, c in self.inputs(b)]
+
+    def summed(self, b: int) -> tuple[str, ...]:
+        """The variables bucket ``b`` sums out."""
+        return self.cliques[b][len(self.cliques[b]) - self.n_sum[b]:]
+
+    def split_buckets(self, choose: Callable[[int], Split | None],
+                      cards: Mapping[str, int]) -> None:
+        """Every non-root bucket for which ``choose(b)`` gives a split becomes three: the two
+        sides' products (their cliques ordered so that their messages are the matrices the
+        products read) and the matrix products, which take the bucket's place."""
         cliques: list[tuple[str, ...]] = []
         n_sum: list[int] = []
         parent: list[int] = []
         factors: list[tuple[int, int]] = []
-        split: list[tuple[int, int, int, int] | None] = []
+        split: list[Split | None] = []
         new_id: list[int] = []
+        sides_of: dict[int, tuple[int, int]] = {}
 
         def add(clique: tuple[str, ...], n: int, items: Sequence[tuple[int, int]],
-                dims: tuple[int, int, int, int] | None) -> int:
+                found: Split | None = None) -> int:
             b = len(cliques)
             cliques.append(clique)
             n_sum.append(n)
             parent.append(-1)
-            split.append(dims)
+            split.append(found)
             for k, c in items:
                 if k >= 0:
                     factors.append((k, b))
@@ -159,25 +181,37 @@ class _QueryTree:
             return b
 
         for b, clique in enumerate(self.cliques):
-            items = inputs[b]
-            n = self.n_sum[b]
-            found = None if b == self.root else best_split(
-                [scopes[k] if k >= 0 else self.message_vars(c) for k, c in items],
-                clique[len(clique) - n:], cards)
+            items = self.inputs(b)
+            found = None if b == self.root or self.split[b] is not None else choose(b)
             if found is None:
-                new_id.append(add(clique, n, items, None))
+                new_id.append(add(clique, self.n_sum[b], items, self.split[b]))
+                if b in self._sides:
+                    sides_of[new_id[-1]] = (new_id[self._sides[b][0]],
+                                            new_id[self._sides[b][1]])
                 continue
-            left = add((*found.batch, *found.free_left, *found.contracted, *found.sum_left),
-                       len(found.sum_left), [items[i] for i in found.left], None)
-            right = add((*found.batch, *found.free_right, *found.contracted, *found.sum_right),
-                        len(found.sum_right), [items[i] for i in found.right], None)
+            sides = []
+            for keep, side, n in ((found.left, found.left_clique(), len(found.sum_left)),
+                                  (found.right, found.right_clique(), len(found.sum_right))):
+                k, c = items[keep[0]]
+                if len(keep) == 1 and k < 0 and n == 0 and split[new_id[c]] is None:
+                    # one incoming message as it is: its bucket lays it out as the side's
+                    # (a bucket of the side's own would only copy it)
+                    c = new_id[c]
+                    cliques[c] = (*side, *cliques[c][len(cliques[c]) - n_sum[c]:])
+                    sides.append(c)
+                else:
+                    sides.append(add(side, n, [items[i] for i in keep]))
+            left, right = sides
             new_id.append(add(
                 (*found.batch, *found.free_left, *found.free_right, *found.contracted),
-                len(found.contracted), (), found.dims(cards)))
+                len(found.contracted), (), found))
             parent[left] = parent[right] = new_id[-1]
+            sides_of[new_id[-1]] = (left, right)
         self.cliques, self.n_sum, self.parent, self.factors, self.split = (
             cliques, n_sum, parent, factors, split)
+        self._sides = sides_of
         self.root = new_id[self.root]
+        self._index(cards)
 
     def message_vars(self, b: int) -> tuple[str, ...]:
         """The variables of bucket ``b``'s message: its clique but the summed-out tail."""
@@ -260,9 +294,18 @@ class QueryForest:
         supports = [bucket_supports(t, f_support, cards, memo)
                     if sum(t.sizes) <= SUPPORT_ENTRIES and any(zeros[k] for k, _ in t.factors)
                     else None for t in trees]
+        decided: dict[tuple[object, ...], Split | None] = {}
+        for i, t in enumerate(trees):
+            sup = supports[i]
+            if sup is not None:
+                t.split_buckets(functools.partial(self._sparse_split, t, sup, f_support, cards,
+                                                  decided), cards)
+                if any(t.split):
+                    supports[i] = bucket_supports(t, f_support, cards, memo)
         nonzero = [None if s is None else [int(np.count_nonzero(a)) for a in s] for s in supports]
         keep = [FOREST_NS_PER_ENTRY * (sum(t.work) if nz is None else sum(
-                    bucket_work(n, z) for n, z in zip(t.sizes, nz, strict=True)))
+                    bucket_work(n, z) if d is None else w
+                    for n, z, d, w in zip(t.sizes, nz, t.split, t.work, strict=True)))
                 <= LEFT_NS_PER_QUERY + LEFT_NS_PER_ENTRY * sum(t.sizes)
                 for t, nz in zip(trees, nonzero, strict=True)]
         self.left = [t.query for t, k in zip(trees, keep, strict=True) if not k]
@@ -276,6 +319,22 @@ class QueryForest:
         self.entries = round(self._plan.entries)
         self._cards = dict(cards)
         self._built: BucketProgram | None = None
+
+    @staticmethod
+    def _sparse_split(tree: _QueryTree, support: Sequence[np.ndarray],
+                      f_support: Sequence[tuple[tuple[str, ...], np.ndarray]],
+                      cards: Mapping[str, int], decided: dict[tuple[object, ...], Split | None],
+                      b: int) -> Split | None:
+        """:func:`best_sparse_split` for bucket ``b`` of a tree with zeros (``support``: its
+        buckets' supports), once per distinct bucket (``decided``)."""
+        key = (tree.cliques[b], tree.n_sum[b], tuple(tree.assigned[b]),
+               tuple(id(support[c]) for c in tree.children[b]))
+        if key not in decided:
+            decided[key] = best_sparse_split(
+                [f_support[k] for k in tree.assigned[b]]
+                + [(tree.message_vars(c), message_support(support[c], tree.n_sum[c]))
+                   for c in tree.children[b]], tree.summed(b), cards)
+        return decided[key]
 
     def estimated_ns(self) -> float:
         """The rough time of one evidence row (nanoseconds, 2 CPU cores): the program's entries
