@@ -212,12 +212,28 @@ def sparse_products(msg: Any, left: int, right: int, out: Any, o0: int, fr: int,
     lm = msg[left:]
     rm = msg[right:]
     dst = out[o0:]
-    for e in range(q.shape[0]):
-        v = lm[q[e]]
-        row = dst[orow[e]:orow[e] + fr]
-        src = rm[rrow[e]:rrow[e] + fr]
-        for j in range(fr):
-            row[j] += v * src[j]
+    n = q.shape[0]
+    e = 0
+    while e < n:
+        o = orow[e]
+        row = dst[o:o + fr]
+        if e + 3 < n and orow[e + 3] == o:
+            # four entries of one output row (they come sorted by row): the row is read and
+            # written once for the four (a row of 112: 22 -> 14 ns per entry)
+            v0, v1, v2, v3 = lm[q[e]], lm[q[e + 1]], lm[q[e + 2]], lm[q[e + 3]]
+            s0 = rm[rrow[e]:rrow[e] + fr]
+            s1 = rm[rrow[e + 1]:rrow[e + 1] + fr]
+            s2 = rm[rrow[e + 2]:rrow[e + 2] + fr]
+            s3 = rm[rrow[e + 3]:rrow[e + 3] + fr]
+            for j in range(fr):
+                row[j] += v0 * s0[j] + v1 * s1[j] + v2 * s2[j] + v3 * s3[j]
+            e += 4
+        else:
+            v = lm[q[e]]
+            src = rm[rrow[e]:rrow[e] + fr]
+            for j in range(fr):
+                row[j] += v * src[j]
+            e += 1
 
 
 @njit(cache=True, nogil=True, fastmath=sums, error_model="numpy")
