@@ -143,14 +143,16 @@ def sparse_contraction_ns(nonzero: int, free_right: int) -> float:
 def _groupings(scopes: Sequence[Sequence[str]], summed: Sequence[str], both: bool
                ) -> Iterator[Split]:
     """Every grouping of the inputs into two non-empty sides (input 0 on the left unless
-    ``both``), with the variables' roles (in clique order)."""
-    clique = list(dict.fromkeys(v for s in scopes for v in s))
+    ``both``), with the variables' roles, each in the order of the right side's inputs, then
+    the left's (a right side that is one split's products then often has the layout they
+    write already, and needs no copy)."""
     gone = set(summed)
     n = len(scopes)
     masks = range(1, (1 << n) - 1, 1 if both else 2)
     for mask in masks:
         left = tuple(i for i in range(n) if mask >> i & 1)
         right = tuple(i for i in range(n) if not mask >> i & 1)
+        clique = list(dict.fromkeys(v for i in (*right, *left) for v in scopes[i]))
         sl = set(itertools.chain.from_iterable(scopes[i] for i in left))
         sr = set(itertools.chain.from_iterable(scopes[i] for i in right))
         yield Split(

@@ -193,10 +193,12 @@ class _QueryTree:
             for keep, side, n in ((found.left, found.left_clique(), len(found.sum_left)),
                                   (found.right, found.right_clique(), len(found.sum_right))):
                 k, c = items[keep[0]]
-                if len(keep) == 1 and k < 0 and n == 0 and split[new_id[c]] is None:
+                c = new_id[c] if k < 0 else -1
+                if len(keep) == 1 and k < 0 and n == 0 and (
+                        split[c] is None or cliques[c][:len(side)] == side):
                     # one incoming message as it is: its bucket lays it out as the side's
-                    # (a bucket of the side's own would only copy it)
-                    c = new_id[c]
+                    # (a bucket of the side's own would only copy it; a split's products
+                    # have their layout, which may be the side's already)
                     cliques[c] = (*side, *cliques[c][len(cliques[c]) - n_sum[c]:])
                     sides.append(c)
                 else:
