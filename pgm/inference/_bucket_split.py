@@ -190,19 +190,8 @@ def _listed_ns(support: np.ndarray) -> float:
     return min(WALK_NS * support.size, LIST_NS * int(np.count_nonzero(support)))
 
 
-def _as_is(split: Split, scopes: Sequence[Sequence[str]], fixed: Sequence[bool] | None,
-           left: bool) -> bool:
-    """Whether a side is one incoming split's products (``fixed``) already in the side's
-    layout, read as they are with no bucket of the side's own."""
-    keep, sums = (split.left, split.sum_left) if left else (split.right, split.sum_right)
-    side = split.left_clique() if left else split.right_clique()
-    return (fixed is not None and len(keep) == 1 and not sums and fixed[keep[0]]
-            and tuple(scopes[keep[0]]) == side)
-
-
 def best_sparse_split(operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
-                      summed: Sequence[str], cards: Mapping[str, int],
-                      fixed: Sequence[bool] | None = None) -> Split | None:
+                      summed: Sequence[str], cards: Mapping[str, int]) -> Split | None:
     """The cheapest split of a bucket with zeros, whose inputs are ``(scope, support)``
     pairs: each side walked or listed as its own support makes cheaper
     (:func:`~pgm.inference._bucket_support.bucket_work`), the products over the left
@@ -224,8 +213,7 @@ def best_sparse_split(operands: Sequence[tuple[tuple[str, ...], np.ndarray]],
         nonzero = int(np.count_nonzero(message_support(left, len(split.sum_left))))
         nb, fl, fr, _ = split.dims(cards)
         product = sparse_contraction_ns(nonzero, fr) + SPARSE_OUT_NS * nb * fl * fr
-        cost = product + sum(0.0 if _as_is(split, scopes, fixed, side) else _listed_ns(sup)
-                             for side, sup in ((True, left), (False, right)))
+        cost = _listed_ns(left) + _listed_ns(right) + product
         if best is None or cost < best.cost:
             best = split._replace(product_ns=product, cost=cost)
     if best is None or best.cost > SPARSE_SPLIT_GAIN * now:

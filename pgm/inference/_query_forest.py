@@ -75,11 +75,6 @@ CHOOSE_ENTRIES = 2**16
 #: found (:mod:`pgm.inference._bucket_support`): its sparse buckets walk only their nonzero
 #: entries, and it is sized by those.
 SUPPORT_ENTRIES = 2**25
-#: Buckets with zeros are considered for splits (:mod:`pgm.inference._bucket_split`) in up to
-#: this many passes over a tree: a second pass sees the first's products as inputs, whose
-#: layout a side may take as it is (mildew: 19 -> 23 splits, 0.50 -> 0.47 ms; a third adds
-#: none).
-SPLIT_PASSES = 2
 
 
 class _QueryTree:
@@ -187,7 +182,10 @@ class _QueryTree:
 
         for b, clique in enumerate(self.cliques):
             items = self.inputs(b)
-            found = None if b == self.root or self.split[b] is not None else choose(b)
+            # (a split's products, or one of its sides, keep the layout they were given)
+            p = self.parent[b]
+            found = None if p < 0 or self.split[b] is not None or self.split[p] is not None \
+                else choose(b)
             if found is None:
                 new_id.append(add(clique, self.n_sum[b], items, self.split[b]))
                 if b in self._sides:
@@ -303,16 +301,12 @@ class QueryForest:
                     else None for t in trees]
         decided: dict[tuple[object, ...], Split | None] = {}
         for i, t in enumerate(trees):
-            for _ in range(SPLIT_PASSES):
-                sup = supports[i]
-                if sup is None:
-                    break
-                before = sum(d is not None for d in t.split)
+            sup = supports[i]
+            if sup is not None:
                 t.split_buckets(functools.partial(self._sparse_split, t, sup, f_support, cards,
                                                   decided), cards)
-                if sum(d is not None for d in t.split) == before:
-                    break
-                supports[i] = bucket_supports(t, f_support, cards, memo)
+                if any(t.split):
+                    supports[i] = bucket_supports(t, f_support, cards, memo)
         nonzero = [None if s is None else [int(np.count_nonzero(a)) for a in s] for s in supports]
         keep = [FOREST_NS_PER_ENTRY * (sum(t.work) if nz is None else sum(
                     bucket_work(n, z) if d is None else w
@@ -344,9 +338,7 @@ class QueryForest:
             decided[key] = best_sparse_split(
                 [f_support[k] for k in tree.assigned[b]]
                 + [(tree.message_vars(c), message_support(support[c], tree.n_sum[c]))
-                   for c in tree.children[b]], tree.summed(b), cards,
-                [False] * len(tree.assigned[b])
-                + [tree.split[c] is not None for c in tree.children[b]])
+                   for c in tree.children[b]], tree.summed(b), cards)
         return decided[key]
 
     def estimated_ns(self) -> float:
