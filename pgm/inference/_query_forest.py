@@ -77,6 +77,16 @@ CHOOSE_ENTRIES = 2**16
 SUPPORT_ENTRIES = 2**25
 
 
+def _last_in_groups(found: Split, last: frozenset[str]) -> Split:
+    """A split with its kept variables reordered within their groups, those in ``last``
+    last."""
+    def ordered(group: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted(group, key=lambda v: v in last))
+
+    return found._replace(batch=ordered(found.batch), free_left=ordered(found.free_left),
+                          free_right=ordered(found.free_right))
+
+
 class _QueryTree:
     """One query's buckets (children before parents): clique variables, parent bucket,
     factors assigned, root index, and the number of trailing clique variables each sums out.
@@ -186,6 +196,11 @@ class _QueryTree:
             p = self.parent[b]
             found = None if p < 0 or self.split[b] is not None or self.split[p] is not None \
                 else choose(b)
+            if found is not None and found.sparse:
+                # the variables the parent sums out last in their groups: the parent then
+                # reads its entries of one slot closer together (mildew 0.47 -> 0.45 ms; on
+                # barley's dense splits it costs more in buckets no longer shared by trees)
+                found = _last_in_groups(found, frozenset(self.summed(p)))
             if found is None:
                 new_id.append(add(clique, self.n_sum[b], items, self.split[b]))
                 if b in self._sides:
