@@ -407,9 +407,7 @@ class QueryForest:
         marg, ok = program.run(ev)
         if not ok.all():
             return None
-        m = torch.from_numpy(marg)
+        m = torch.from_numpy(marg[0] if scalar else marg)
         m = m if dtype == torch.float64 else m.to(dtype)
-        if scalar:
-            m = m[0]
         parts = m.split_with_sizes(program.marginal_cards, dim=-1)
         return dict(zip(program.marginal_vars, parts, strict=True))

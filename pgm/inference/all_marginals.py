@@ -132,9 +132,12 @@ class PosteriorMarginals:
                 f"was built for hard evidence on {sorted(self.evidence_vars)}",
                 found=sorted(given), fix="build one for this evidence pattern")
         if self._forest is not None and soft_evidence is None and native_enabled():
-            ev = resolve_evidence(self.model.states, evidence, None)
-            out = self._forest.run(ev.hard)
+            # (without evidence there is nothing to resolve: 6 us of a 0.5 ms call on mildew)
+            hard = resolve_evidence(self.model.states, evidence, None).hard if given else {}
+            out = self._forest.run(hard)
             if out is not None:  # else zero-probability evidence or underflow: torch tells
+                if not self._forest.left and list(out) == self._hidden:
+                    return out
                 left = set(self._forest.left)
                 out.update((v, self._query(v, evidence, None)) for v in self._hidden
                            if v in left)
