@@ -12,7 +12,10 @@ trees run as one compiled program (:mod:`pgm.inference._bucket_program`: each bu
 and sum in one pass, over its nonzero entries only where the tables' structural zeros make
 most of it zero; buckets that several queries share run once), evidence rows (or, for one
 row, groups of query trees) in parallel. On a Bayesian network the CPDs lose their vacuous
-parents first (:mod:`pgm.inference._vacuous_parents`: barley 1.1e7 -> 3.9e6 entries).
+parents first (:mod:`pgm.inference._vacuous_parents`: barley 1.1e7 -> 3.9e6 entries), and
+large buckets whose inputs fall into two small groups run as matrix products of the groups'
+own products (:mod:`pgm.inference._bucket_split`: barley 5.7 -> 1.0 ms, mildew 0.57 -> 0.46
+ms).
 
 The order ``"best"`` is applied per query: a query tree under :data:`CHOOSE_ENTRIES` entries
 keeps min-fill's order (choosing costs more than it could save); a larger one takes the
