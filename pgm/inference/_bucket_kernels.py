@@ -18,8 +18,11 @@ sums = {"reassoc", "contract"}
 
 class Arrays(NamedTuple):
     """A compiled program's arrays (see :class:`pgm.inference._bucket_program.BucketProgram`):
-    factor values; per bucket its block walk, output and sparse entry lists; per input its
-    source, offsets and index table."""
+    factor values; per bucket its block walk, output and sparse entry lists, and where it is a
+    split's matrix products their spec (batch, left, right and contracted sizes, sparse or
+    not, first and number of listed entries; all zero otherwise); per listed entry of sparse
+    products the left message's offset, the output row, the right message's row; per input
+    its source, offsets and index table."""
 
     values: Any
     nd_out: Any
@@ -30,10 +33,10 @@ class Arrays(NamedTuple):
     out_off: Any
     out_size: Any
     to_marg: Any
-    gm: Any
-    sm_q: Any
-    sm_o: Any
-    sm_r: Any
+    prod_spec: Any
+    prod_left: Any
+    prod_out: Any
+    prod_right: Any
     in_start: Any
     in_count: Any
     i_factor: Any
@@ -116,15 +119,14 @@ def run_buckets(
                     dst = out[o0:]
                     for q in range(m):
                         dst[slots[q]] += tmp[q]
-        if a.gm[b, 0] > 0:  # a split's matrix products: its two inputs are the sides
-            if a.gm[b, 4]:
-                s0_ = a.gm[b, 5]
-                sparse_products(msg, cur[0], cur[1], out, o0, a.gm[b, 2],
-                                a.sm_q[s0_:s0_ + a.gm[b, 6]], a.sm_o[s0_:s0_ + a.gm[b, 6]],
-                                a.sm_r[s0_:s0_ + a.gm[b, 6]])
+        ps = a.prod_spec[b]
+        if ps[0] > 0:  # a split's matrix products: its two inputs are the sides
+            if ps[4]:
+                e0, e1 = ps[5], ps[5] + ps[6]
+                sparse_products(msg, cur[0], cur[1], out, o0, ps[2], a.prod_left[e0:e1],
+                                a.prod_out[e0:e1], a.prod_right[e0:e1])
             else:
-                matrix_products(msg, cur[0], cur[1], out, o0, a.gm[b, 0], a.gm[b, 1],
-                                a.gm[b, 2], a.gm[b, 3])
+                matrix_products(msg, cur[0], cur[1], out, o0, ps[0], ps[1], ps[2], ps[3])
         for blk in range(0 if sp >= 0 else a.n_blocks[b]):  # dense: a.block by a.block
             if ni == 0:
                 for j in range(B):
@@ -409,9 +411,10 @@ def run_split(
         o0 = a.out_off[b]
         osz = a.out_size[b]
         out[o0:o0 + osz] = 0.0
-        if a.gm[b, 4]:  # a sparse split's products, in two halves of their rows
-            mid, fr, e_first, n_b = a.sp_mid[b], a.gm[b, 2], a.gm[b, 5], a.gm[b, 6]
-            q, orow, rrow = a.sm_q, a.sm_o, a.sm_r
+        if a.prod_spec[b, 4]:  # a sparse split's products, in two halves of their rows
+            ps = a.prod_spec[b]
+            mid, fr, e_first, n_b = a.sp_mid[b], ps[2], ps[5], ps[6]
+            q, orow, rrow = a.prod_left, a.prod_out, a.prod_right
             left, right = cur[0], cur[1]
             for half in prange(2):
                 e0 = e_first if half == 0 else e_first + mid

@@ -132,11 +132,11 @@ class BucketProgram:
         i_tab: list[int] = []
         i_contig: list[bool] = []
         tabs: list[np.ndarray] = []
-        gm: list[tuple[int, ...]] = []
-        sm_q: list[np.ndarray] = []
-        sm_o: list[np.ndarray] = []
-        sm_r: list[np.ndarray] = []
-        sm_n = 0
+        prod_spec: list[tuple[int, ...]] = []
+        prod_left: list[np.ndarray] = []
+        prod_out: list[np.ndarray] = []
+        prod_right: list[np.ndarray] = []
+        prod_n = 0
         sp_first: list[int] = []
         sp_n: list[int] = []
         sp_mid: list[int] = []
@@ -176,18 +176,18 @@ class BucketProgram:
             n_blocks.append(size // bsize if found is None else 0)
             mid = 0  # (where a sparse split's products divide between two threads)
             if found is None:
-                gm.append((0, 0, 0, 0, 0, 0, 0))
+                prod_spec.append((0, 0, 0, 0, 0, 0, 0))
             elif not found.sparse:
-                gm.append((*found.dims(cards), 0, 0, 0))
+                prod_spec.append((*found.dims(cards), 0, 0, 0))
             else:
                 assert support is not None
                 dims = found.dims(cards)
                 left = t.children[b][0]
                 rows = _product_rows(support[left], t.n_sum[left], dims, compact[left])
-                gm.append((*dims, 1, sm_n, rows[0].size))
-                for part, lst in zip(rows, (sm_q, sm_o, sm_r), strict=True):
+                prod_spec.append((*dims, 1, prod_n, rows[0].size))
+                for part, lst in zip(rows, (prod_left, prod_out, prod_right), strict=True):
                     lst.append(part)
-                sm_n += rows[0].size
+                prod_n += rows[0].size
                 mid = _split_point(rows[1], SPLIT_ENTRIES // dims[2])
             red.append(r)
             m_rank = _ranks(support, b, t.n_sum[b]) if compact[b] else None
@@ -283,9 +283,10 @@ class BucketProgram:
             as64(nd_out), as64(n_blocks), as64(block), as64(red))
         self.out_off, self.out_size_b = as64(out_off), as64(out_size)
         self.to_marg = np.asarray(to_marg, dtype=np.bool_)
-        self.gm = np.asarray(gm, dtype=np.int64).reshape(len(gm), 7)
-        self.sm_q, self.sm_o, self.sm_r = (
-            np.concatenate(x) if x else np.zeros(1, dtype=np.int32) for x in (sm_q, sm_o, sm_r))
+        self.prod_spec = np.asarray(prod_spec, dtype=np.int64).reshape(len(prod_spec), 7)
+        self.prod_left, self.prod_out, self.prod_right = (
+            np.concatenate(x) if x else np.zeros(1, dtype=np.int32)
+            for x in (prod_left, prod_out, prod_right))
         self.in_start, self.in_count = as64(in_start), as64(in_count)
         self.i_factor = np.asarray(i_factor or [False], dtype=np.bool_)
         self.i_off, self.i_ev, self.i_tab = as64(i_off or [0]), as64(i_ev or [0]), as64(

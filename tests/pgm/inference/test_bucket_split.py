@@ -85,9 +85,9 @@ def test_forced_sparse_splits_match_elimination(seed: int,
     assert sparse
     program = forest._program
     # (halves need two output rows: 8 of these 12 models have some)
-    for b in map(int, ((program.gm[:, 4] == 1) & (program.sp_mid > 0)).nonzero()[0]):
-        at = program.gm[b, 5] + program.sp_mid[b]
-        assert program.sm_o[at] != program.sm_o[at - 1]  # the halves write apart
+    for b in map(int, ((program.prod_spec[:, 4] == 1) & (program.sp_mid > 0)).nonzero()[0]):
+        at = program.prod_spec[b, 5] + program.sp_mid[b]
+        assert program.prod_out[at] != program.prod_out[at - 1]  # the halves write apart
     ve = VariableElimination(model)
     for rows in ({v: x[:1, names.index(v)] for v in ev_vars},
                  {v: x[:, names.index(v)] for v in ev_vars}):
