@@ -66,3 +66,9 @@ def test_errors() -> None:
     pm = PosteriorMarginals(asia, ["smoke"], method="per_variable")
     with pytest.raises(ValidationError, match="evidence"):
         pm({"dysp": "yes"})
+    # no evidence declared: None and {} are fine, anything but a mapping is still refused
+    bare = PosteriorMarginals(asia, method="per_variable")
+    torch.testing.assert_close(bare(None)["lung"], bare({})["lung"])
+    for bad in ([1, 2], "smoke", 3):
+        with pytest.raises(ValidationError, match="mapping"):
+            bare(bad)
