@@ -28,6 +28,7 @@ __all__ = [
     "DtypeMismatchError",
     "MemoryBudgetExceeded",
     "MissingDependencyError",
+    "MissingFileError",
     "NonFiniteError",
     "NormalisationError",
     "ParseError",
@@ -36,6 +37,7 @@ __all__ = [
     "ShapeError",
     "UnknownStateError",
     "UnknownVariableError",
+    "UsageError",
     "ValidationError",
     "ZeroProbabilityEvidence",
     "describe",
@@ -170,3 +172,11 @@ class DataNotFoundError(ProbforgeError, FileNotFoundError):
 
 class MissingDependencyError(ProbforgeError, ImportError):
     """An optional dependency is needed for this feature and is not installed."""
+
+
+class MissingFileError(ProbforgeError, FileNotFoundError):
+    """A file the caller named (a model, an evidence file, a checkpoint) does not exist."""
+
+
+class UsageError(ValidationError):
+    """A command-line argument broke its command's rules (the ``probforge`` command exits 2)."""
