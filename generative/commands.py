@@ -2,11 +2,13 @@
 
 ``probforge train KIND --data NAME --out DIR [--steps N | --epochs E] [--batch-size B]
 [--resume] [--seed S] [--config key=value ...]`` builds the task ``KIND`` (``vae``, ``gan``, ...,
-see :data:`generative.registry.TASK_KINDS`) sized for the data set by
+see :data:`generative.config_schema.TASK_KINDS`) sized for the data set by
 :func:`generative.registry.default_config`, applies the ``--config`` overrides (values are JSON:
-``--config latent_dim=8 hidden=[64,64] beta=0.5``) and trains it with
-:func:`generative.train.fit`, writing checkpoints, logs and sample grids under ``DIR``.
-``--resume`` continues from ``DIR/checkpoint.pt`` with the checkpoint's configuration.
+``--config latent_dim=8 hidden=[64,64] beta=0.5``; repeated ``--config`` flags accumulate, a key
+given twice, an unknown key and a value of the wrong type or range are refused before anything is
+loaded) and trains it with :func:`generative.train.fit`, writing checkpoints, logs and sample
+grids under ``DIR``. ``--resume`` continues from ``DIR/checkpoint.pt`` with the checkpoint's
+configuration.
 
 ``probforge sample --checkpoint DIR/checkpoint.pt --n 64 --out grid.png [--seed S]`` rebuilds the
 model from a checkpoint and writes a sample grid (or, for 2-D data, a scatter picture; a ``.pt``
@@ -23,91 +25,126 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from generative.config_schema import TASK_KINDS, check_config
 from probforge.cli import TourStep
-from probforge.errors import ValidationError
+from probforge.cli_args import (
+    BooleanFlag,
+    assignment,
+    assignments,
+    device_name,
+    int_at_least,
+    output_file,
+)
+from probforge.errors import UsageError, ValidationError
 
-__all__ = ["TOUR_STEPS", "parse_overrides", "register", "run_train", "sample_checkpoint"]
+__all__ = ["DATA_SETS", "TOUR_STEPS", "parse_overrides", "register", "run_train",
+           "sample_checkpoint"]
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+PROG = "probforge train"
+_DTYPES = ("float32", "float64")
+#: The names :func:`generative.data.load` knows (a test keeps this equal to ``DATASETS``).
+DATA_SETS = ("25gaussians", "8gaussians", "checkerboard", "digits", "fashion-mnist", "moons",
+             "rings", "swissroll")
+#: Config keys that the command line sets itself.
+_RESERVED = {"kind": "the kind is the command's KIND argument",
+             "event_shape": "the event shape comes from the data set"}
 
 
 def _kinds_help() -> str:
-    try:
-        from generative.registry import TASK_KINDS
-    except ImportError:  # pragma: no cover - a broken install still gets a parser
-        return "model kind (see generative.registry.TASK_KINDS)"
     return "model kind: " + "; ".join(f"{k} ({v})" for k, v in TASK_KINDS.items())
 
 
 def register(subparsers: Any) -> None:
     """Add ``train`` to the ``probforge`` command line."""
-    from generative.data import DATASETS
-
     p = subparsers.add_parser(
         "train", help="train a deep generative model (VAE, GAN, autoencoder) on an offline "
         "data set, with checkpoints, logs and PNG sample grids",
         description="Train a deep generative model with generative.train.fit. Resumable: "
         "rerun with --resume to continue from DIR/checkpoint.pt.")
-    p.add_argument("kind", metavar="KIND", help=_kinds_help())
-    p.add_argument("--data", required=True, metavar="NAME",
-                   help=f"data set: {', '.join(sorted(DATASETS))}")
+    p.add_argument("kind", metavar="KIND", choices=tuple(TASK_KINDS), help=_kinds_help())
+    p.add_argument("--data", required=True, metavar="NAME", choices=DATA_SETS,
+                   help=f"data set: {', '.join(DATA_SETS)}")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoints, logs "
                    "and sample grids")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="training steps in all (default 2000)")
-    length.add_argument("--epochs", type=int, help="passes over the training data")
-    p.add_argument("--batch-size", type=int, default=64, help="examples per step (default 64)")
+    length.add_argument("--steps", type=int_at_least(1),
+                        help="training steps in all (default 2000)")
+    length.add_argument("--epochs", type=int_at_least(1), help="passes over the training data")
+    p.add_argument("--batch-size", type=int_at_least(1), default=64,
+                   help="examples per step (default 64)")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/checkpoint.pt (same data and batch size)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override the kind's default configuration (JSON values)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--config", nargs="+", type=assignment, default=[], metavar="KEY=VALUE",
+                   help="override the kind's default configuration (JSON values); repeated "
+                   "flags accumulate, each key once")
     p.add_argument("--binarize", choices=("fixed", "stochastic"),
                    help="binarise image data (threshold 0.5, or Bernoulli draws once)")
-    p.add_argument("--train-examples", type=int, metavar="N",
+    p.add_argument("--train-examples", type=int_at_least(1), metavar="N",
                    help="use the first N training examples (toys: draw N points)")
-    p.add_argument("--eval-examples", type=int, default=1000, metavar="N",
+    p.add_argument("--eval-examples", type=int_at_least(1), default=1000, metavar="N",
                    help="held-out (test split) examples per evaluation (default 1000)")
     for name, what in (("eval", "evaluate on the test split"), ("sample", "write a sample grid"),
                        ("checkpoint", "write a checkpoint")):
-        p.add_argument(f"--{name}-every", type=int, metavar="N",
+        p.add_argument(f"--{name}-every", type=int_at_least(0), metavar="N",
                        help=f"{what} every N steps (default: a tenth of the run; 0: only at "
                        "the end)" if name == "checkpoint" else
                        f"{what} every N steps (default: a tenth of the run; 0: never)")
-    p.add_argument("--num-samples", type=int, default=64, help="samples per grid (default 64)")
-    p.add_argument("--log-every", type=int, default=10, help="copy losses to the host every N "
-                   "steps (default 10)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--dtype", default="float32", choices=tuple(_DTYPES))
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--num-samples", type=int_at_least(1), default=64,
+                   help="samples per grid (default 64)")
+    p.add_argument("--log-every", type=int_at_least(1), default=10,
+                   help="copy losses to the host every N steps (default 10)")
+    p.add_argument("--device", type=device_name, default="cpu", help="torch device (default cpu)")
+    p.add_argument("--dtype", default="float32", choices=_DTYPES)
+    p.add_argument("--progress", action=BooleanFlag, default=True,
                    help="show a progress bar (default on)")
     p.set_defaults(func=run_train)
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
+def parse_overrides(items: list[str] | list[tuple[str, str]]) -> dict[str, Any]:
     """``["latent_dim=8", "hidden=[64,64]", "likelihood=gaussian"]`` -> a dict.
 
     Values are parsed as JSON where they can be (numbers, lists, true/false/null), else kept
-    as strings.
+    as strings. A key given twice is refused (never last-one-wins). Items may also be
+    ``(key, value)`` pairs as :func:`probforge.cli_args.assignment` makes them.
 
     Examples
     --------
     >>> parse_overrides(["latent_dim=8", "hidden=[64, 64]", "likelihood=gaussian"])
     {'latent_dim': 8, 'hidden': [64, 64], 'likelihood': 'gaussian'}
     """
-    out: dict[str, Any] = {}
+    pairs: list[tuple[str, str]] = []
     for item in items:
+        if isinstance(item, tuple):
+            pairs.append(item)
+            continue
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ValidationError("--config", "entries must look like KEY=VALUE",
-                                  found=repr(item), fix="e.g. --config latent_dim=8")
+            raise UsageError("--config", "entries must look like KEY=VALUE",
+                             found=repr(item), fix="e.g. --config latent_dim=8")
+        pairs.append((key, raw))
+    out: dict[str, Any] = {}
+    for key, raw in assignments(pairs, PROG, "--config").items():
         try:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The checked ``--config`` overrides (before any data or torch is loaded)."""
+    overrides = parse_overrides(args.config)
+    for key, why in _RESERVED.items():
+        if key in overrides:
+            raise UsageError(PROG, f"--config {key} cannot be set: {why}",
+                             found=repr(overrides[key]))
+    try:
+        check_config(args.kind, overrides)
+    except ValidationError as err:
+        raise UsageError(f"{PROG} {args.kind} --config", err.problem, found=err.found,
+                         fix=err.fix) from None
+    return overrides
 
 
 def _every(value: int | None, total: int) -> int:
@@ -116,29 +153,29 @@ def _every(value: int | None, total: int) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``probforge train``."""
-    from generative.checkpoint import checkpoint_config, load_checkpoint
-    from generative.data import load
-    from generative.registry import TASK_KINDS, build_task, default_config
-    from generative.train import CHECKPOINT_NAME, fit
-
-    if args.kind not in TASK_KINDS:
-        raise ValidationError("probforge train", "unknown model kind", found=repr(args.kind),
-                              fix=f"use one of {list(TASK_KINDS)}")
-    for flag in ("batch_size", "num_samples", "eval_examples", "log_every"):
-        if getattr(args, flag) < 1:
-            raise ValidationError(f"--{flag.replace('_', '-')}", "must be >= 1",
-                                  found=getattr(args, flag))
+    overrides = _overrides(args)
+    if args.resume and args.config:
+        raise UsageError(PROG, "--config cannot change the configuration of a resumed run",
+                         found=args.config, fix="drop --config, or train into a new --out folder")
     out = Path(args.out)
-    dtype = _DTYPES[args.dtype]
-    data = load(args.data, "train", n=args.train_examples, binarize=args.binarize, dtype=dtype)
-    n_test = args.eval_examples if data.info.is_image is False else None
-    test = load(args.data, "test", n=n_test, binarize=args.binarize, dtype=dtype)
+    if out.exists() and not out.is_dir():
+        raise UsageError(PROG, "--out must be a folder", found=str(out))
+    import torch
+
+    from generative.checkpoint import checkpoint_config, load_checkpoint
+    from generative.data import info, load
+    from generative.registry import build_task, default_config
+    from generative.train import CHECKPOINT_NAME, fit
+    from probforge.validate import check_device
+
+    device = check_device(args.device, "--device")
+    dtype = getattr(torch, args.dtype)
     if args.resume:
-        if args.config:
-            raise ValidationError("--config", "cannot change the configuration of a resumed "
-                                  "run", found=args.config,
-                                  fix="drop --config, or train into a new --out folder")
-        ck = load_checkpoint(out / CHECKPOINT_NAME)
+        ck_path = out / CHECKPOINT_NAME
+        if not ck_path.is_file():
+            raise UsageError(PROG, "--resume needs a checkpoint to continue from",
+                             found=str(ck_path), fix="train without --resume first")
+        ck = load_checkpoint(ck_path)
         config = checkpoint_config(ck)
         ck_data = json.loads(ck["meta"])["data"]
         if config.get("kind") != args.kind or ck_data["name"] != args.data:
@@ -147,10 +184,13 @@ def run_train(args: argparse.Namespace) -> int:
                 found=(config.get("kind"), ck_data["name"]), fix=f"run 'probforge train "
                 f"{config.get('kind')} --data {ck_data['name']} --out {out} --resume'")
     else:
-        config = default_config(args.kind, data.info)
-        config.update(parse_overrides(args.config))
+        config = default_config(args.kind, info(args.data, binarize=args.binarize))
+        config.update(overrides)
         config["kind"] = args.kind
-    task = build_task(config)
+    task = build_task(config)  # every value is checked before the data are loaded
+    data = load(args.data, "train", n=args.train_examples, binarize=args.binarize, dtype=dtype)
+    n_test = args.eval_examples if data.info.is_image is False else None
+    test = load(args.data, "test", n=n_test, binarize=args.binarize, dtype=dtype)
     if args.epochs is not None:
         steps, epochs = None, args.epochs
         total = args.epochs * max(1, len(data) // args.batch_size)
@@ -163,7 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
         eval_every=_every(args.eval_every, total), eval_examples=args.eval_examples,
         sample_every=_every(args.sample_every, total),
         checkpoint_every=_every(args.checkpoint_every, total), num_samples=args.num_samples,
-        resume=args.resume, seed=args.seed, device=args.device, dtype=dtype,
+        resume=args.resume, seed=args.seed, device=device, dtype=dtype,
         progress=args.progress, log_every=args.log_every)
     last = {k: v for k, v in result.last.items() if k not in ("step", "epoch")}
     print(f"{args.kind} on {args.data}: {result.step} steps "
@@ -185,21 +225,28 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
     samples: a PNG grid for images, a scatter picture for 2-D data, or the tensor itself when
     ``FILE`` ends in ``.pt``.
     """
+    import torch
+
     from generative.checkpoint import checkpoint_config, load_checkpoint
     from generative.images import save_samples, write_bytes_atomic
     from generative.registry import build_task
     from probforge.ops.random import make_generator
+    from probforge.validate import check_device, check_existing_file, check_int
 
-    n = getattr(args, "n", 64)
-    if n < 1:
-        raise ValidationError("--n", "must be >= 1", found=n)
-    device = torch.device(getattr(args, "device", "cpu") or "cpu")
-    ck_path = Path(args.checkpoint)
+    n = check_int(getattr(args, "n", 64), "--n", minimum=1)
+    out = Path(args.out) if getattr(args, "out", None) else \
+        Path(args.checkpoint).parent / "samples.png"
+    try:
+        output_file(".png", ".pt")(str(out))
+    except argparse.ArgumentTypeError as err:
+        raise UsageError("probforge sample --checkpoint", f"--out: {err}") from None
+    device = check_device(getattr(args, "device", "cpu") or "cpu", "--device")
+    ck_path = check_existing_file(args.checkpoint, "--checkpoint")
     ck = load_checkpoint(ck_path, map_location=device)
     config = checkpoint_config(ck)
     meta = json.loads(ck["meta"])
-    dtype = _DTYPES.get(str(meta.get("dtype", "torch.float32")).removeprefix("torch."),
-                        torch.float32)
+    dtype = {"float32": torch.float32, "float64": torch.float64}.get(
+        str(meta.get("dtype", "torch.float32")).removeprefix("torch."), torch.float32)
     task = build_task(config)
     nets = task.networks()
     for name, net in nets.items():
@@ -209,8 +256,7 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
     seed = int(getattr(args, "seed", 0))
     with torch.no_grad():
         samples = task.sample(nets, n, make_generator(seed, device))
-    out = Path(args.out) if getattr(args, "out", None) else ck_path.parent / "samples.png"
-    if out.suffix == ".pt":
+    if out.suffix.lower() == ".pt":
         buf = io.BytesIO()
         torch.save(samples.detach().cpu(), buf)
         write_bytes_atomic(out, buf.getvalue())
@@ -227,6 +273,8 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _generative_tour(out: Path, seed: int) -> list[str]:
+    import torch
+
     from generative.data import info, load
     from generative.metrics import mmd2, mode_coverage
     from generative.registry import build_task, default_config

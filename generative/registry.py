@@ -26,6 +26,7 @@ from typing import Any
 from probforge.errors import ValidationError
 
 from .autoencoder import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+from .config_schema import DEFAULTS, TASK_KINDS, check_config
 from .gan import GAN
 from .task import TrainTask
 from .tasks import AETask, GANTask, VAETask
@@ -33,65 +34,12 @@ from .vae import VAE
 
 __all__ = ["TASK_KINDS", "build_task", "default_config"]
 
-#: Kind -> one-line help (``probforge train --help`` lists them).
-TASK_KINDS: dict[str, str] = {
-    "ae": "autoencoder: squared error, optional tied weights and weight decay (NNDL 9.1)",
-    "dae": "denoising autoencoder: masking ratio and/or Gaussian input noise",
-    "sparse-ae": "sparse autoencoder: KL penalty to a target mean activation (rho* = 0.05)",
-    "vae": "variational autoencoder (ELBO; beta-VAE with beta != 1)",
-    "cvae": "conditional VAE (labels enter encoder and decoder)",
-    "iwae": "VAE trained on the importance-weighted bound with k samples",
-    "gan": "GAN with the non-saturating (or minimax / label-swap) loss, MLP networks",
-    "dcgan": "DCGAN: convolutional GAN following the five architecture rules",
-    "wgan": "Wasserstein GAN: weight clipping c = 0.01, RMSProp, 5 critic steps",
-    "wgan-gp": "Wasserstein GAN with gradient penalty (lambda = 10)",
-    "lsgan": "least-squares GAN",
-    "cgan": "conditional GAN (labels enter generator and discriminator)",
-}
-
-_AE: dict[str, Any] = {"event_shape": None, "latent_dim": 32, "hidden": [256], "tied": False,
-                       "activation": "relu", "output": "sigmoid", "weight_decay": 0.0,
-                       "seed": 0, "lr": 1e-3}
-_VAE: dict[str, Any] = {"event_shape": None, "latent_dim": 16, "likelihood": "bernoulli",
-                        "arch": "mlp", "hidden": [512, 256], "channels": [32, 64],
-                        "num_classes": None, "beta": 1.0, "gaussian_std": "learned",
-                        "num_categories": None, "seed": 0, "lr": 1e-3, "num_samples": 1,
-                        "k": 5, "eval_importance_samples": 100}
-_GAN: dict[str, Any] = {"event_shape": None, "latent_dim": 64, "arch": "mlp",
-                        "hidden": [128, 128], "base_channels": 64, "num_classes": None,
-                        "norm": "batch", "prior": "normal", "seed": 0, "n_critic": None,
-                        "lr": None, "lr_d": None, "optimizer": None, "betas": None,
-                        "clip": 0.01, "gp_weight": 10.0}
-
-_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ae": {**_AE, "code_activation": "linear"},
-    "dae": {**_AE, "code_activation": "linear", "mask_ratio": 0.25, "noise_std": 0.0},
-    "sparse-ae": {**_AE, "latent_dim": 64, "target": 0.05, "sparsity_weight": 1.0},
-    "vae": dict(_VAE),
-    "cvae": dict(_VAE),
-    "iwae": dict(_VAE),
-    "gan": {**_GAN, "loss": "non-saturating"},
-    "dcgan": {**_GAN, "arch": "dcgan", "loss": "non-saturating"},
-    "cgan": {**_GAN, "loss": "non-saturating"},
-    "wgan": dict(_GAN),
-    "wgan-gp": {**_GAN, "norm": "layer"},
-    "lsgan": dict(_GAN),
-}
-
-
 def _resolve(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if not isinstance(config, Mapping):
         raise ValidationError("task config", "must be a dict", found=type(config).__name__)
-    kind = config.get("kind")
-    if kind not in TASK_KINDS:
-        raise ValidationError("task config", f"'kind' must be one of {sorted(TASK_KINDS)}",
-                              found=repr(kind))
-    defaults = _DEFAULTS[kind]
-    unknown = sorted(k for k in config if k != "kind" and k not in defaults)
-    if unknown:
-        raise ValidationError(f"task config of kind '{kind}'",
-                              f"unknown key(s) {', '.join(map(repr, unknown))}",
-                              fix=f"use only {', '.join(sorted(defaults))}")
+    check_config(config.get("kind"), config)
+    kind = str(config["kind"])
+    defaults = DEFAULTS[kind]
     params = {**defaults, **{k: v for k, v in config.items() if k != "kind"}}
     if params["event_shape"] is None:
         raise ValidationError(f"task config of kind '{kind}'", "'event_shape' is required",
@@ -166,7 +114,7 @@ def default_config(kind: str, data_info: Any) -> dict[str, Any]:
     if kind == "dcgan" and not is_image:
         raise ValidationError("default_config", "kind 'dcgan' needs image data",
                               found=getattr(data_info, "name", shape), fix="use kind 'gan'")
-    cfg: dict[str, Any] = {"kind": kind, **_DEFAULTS[kind], "event_shape": shape}
+    cfg: dict[str, Any] = {"kind": kind, **DEFAULTS[kind], "event_shape": shape}
     if kind in ("cvae", "cgan"):
         if num_classes is None:
             raise ValidationError("default_config", f"kind '{kind}' needs a labelled data set",

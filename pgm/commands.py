@@ -16,14 +16,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from probforge.cli import TourStep
-from probforge.errors import ValidationError
+from probforge.cli_args import (
+    assignment,
+    existing_file,
+    output_file,
+    real_at_least,
+    refuse_given,
+)
+from probforge.errors import MissingFileError, UsageError
 
 __all__ = ["TOUR_STEPS", "register"]
+
+PROG = "probforge infer"
+#: The elimination heuristics of ``pgm.inference.ordering`` (a test keeps the two equal).
+ORDERS = ("min_fill", "min_neighbours", "min_weight", "weighted_min_fill", "best")
+#: UAI result suffixes and the task each names.
+_UAI_SUFFIX_TASK = {".mar": "MAR", ".map": "MAP", ".mpe": "MAP", ".pr": "PR"}
 
 
 def register(subparsers: Any) -> None:
@@ -31,26 +43,50 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "infer",
         help="exact inference on a BIF / XMLBIF / UAI model",
-        description="Exact marginals, probability of evidence, or MAP on a discrete model.",
+        description="Exact marginals, probability of evidence, or MAP on a discrete model. "
+        "Repeated -e and -q flags accumulate; a variable may be observed or queried once.",
     )
     p.add_argument("model", help="model file (.bif, .bif.gz, .xml, .xmlbif, .uai) or the name "
                    "of a bundled network (asia, alarm, sprinkler; more with pgmpy installed)")
-    p.add_argument("--evidence", "-e", nargs="+", default=[], metavar="VAR=STATE",
+    p.add_argument("--evidence", "-e", nargs="+", type=assignment, default=[],
+                   metavar="VAR=STATE",
                    help="hard evidence by state name (or index for UAI models)")
-    p.add_argument("--evidence-file", help="UAI evidence file (one or several samples)")
+    p.add_argument("--evidence-file", type=existing_file,
+                   help="UAI evidence file (one or several samples)")
     p.add_argument("--query", "-q", nargs="+", metavar="VAR",
                    help="variables to report (default: every unobserved variable)")
-    p.add_argument("--map", action="store_true",
-                   help="most probable assignment (of --query variables: marginal MAP)")
+    task = p.add_mutually_exclusive_group()
+    task.add_argument("--map", action="store_true",
+                      help="most probable assignment (of --query variables: marginal MAP)")
+    task.add_argument("--pr", action="store_true", help="report only log p(evidence)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--order", default="min_fill",
-                   help="elimination heuristic: min_fill, min_neighbours, min_weight, "
-                   "weighted_min_fill")
-    p.add_argument("--memory-budget", type=float, default=4.0, metavar="GIB",
+    p.add_argument("--order", default="min_fill", choices=ORDERS,
+                   help="elimination heuristic (default min_fill)")
+    p.add_argument("--memory-budget", type=real_at_least(0.0, strict=True), default=4.0,
+                   metavar="GIB",
                    help="largest table exact inference may form, in GiB (default 4)")
-    p.add_argument("--uai-result", metavar="OUT", help="also write a UAI MAR/MAP/PR result file")
-    p.add_argument("--pr", action="store_true", help="report only log p(evidence)")
+    p.add_argument("--uai-result", metavar="OUT", type=output_file(),
+                   help="also write a UAI MAR/MAP/PR result file (one evidence sample)")
     p.set_defaults(func=run_infer)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse contradictions that argparse cannot see, before anything is loaded."""
+    if args.pr:
+        refuse_given(args, PROG, ["query"], "with --pr (it reports only log p(evidence))")
+    if args.query is not None:
+        seen: set[str] = set()
+        for v in args.query:
+            if v in seen:
+                raise UsageError(PROG, f"-q {v} is given twice", fix=f"query {v} once")
+            seen.add(v)
+    if args.uai_result:
+        want = "PR" if args.pr else "MAP" if args.map else "MAR"
+        suffix_task = _UAI_SUFFIX_TASK.get(Path(args.uai_result).suffix.lower())
+        if suffix_task is not None and suffix_task != want:
+            raise UsageError(PROG, f"--uai-result {args.uai_result!r} names a {suffix_task} "
+                             f"file but this run computes {want}",
+                             fix=f"name it with the suffix .{want} or change the task flags")
 
 
 def _load(model: str) -> Any:
@@ -60,8 +96,8 @@ def _load(model: str) -> Any:
     if path.exists():
         return read_network(path)
     if path.suffix or "/" in model:
-        raise ValidationError(f"model {model!r}", "file not found",
-                              fix="give an existing .bif/.xml/.uai file or a bundled name")
+        raise MissingFileError(f"model {model!r}", "file not found",
+                               fix="give an existing .bif/.xml/.uai file or a bundled name")
     return bundled_network(model)
 
 
@@ -73,19 +109,27 @@ def _evidence_rows(args: argparse.Namespace, model: Any) -> list[dict[str, Any]]
         for sample in read_uai_evidence(args.evidence_file):
             rows.append({str(k): int(v) for k, v in sample.items()})
     base: dict[str, Any] = {}
-    for item in args.evidence:
-        var, sep, state = item.partition("=")
-        if not sep or not var or not state:
-            raise ValidationError("--evidence", "items must look like VAR=STATE",
-                                  found=repr(item))
+    for var, state in args.evidence:
+        if not state:
+            raise UsageError(PROG, f"-e {var}= has no state", fix=f"write -e {var}=STATE")
         states = model.states.get(var)
+        value: Any = state
         if states is not None and state not in states and state.isdigit() and \
-                all(s.isdigit() for s in states):
-            base[var] = int(state)  # UAI models: states are their indices
-        else:
-            base[var] = state
+                all(str(s).isdigit() for s in states):
+            value = int(state)  # UAI models: states are their indices
+        if var in base:
+            what = "given twice" if base[var] == value else \
+                f"given twice with different states ({base[var]!r} and {value!r})"
+            raise UsageError(PROG, f"-e {var} is {what}", fix=f"observe {var} once")
+        base[var] = value
     if not rows:
         return [base]
+    for i, row in enumerate(rows):
+        clash = sorted(v for v in base if v in row and row[v] != base[v])
+        if clash:
+            raise UsageError(PROG, f"-e sets {', '.join(clash)} differently from sample {i} of "
+                             f"--evidence-file", found={v: (base[v], row[v]) for v in clash},
+                             fix="observe each variable in one place")
     return [{**r, **base} for r in rows]
 
 
@@ -93,14 +137,17 @@ def run_infer(args: argparse.Namespace) -> int:
     """Run ``probforge infer``."""
     from pgm.inference import VariableElimination
 
+    _check_args(args)
     model = _load(args.model)
     budget = int(args.memory_budget * 2**30)
     ve = VariableElimination(model, order=args.order, memory_budget=budget)
     rows = _evidence_rows(args, model)
+    if args.uai_result and len(rows) > 1:
+        raise UsageError(PROG, f"--uai-result holds one solution but --evidence-file has "
+                         f"{len(rows)} samples", fix="split the evidence file, or drop "
+                         "--uai-result and use --json")
     results = [_answer(ve, model, ev, args) for ev in rows]
     if args.uai_result:
-        if len(rows) > 1:
-            print("note: --uai-result holds the first evidence sample's result", file=sys.stderr)
         _write_uai_result(args, model, ve, rows[0])
     if args.json:
         print(json.dumps(results[0] if len(results) == 1 else results, indent=2))

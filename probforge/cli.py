@@ -7,7 +7,15 @@ there that may define
 - ``register(subparsers)``: add its subcommands to the argparse sub-parser collection;
 - ``TOUR_STEPS``: a list of :class:`TourStep`, run in ``order`` by ``probforge tour``.
 
-So this module imports nothing above its own layer.
+So this module imports nothing above its own layer. It imports no torch either: the command
+modules import their heavy dependencies inside the functions that run a command, so ``probforge
+--help`` and ``--version`` answer at once.
+
+Every subcommand follows one argument convention (:mod:`probforge.cli_args`): repeatable flags
+accumulate or are refused, values are checked before anything runs. Exit statuses: 0 success;
+2 a user mistake (a bad flag or value, a missing file, an input the library refuses: one
+``probforge: error:`` line, no traceback); 1 a run that failed on its own (a diverging training
+or sampler: one line) or an internal error (a traceback, and a request to report it).
 
 Examples
 --------
@@ -23,6 +31,7 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -30,7 +39,8 @@ from pathlib import Path
 from types import ModuleType
 
 from probforge import __version__
-from probforge.errors import ProbforgeError
+from probforge.cli_args import ArgumentParser, int_at_least
+from probforge.errors import ConvergenceError, ProbforgeError, SamplingError, UsageError
 
 __all__ = ["TourStep", "build_parser", "main"]
 
@@ -81,17 +91,18 @@ def tour_steps() -> list[TourStep]:
 
 
 def _run_tour(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="probforge-tour-"))
-    out.mkdir(parents=True, exist_ok=True)
     steps = tour_steps()
     if args.only:
         known = {s.name for s in steps}
         unknown = sorted(set(args.only) - known)
         if unknown:
-            print(f"probforge tour: unknown step(s) {unknown}; known: {sorted(known)}",
-                  file=sys.stderr)
-            return 2
+            raise UsageError("probforge tour", f"unknown step(s) {', '.join(unknown)}",
+                             fix=f"use some of {', '.join(sorted(known))}")
         steps = [s for s in steps if s.name in args.only]
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="probforge-tour-"))
+    if out.exists() and not out.is_dir():
+        raise UsageError("probforge tour --out", "is a file, not a folder", found=str(out))
+    out.mkdir(parents=True, exist_ok=True)
     print(f"probforge {__version__} tour: {len(steps)} step(s); outputs under {out}")
     for i, step in enumerate(steps, 1):
         print(f"\n[{i}/{len(steps)}] {step.name}: {step.title}")
@@ -105,9 +116,9 @@ def _run_tour(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ArgumentParser:
     """The argparse parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="probforge",
         description="Graphical models, samplers and deep generative models on torch.",
     )
@@ -115,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     tour = sub.add_parser("tour", help="a short guided run of every capability")
     tour.add_argument("--out", help="directory for the tour's files (default: a new temp dir)")
-    tour.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tour.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
     tour.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
     tour.set_defaults(func=_run_tour)
     for module in _command_modules():
@@ -125,17 +136,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
+    """Run the command line; returns the exit status (see the module docstring).
+
+    User mistakes print one ``probforge: error:`` line on stderr and return 2; an unexpected
+    exception prints its traceback and a request to report it, and returns 1.
+    """
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 0
         return int(args.func(args) or 0)
+    except (ConvergenceError, SamplingError) as err:  # the run failed; the input was valid
+        print(f"probforge: error: {_one_line(err)}", file=sys.stderr)
+        return 1
     except ProbforgeError as err:
-        print(f"probforge: error: {err}", file=sys.stderr)
+        print(f"probforge: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
+            FileExistsError) as err:  # a path the user gave
+        print(f"probforge: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("probforge: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        traceback.print_exc()
+        print(f"probforge: internal error: {type(err).__name__}: {_one_line(err)}. This is a "
+              f"bug in probforge {__version__}; please report it with the command line and "
+              "the traceback above.", file=sys.stderr)
         return 1
 
 

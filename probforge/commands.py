@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from probforge.cli import TourStep
 from probforge.files import atomic_write_text
-from probforge.ops import contract, contract_argmax, contract_sample, make_generator
 
 __all__ = ["TOUR_STEPS", "write_json_atomic"]
 
@@ -20,6 +17,10 @@ def write_json_atomic(path: Path, payload: object) -> None:
 
 
 def _core_tour(out: Path, seed: int) -> list[str]:
+    import torch
+
+    from probforge.ops import contract, contract_argmax, contract_sample, make_generator
+
     # Rain -> Sprinkler, (Rain, Sprinkler) -> WetGrass, as three log-space factors.
     p = torch.tensor
     rain = p([0.8, 0.2], dtype=torch.float64).log()

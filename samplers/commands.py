@@ -32,13 +32,20 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from probforge.cli import TourStep
-from probforge.errors import ValidationError
+from probforge.cli_args import (
+    device_name,
+    int_at_least,
+    output_file,
+    refuse_given,
+)
+from probforge.errors import UsageError, ValidationError
+
+if TYPE_CHECKING:  # torch is imported when a command runs, not when the parser is built
+    import torch
+    from torch import Tensor
 
 __all__ = ["SAMPLERS", "TARGETS", "TOUR_STEPS", "build_target", "register", "write_netcdf_atomic"]
 
@@ -52,20 +59,32 @@ TARGETS = ("gaussian", "banana", "eight_schools")
 #: Entry-point group of functions ``f(args) -> int`` that sample a trained model's checkpoint.
 CHECKPOINT_SAMPLERS = "probforge.checkpoint_samplers"
 SAMPLERS = ("rwmh", "mala", "hmc", "nuts", "slice")
+PROG = "probforge sample"
+#: Options of target runs (refused with --checkpoint) and of checkpoint runs (refused without).
+TARGET_OPTIONS = ("sampler", "chains", "draws", "warmup", "thin", "dim", "dtype", "progress")
+CHECKPOINT_OPTIONS = ("n",)
 
 
 def _ar1(dim: int, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    import torch
+
     i = torch.arange(dim, device=device)
     corr = 0.9 ** (i[:, None] - i[None, :]).abs().to(dtype)
     scale = torch.arange(1, dim + 1, dtype=dtype, device=device)
     return torch.zeros(dim, dtype=dtype, device=device), corr * scale[:, None] * scale[None, :]
 
 
-def build_target(name: str, dim: int = 10, dtype: torch.dtype = torch.float64,
+def build_target(name: str, dim: int = 10, dtype: torch.dtype | None = None,
                  device: torch.device | str = "cpu") -> tuple[Callable[[Tensor], Tensor], Any]:
-    """``(log_density on flat unconstrained x, ParameterSpace)`` of a built-in target."""
+    """``(log_density on flat unconstrained x, ParameterSpace)`` of a built-in target.
+
+    ``dtype`` defaults to float64.
+    """
+    import torch
+
     from samplers.space import ParameterSpace, Positive, Real
 
+    dtype = torch.float64 if dtype is None else dtype
     dev = torch.device(device)
     if name == "gaussian":
         if dim < 1:
@@ -161,26 +180,41 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sample", help="run an MCMC sampler on a built-in target and print the ArviZ summary",
         description="Run chains of an MCMC sampler on a built-in target; print ArviZ's summary "
-        "and diagnostics, optionally save the InferenceData as NetCDF.")
+        "and diagnostics, optionally save the InferenceData as NetCDF. With --checkpoint, draw "
+        "samples from a trained generative model instead (only --n, --out, --seed and "
+        "--device apply then).")
     p.add_argument("target", nargs="?", choices=TARGETS,
                    help="built-in target (not with --checkpoint)")
     p.add_argument("--sampler", default="rwmh", choices=SAMPLERS, help="kernel (default rwmh)")
-    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain")
-    p.add_argument("--warmup", type=int, default=1000, help="warmup steps (discarded)")
-    p.add_argument("--thin", type=int, default=1, help="keep every THIN-th state")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--dim", type=int, default=10, help="dimension of the gaussian target")
+    p.add_argument("--chains", type=int_at_least(1), default=4,
+                   help="number of chains (default 4)")
+    p.add_argument("--draws", type=int_at_least(1), default=1000, help="kept draws per chain")
+    p.add_argument("--warmup", type=int_at_least(0), default=1000,
+                   help="warmup steps (discarded)")
+    p.add_argument("--thin", type=int_at_least(1), default=1, help="keep every THIN-th state")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--dim", type=int_at_least(1), default=10,
+                   help="dimension of the gaussian target (default 10)")
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"))
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--out", help="write the InferenceData to this NetCDF file (atomically)")
+    p.add_argument("--device", type=device_name, default="cpu",
+                   help="torch device (default cpu)")
+    p.add_argument("--out", help="target runs: write the InferenceData to this .nc file "
+                   "(atomically); --checkpoint: the picture (.png) or tensor (.pt) to write")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.add_argument("--checkpoint", metavar="CKPT",
                    help="sample a trained model's checkpoint instead of a target (handled by the "
                    "package registered in the entry-point group probforge.checkpoint_samplers)")
-    p.add_argument("--n", type=int, default=64, help="samples to draw from --checkpoint "
-                   "(default 64); --out names the picture")
+    p.add_argument("--n", type=int_at_least(1), default=64,
+                   help="samples to draw from --checkpoint (default 64); --out names the picture")
     p.set_defaults(func=run_sample)
+
+
+def _check_out(args: argparse.Namespace, suffixes: tuple[str, ...]) -> None:
+    if args.out:
+        try:
+            output_file(*suffixes)(args.out)
+        except argparse.ArgumentTypeError as err:
+            raise UsageError(PROG, f"--out: {err}") from None
 
 
 def _sample_checkpoint(args: argparse.Namespace) -> int:
@@ -188,8 +222,11 @@ def _sample_checkpoint(args: argparse.Namespace) -> int:
     from importlib.metadata import entry_points
 
     if args.target is not None:
-        raise ValidationError("probforge sample", "give a target or --checkpoint, not both",
-                              found=(args.target, args.checkpoint))
+        raise UsageError(PROG, "give a target or --checkpoint, not both",
+                         found=(args.target, args.checkpoint))
+    refuse_given(args, PROG, TARGET_OPTIONS, "with --checkpoint (a trained model is sampled "
+                 "as it is)")
+    _check_out(args, (".png", ".pt"))
     eps = sorted(entry_points(group=CHECKPOINT_SAMPLERS), key=lambda e: e.name)
     if not eps:
         raise ValidationError("--checkpoint", f"no checkpoint sampler is installed (entry-point "
@@ -201,20 +238,25 @@ def _sample_checkpoint(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     """Run ``probforge sample``."""
-    if getattr(args, "checkpoint", None):
+    if getattr(args, "checkpoint", None) is not None:
         return _sample_checkpoint(args)
     if args.target is None:
-        raise ValidationError("probforge sample", "needs a target or --checkpoint",
-                              fix=f"use one of {list(TARGETS)}, or --checkpoint CKPT")
+        raise UsageError(PROG, "needs a target or --checkpoint",
+                         fix=f"use one of {list(TARGETS)}, or --checkpoint CKPT")
+    refuse_given(args, PROG, CHECKPOINT_OPTIONS, "to a target run (it is for --checkpoint)")
+    if args.target != "gaussian":
+        refuse_given(args, PROG, ["dim"], f"to the {args.target} target (only gaussian has a "
+                     "dimension)")
+    _check_out(args, (".nc",))
+    import torch
+
     from probforge.ops import make_generator
+    from probforge.validate import check_device
     from samplers.diagnostics import check
     from samplers.run import sample
 
-    for flag in ("chains", "draws"):
-        if getattr(args, flag) < 1:
-            raise ValidationError(f"--{flag}", "must be >= 1", found=getattr(args, flag))
+    device = check_device(args.device, "--device")
     dtype = getattr(torch, args.dtype)
-    device = torch.device(args.device)
     log_density, space = build_target(args.target, args.dim, dtype, device)
     kernel, adaptation = _kernel(args.sampler)
     g = make_generator(args.seed, device)
@@ -239,6 +281,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def _samplers_tour(out: Path, seed: int) -> list[str]:
+    import torch
+
     from probforge.ops import make_generator
     from samplers.diagnostics import check
     from samplers.run import sample

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from probforge.cli import TourStep
-from probforge.errors import ValidationError
+from probforge.cli_args import (
+    existing_file,
+    given,
+    int_at_least,
+    output_file,
+    real_at_least,
+    refuse_given,
+)
+from probforge.errors import UsageError
+
+PROG = "probforge tag"
 
 __all__ = ["TOUR_STEPS", "register", "run_tag"]
 
@@ -29,42 +39,59 @@ def register(subparsers: Any) -> None:
         "print accuracy and per-tag precision/recall/F1 on the test file. Without --train/"
         "--dev/--test the UD English EWT treebank is used (see --data).",
     )
-    p.add_argument("--train", help="training CoNLL-U file (.conllu or .conllu.gz)")
-    p.add_argument("--dev", help="development CoNLL-U file (model selection for bilstm)")
-    p.add_argument("--test", help="test CoNLL-U file")
+    p.add_argument("--train", type=existing_file,
+                   help="training CoNLL-U file (.conllu or .conllu.gz)")
+    p.add_argument("--dev", type=existing_file,
+                   help="development CoNLL-U file (model selection for bilstm)")
+    p.add_argument("--test", type=existing_file, help="test CoNLL-U file")
     p.add_argument("--data", help="directory with en_ewt-ud-{train,dev,test}.conllu[.gz] "
                    "(default: $PROBFORGE_UD_EWT or ../shared/data/ud-english-ewt)")
     p.add_argument("--model", choices=["crf", "bilstm"], default="crf",
                    help="feature CRF (default) or BiLSTM-CRF")
     p.add_argument("--column", default="upos", help="tag column (default upos)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="bilstm / adam: passes over the data (default 8); crf with L-BFGS: "
-                   "iterations are --max-iterations")
-    p.add_argument("--max-iterations", type=int, default=100,
-                   help="crf L-BFGS iterations (default 100)")
+    p.add_argument("--epochs", type=int_at_least(1), default=None,
+                   help="bilstm, or crf with --algorithm adam: passes over the data (default 8)")
+    p.add_argument("--max-iterations", type=int_at_least(1), default=100,
+                   help="crf with --algorithm lbfgs: iterations (default 100)")
     p.add_argument("--algorithm", choices=["lbfgs", "adam"], default="lbfgs",
                    help="crf optimiser (default lbfgs)")
-    p.add_argument("--c1", type=float, default=0.0, help="crf L1 coefficient (default 0)")
-    p.add_argument("--c2", type=float, default=0.1, help="crf L2 coefficient (default 0.1)")
-    p.add_argument("--limit", type=int, default=None,
+    p.add_argument("--c1", type=real_at_least(0.0), default=0.0,
+                   help="crf L1 coefficient (default 0)")
+    p.add_argument("--c2", type=real_at_least(0.0), default=0.1,
+                   help="crf L2 coefficient (default 0.1)")
+    p.add_argument("--limit", type=int_at_least(1), default=None,
                    help="use only the first N training sentences")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--save", help="write the trained model here")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--save", type=output_file(), help="write the trained model here")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_tag)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse options that the chosen model or optimiser would ignore."""
+    if args.model == "bilstm":
+        refuse_given(args, PROG, ["algorithm", "c1", "c2", "max_iterations"],
+                     "to --model bilstm (they configure the feature CRF)")
+    elif args.algorithm == "lbfgs":
+        refuse_given(args, PROG, ["epochs"], "to the crf with L-BFGS (use --max-iterations)")
+    else:
+        refuse_given(args, PROG, ["max_iterations"], "to the crf with Adam (use --epochs)")
+
+
 def _paths(args: argparse.Namespace) -> dict[str, Path]:
     from pgm.crf.conllu import ud_ewt_paths
 
-    given = {k: getattr(args, k) for k in ("train", "dev", "test")}
-    if all(v is None for v in given.values()):
+    given_files = {k: getattr(args, k) for k in ("train", "dev", "test")}
+    if all(v is None for v in given_files.values()):
         return ud_ewt_paths(args.data)
-    if given["train"] is None or given["test"] is None:
-        raise ValidationError("probforge tag", "needs --train and --test (--dev optional), or "
-                              "none of them to use UD English EWT")
-    return {k: Path(v) for k, v in given.items() if v is not None}
+    if given(args, "data"):
+        raise UsageError(PROG, "--data cannot be combined with --train/--dev/--test",
+                         fix="give the files, or the treebank folder, not both")
+    if given_files["train"] is None or given_files["test"] is None:
+        raise UsageError(PROG, "needs --train and --test (--dev optional), or none of them to "
+                         "use UD English EWT")
+    return {k: Path(v) for k, v in given_files.items() if v is not None}
 
 
 def run_tag(args: argparse.Namespace) -> int:
@@ -74,6 +101,7 @@ def run_tag(args: argparse.Namespace) -> int:
     from pgm.crf.conllu import read_conllu
     from pgm.crf.metrics import accuracy, classification_report, per_tag_scores
 
+    _check_args(args)
     paths = _paths(args)
     data = {k: read_conllu(p, tag_column=args.column) for k, p in paths.items()}
     train = data["train"][: args.limit] if args.limit else data["train"]

@@ -62,17 +62,17 @@ def test_image_model_sample_grid(tmp_path: Path) -> None:
 
 def test_command_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "nope", "--data", "moons", "--out", str(tmp_path), "--steps",
-                 "1"]) == 1
-    assert "unknown model kind" in capsys.readouterr().err
+                 "1"]) == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
     assert main(["train", "vae", "--data", "moons", "--out", str(tmp_path / "x"), "--steps",
-                 "1", "--resume"]) == 1
-    assert "file not found" in capsys.readouterr().err
+                 "1", "--resume"]) == 2
+    assert "--resume needs a checkpoint" in capsys.readouterr().err
     assert main(["train", "vae", "--data", "moons", "--out", str(tmp_path), "--steps", "1",
-                 "--config", "no_such_key=1", "--no-progress"]) == 1
+                 "--config", "no_such_key=1", "--no-progress"]) == 2
     assert "no_such_key" in capsys.readouterr().err
-    assert main(["sample", "--checkpoint", str(tmp_path / "missing.pt")]) == 1
+    assert main(["sample", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "file not found" in capsys.readouterr().err
-    assert main(["sample"]) == 1
+    assert main(["sample"]) == 2
     assert "needs a target or --checkpoint" in capsys.readouterr().err
     with pytest.raises(ValidationError, match="KEY=VALUE"):
         parse_overrides(["latent_dim"])

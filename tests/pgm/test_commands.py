@@ -18,9 +18,9 @@ def test_infer_json_marginals(capsys) -> None:  # type: ignore[no-untyped-def]
 def test_infer_map_table_and_errors(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert main(["infer", "asia", "-e", "dysp=yes", "--map"]) == 0
     assert "log p(MAP | evidence)" in capsys.readouterr().out
-    assert main(["infer", "asia", "-e", "smoke=maybe"]) == 1
+    assert main(["infer", "asia", "-e", "smoke=maybe"]) == 2
     assert "has no such state" in capsys.readouterr().err
-    assert main(["infer", str(tmp_path / "missing.bif")]) == 1
+    assert main(["infer", str(tmp_path / "missing.bif")]) == 2
 
 
 def test_infer_uai_roundtrip_and_result_files(capsys, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

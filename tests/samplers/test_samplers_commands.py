@@ -29,7 +29,7 @@ def test_sample_command_eight_schools_and_errors(capsys: pytest.CaptureFixture[s
                  "50"]) == 0
     text = capsys.readouterr().out
     assert "theta_trans[7]" in text and "tau" in text
-    assert main(["sample", "banana", "--chains", "0"]) == 1
+    assert main(["sample", "banana", "--chains", "0"]) == 2
     assert "--chains" in capsys.readouterr().err
 
 

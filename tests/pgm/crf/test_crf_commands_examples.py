@@ -55,11 +55,11 @@ def test_tag_command_bilstm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_tag_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     train = write_conllu(tmp_path / "train.conllu", TRAIN)
-    assert main(["tag", "--train", str(train)]) == 1
+    assert main(["tag", "--train", str(train)]) == 2
     assert "needs --train and --test" in capsys.readouterr().err
     bad = tmp_path / "bad.conllu"
     bad.write_text("1\tx\n", encoding="utf-8")
-    assert main(["tag", "--train", str(bad), "--test", str(bad)]) == 1
+    assert main(["tag", "--train", str(bad), "--test", str(bad)]) == 2
     assert "bad.conllu:1:" in capsys.readouterr().err
 
 
