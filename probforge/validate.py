@@ -124,11 +124,11 @@ def check_real(
     lo = "(" if strict_minimum else "["
     hi = ")" if strict_maximum else "]"
     if minimum is not None and maximum is not None:
-        rule = f"must be a number in {lo}{minimum}, {maximum}{hi}"
+        rule = f"must be a number in {lo}{minimum:g}, {maximum:g}{hi}"
     elif minimum is not None:
-        rule = f"must be a number {'>' if strict_minimum else '>='} {minimum}"
+        rule = f"must be a number {'>' if strict_minimum else '>='} {minimum:g}"
     elif maximum is not None:
-        rule = f"must be a number {'<' if strict_maximum else '<='} {maximum}"
+        rule = f"must be a number {'<' if strict_maximum else '<='} {maximum:g}"
     else:
         rule = "must be a finite number" if not allow_inf else "must be a number, not NaN"
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
