@@ -306,9 +306,14 @@ def check_existing_file(path: Any, subject: str) -> Path:
     if not isinstance(path, str | os.PathLike):
         raise ValidationError(subject, "must be a path (str or os.PathLike)", found=_shown(path))
     p = Path(path)
-    if not p.exists():
+    try:
+        exists, regular = p.exists(), p.is_file()
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte: no such file either
+        raise MissingFileError(subject, "is not a usable path", found=str(p)[:200],
+                               fix=str(err)) from err
+    if not exists:
         raise MissingFileError(subject, "file not found", found=str(p),
                                fix="check the path and the working directory")
-    if not p.is_file():
+    if not regular:
         raise MissingFileError(subject, "is not a regular file", found=str(p))
     return p

@@ -15,7 +15,8 @@ Grammar understood (keywords are case-sensitive, as in every bnlearn file)::
   and the comment openers, so ``5-12``, ``<7.5``, ``Asy/Patch`` and ``Transp.`` are names.
 * A ``property`` line keeps its text verbatim (up to the ``;`` that ends it; a ``;`` may appear
   inside a double-quoted string). Network and variable properties are kept for the round trip.
-* Values are non-negative decimal numbers, separated by commas (or white space) and ended by ``;``.
+* Values are non-negative decimal numbers (ASCII digits), separated by commas (or white space) and
+  ended by ``;``.
 * A row ``(s1, s2) v...;`` gives ``p(child | P1=s1, P2=s2)``; ``default v...;`` gives the rows not
   listed; ``table v...;`` gives the whole table with the child's state varying *slowest* (the
   order of a ``(child, *parents)`` C-order array, which for a root node is just its distribution).
@@ -23,8 +24,10 @@ Grammar understood (keywords are case-sensitive, as in every bnlearn file)::
   exactly one probability block.
 
 Rows are *not* checked to sum to one and nothing is renormalised: the model classes validate
-normalisation. Everything else that is wrong raises :class:`~probforge.errors.ParseError` with the
-file, line, column, the token found and what was expected.
+normalisation (:func:`pgm.io.read_network` raises :class:`~probforge.errors.NormalisationError`
+for such a row). Everything else that is wrong raises :class:`~probforge.errors.ParseError` with
+the file, line, column, the token found and what was expected -- also a CPT of more than
+``max_cpt_entries`` entries or over more than 32 variables, checked before it is allocated.
 
 Examples
 --------
@@ -56,10 +59,22 @@ from probforge.errors import (
     ParseError,
 )
 
-from ._source import END_OF_FILE, display_name, parse_error, read_source
+from ._source import (
+    END_OF_FILE,
+    MAX_TABLE_AXES,
+    bounded_int,
+    check_limit,
+    check_text,
+    display_name,
+    parse_error,
+    read_source,
+)
 from .network_data import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData, FloatArray
 
 __all__ = ["parse_bif", "read_bif"]
+
+# WORD_PATTERN and PROPERTY_PATTERN (below) are also used by the writer (pgm.io.bif_writer) to
+# refuse names and properties this reader would not read back.
 
 # --------------------------------------------------------------------------------------------------
 # Lexer
@@ -69,15 +84,18 @@ _PUNCT = frozenset("{}()[],;|")
 _SKIP = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.S)
 _WORD_BODY = r"(?:[^\s{}()\[\],;|/\"]|/(?![/*]))+"
 _TOKEN = re.compile(r"[{}()\[\],;|]|" + _WORD_BODY)
-_WORD = re.compile(_WORD_BODY)
-_NUMBER_BODY = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+WORD_PATTERN = re.compile(_WORD_BODY)
+# ASCII digits only, and unambiguous: "123" can be matched in one way only. (The former
+# r"\d+\.?\d*" matched it in three, so a row of long integers without its ';' made _ROW below
+# backtrack exponentially: seven ten-digit numbers took 40 s.)
+_NUMBER_BODY = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _NUMBER = re.compile(r"[+-]?" + _NUMBER_BODY)
 # A whole row of unsigned numbers up to its ';' -- the fast path for the bulk of a file.
 _ROW = re.compile(r"(\+?" + _NUMBER_BODY + r"(?:(?:\s*,\s*|\s+)\+?" + _NUMBER_BODY + r")*)\s*;")
 # A whole row "(s1, s2) v1, v2;" -- the fast path for conditional tables.
 _FAST_ROW = re.compile(r"\(([^(){};,]*(?:,[^(){};,]*)*)\)\s*" + _ROW.pattern)
-_INTEGER = re.compile(r"\d+")
-_PROPERTY_BODY = re.compile(r'(?:[^;"{}]|"(?:[^"\\]|\\.)*")*', re.S)
+_INTEGER = re.compile(r"[0-9]+")
+PROPERTY_PATTERN = re.compile(r'(?:[^;"{}]|"(?:[^"\\]|\\.)*")*', re.S)
 
 
 class _Lexer:
@@ -199,7 +217,7 @@ class _BifParser:
         """``property <text> ;`` -- the text is kept verbatim (stripped)."""
         lex = self.lex
         body_start = lex.end
-        m = _PROPERTY_BODY.match(lex.text, body_start)
+        m = PROPERTY_PATTERN.match(lex.text, body_start)
         stop = m.end() if m else body_start
         if stop >= len(lex.text) or lex.text[stop] != ";":
             token = None if stop >= len(lex.text) else lex.text[stop]
@@ -253,9 +271,10 @@ class _BifParser:
             )
         lex.expect("[")
         count_tok, count_at = lex.word("the number of states")
-        if not _INTEGER.fullmatch(count_tok) or int(count_tok) < 1:
+        declared_or_none = bounded_int(count_tok) if _INTEGER.fullmatch(count_tok) else None
+        if declared_or_none is None or declared_or_none < 1:
             raise lex.error_at(count_at, count_tok, "a positive whole number of states")
-        declared = int(count_tok)
+        declared = declared_or_none
         lex.expect("]")
         lex.expect("{")
         states: list[str] = []
@@ -309,15 +328,17 @@ class _BifParser:
                 fix=f"{child!r} already has one on line {self.line_of(self.cpt_at[child])}",
             )
         parents: list[str] = []
+        listed = {child}  # a set: a header with thousands of parents must not be quadratic
         if lex.tok == "|":
             lex.advance()
             while True:
                 parent, parent_at = lex.word("a parent variable name")
                 self.declared(parent, parent_at, f"a parent of {child!r}")
-                if parent == child or parent in parents:
+                if parent in listed:
                     raise lex.error_at(
                         parent_at, parent, f"a parent of {child!r} not listed before (nor itself)"
                     )
+                listed.add(parent)
                 parents.append(parent)
                 if lex.tok == ",":
                     lex.advance()
@@ -338,6 +359,13 @@ class _BifParser:
                 f"a CPT of at most max_cpt_entries={self.max_cpt_entries} entries "
                 f"(this one has {n_rows * card})",
                 fix="pass a larger max_cpt_entries if the memory is available",
+            )
+        if len(parents) >= MAX_TABLE_AXES:
+            raise lex.error_at(
+                child_at,
+                child,
+                f"a CPT over at most {MAX_TABLE_AXES} variables (this one has "
+                f"{len(parents)} parents)",
             )
         values = np.empty((n_rows, card), dtype=np.float64)
         given = np.zeros(n_rows, dtype=bool)
@@ -528,7 +556,7 @@ def parse_bif(
         Name used in error messages.
     max_cpt_entries : int, default 2**27
         Refuse (with a :class:`~probforge.errors.ParseError`) any CPT with more entries, before
-        allocating it.
+        allocating it. Each CPT is allocated once, when its block starts, and at most this size.
 
     Returns
     -------
@@ -541,8 +569,11 @@ def parse_bif(
     probforge.errors.ParseError
         For any syntax error, undeclared variable or state, duplicate declaration, state count that
         disagrees with ``[ N ]``, wrong number of values, negative / non-finite value, or a
-        variable without a probability block. ``err.file``, ``err.line``, ``err.column``,
-        ``err.token`` and ``err.expected`` locate it.
+        variable without a probability block, a CPT over more than ``max_cpt_entries`` entries
+        or 32 variables. ``err.file``, ``err.line``, ``err.column``, ``err.token`` and
+        ``err.expected`` locate it. Rows that do not sum to one are *not* an error here.
+    probforge.errors.ValidationError
+        ``text`` is not a ``str``, ``max_cpt_entries`` not an ``int >= 1``.
 
     Examples
     --------
@@ -552,7 +583,10 @@ def parse_bif(
     >>> d.cpts["a"]
     array([0.3, 0.7])
     """
-    return _BifParser(text, filename, max_cpt_entries).parse()
+    check_text(text, "BIF text", "read_bif")
+    check_text(filename, "filename", "read_bif")
+    limit = check_limit(max_cpt_entries, "max_cpt_entries")
+    return _BifParser(text, filename, limit).parse()
 
 
 def read_bif(
@@ -573,8 +607,9 @@ def read_bif(
 
     Raises
     ------
-    FileNotFoundError
-        No such file.
+    probforge.errors.MissingFileError
+        No such file, not a regular file, or unreadable (a ``FileNotFoundError`` too); the
+        message names the path.
     probforge.errors.ParseError
         See :func:`parse_bif`; the message starts with ``path:line:column``.
 
@@ -586,4 +621,6 @@ def read_bif(
     >>> asia.parents["either"]
     ('lung', 'tub')
     """
-    return parse_bif(read_source(path), display_name(path), max_cpt_entries=max_cpt_entries)
+    limit = check_limit(max_cpt_entries, "max_cpt_entries")
+    text = read_source(path, "BIF file")
+    return parse_bif(text, display_name(path), max_cpt_entries=limit)

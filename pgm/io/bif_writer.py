@@ -25,14 +25,14 @@ import numpy as np
 from probforge.errors import ValidationError
 
 from ._source import write_source
-from .bif import _PROPERTY_BODY, _WORD
+from .bif import PROPERTY_PATTERN, WORD_PATTERN
 from .network_data import DiscreteNetworkData
 
 __all__ = ["write_bif", "write_bif_text"]
 
 
 def _check_name(name: str, what: str) -> str:
-    if not _WORD.fullmatch(name):
+    if not WORD_PATTERN.fullmatch(name):
         raise ValidationError(
             what,
             "cannot be written to BIF: a name must be non-empty and free of white space, "
@@ -44,7 +44,7 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _check_property(text: str, what: str) -> str:
-    m = _PROPERTY_BODY.fullmatch(text)
+    m = PROPERTY_PATTERN.fullmatch(text)
     if m is None or text != text.strip():
         raise ValidationError(
             what,
@@ -77,7 +77,8 @@ def write_bif_text(data: DiscreteNetworkData) -> str:
     Raises
     ------
     probforge.errors.ValidationError
-        A name or property cannot be represented in BIF (white space, delimiters, ...).
+        A name or property cannot be represented in BIF (white space, delimiters, ...), or
+        ``data`` is not a :class:`DiscreteNetworkData`.
 
     Examples
     --------
@@ -95,6 +96,9 @@ def write_bif_text(data: DiscreteNetworkData) -> str:
     }
     <BLANKLINE>
     """
+    if not isinstance(data, DiscreteNetworkData):
+        raise ValidationError("data", "must be a DiscreteNetworkData", found=type(data).__name__,
+                              fix="convert a BayesianNetwork with pgm.io.bn_to_data")
     out: list[str] = [f"network {_check_name(data.name, 'network name')} {{\n"]
     out.extend(
         f"  property {_check_property(p, 'network property')};\n" for p in data.network_properties
@@ -136,7 +140,11 @@ def write_bif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> None:
     Raises
     ------
     probforge.errors.ValidationError
-        See :func:`write_bif_text`.
+        See :func:`write_bif_text`; also ``path`` not a path, or a directory.
+    probforge.errors.MissingFileError
+        The destination's directory does not exist (checked before anything is written).
+    OSError
+        The write itself failed (permissions, full disk); an existing file is left untouched.
 
     Examples
     --------
@@ -149,4 +157,5 @@ def write_bif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> None:
     >>> read_bif(out) == asia
     True
     """
-    write_source(path, write_bif_text(data))
+    text = write_bif_text(data)
+    write_source(path, text, "BIF file")

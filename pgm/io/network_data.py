@@ -13,12 +13,22 @@ DiscreteNetworkData(name='coin', variables=1, edges=0)
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from probforge.errors import NonFiniteError, ShapeError, UnknownVariableError, ValidationError
+from probforge.errors import (
+    DtypeMismatchError,
+    NonFiniteError,
+    ShapeError,
+    UnknownVariableError,
+    ValidationError,
+)
+from probforge.validate import check_names
 
 __all__ = ["DEFAULT_MAX_CPT_ENTRIES", "DiscreteNetworkData"]
 
@@ -52,6 +62,11 @@ class DiscreteNetworkData:
 
     Notes
     -----
+    Names (of the network, variables, states) must be strings: nothing is converted with
+    ``str``. A string where a sequence of names is expected is one name (``parents={"wet":
+    "rain"}`` means the parent ``rain``), never its characters. CPTs must hold floating-point
+    numbers (an integer array is refused, not cast). A network without variables is allowed.
+
     The instance is immutable: the dicts are copied, the arrays copied to read-only float64.
     ``==`` compares everything, including the order of the variables, bit-exactly (CPTs with
     :func:`numpy.array_equal`). Instances are not hashable.
@@ -78,13 +93,26 @@ class DiscreteNetworkData:
     network_properties: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        states = {str(v): tuple(str(s) for s in ss) for v, ss in self.states.items()}
-        for var, names in states.items():
+        if not isinstance(self.name, str):
+            raise ValidationError("network name", "must be a str", found=type(self.name).__name__)
+        for label in ("states", "parents", "cpts", "properties"):
+            if not isinstance(getattr(self, label), Mapping):
+                raise ValidationError(
+                    f"{label} of network {self.name!r}", "must be a dict keyed by variable name",
+                    found=type(getattr(self, label)).__name__,
+                )
+        states: dict[str, tuple[str, ...]] = {}
+        for var, ss in self.states.items():
+            if not isinstance(var, str):
+                raise ValidationError(f"network {self.name!r}", "variable names must be str",
+                                      found=repr(var))
+            names = tuple(_names(ss, f"states of {var!r}"))
             if not names:
                 raise ShapeError(f"variable {var!r}", "has no states", fix="give it >= 1 state")
             if len(set(names)) != len(names):
-                dup = sorted({s for s in names if names.count(s) > 1})
+                dup = sorted(s for s, n in Counter(names).items() if n > 1)
                 raise ValidationError(f"variable {var!r}", "state names repeat", found=dup)
+            states[var] = names
         for label, mapping in (("parents", self.parents), ("cpts", self.cpts)):
             extra = [v for v in mapping if v not in states]
             if extra:
@@ -103,7 +131,8 @@ class DiscreteNetworkData:
                     f"variable {var!r} has no entry in `parents`",
                     fix="give roots an empty tuple",
                 )
-            pa = tuple(str(p) for p in self.parents[var])
+            # check_names: a str is one parent, never its characters
+            pa = tuple(check_names(self.parents[var], f"parents of {var!r}"))
             for p in pa:
                 if p not in states:
                     raise UnknownVariableError(f"parents of {var!r}", "unknown parent", found=p)
@@ -116,7 +145,7 @@ class DiscreteNetworkData:
             parents[var] = pa
             if var not in self.cpts:
                 raise ShapeError(f"network {self.name!r}", f"variable {var!r} has no CPT")
-            table = np.array(self.cpts[var], dtype=np.float64, copy=True)
+            table = _float_array(self.cpts[var], f"CPT of {var!r}")
             shape = (*(len(states[p]) for p in pa), len(states[var]))
             if table.shape != shape:
                 raise ShapeError(
@@ -135,13 +164,16 @@ class DiscreteNetworkData:
         extra = [v for v in self.properties if v not in states]
         if extra:
             raise UnknownVariableError("properties", "names unknown variables", found=extra)
-        properties = {v: tuple(str(p) for p in self.properties.get(v, ())) for v in states}
-        object.__setattr__(self, "name", str(self.name))
+        properties = {
+            v: tuple(_names(self.properties.get(v, ()), f"properties of {v!r}"))
+            for v in states
+        }
+        network_properties = tuple(_names(self.network_properties, "network properties"))
         object.__setattr__(self, "states", states)
         object.__setattr__(self, "parents", parents)
         object.__setattr__(self, "cpts", cpts)
         object.__setattr__(self, "properties", properties)
-        object.__setattr__(self, "network_properties", tuple(map(str, self.network_properties)))
+        object.__setattr__(self, "network_properties", network_properties)
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -167,3 +199,32 @@ class DiscreteNetworkData:
         return (
             f"DiscreteNetworkData(name={self.name!r}, variables={len(self.states)}, edges={edges})"
         )
+
+
+def _names(value: Any, subject: str) -> list[str]:
+    """A sequence of strings (state names, parents, properties); one ``str`` is refused here
+    because a tuple of states given as ``"ab"`` is ambiguous (parents handle it apart)."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ValidationError(subject, "must be a tuple or list of str",
+                              found=repr(value) if isinstance(value, str) else type(value).__name__,
+                              fix="wrap a single name in a tuple: ('yes',)")
+    out = list(value)
+    for item in out:
+        if not isinstance(item, str):
+            raise ValidationError(subject, "must hold str (nothing is converted)",
+                                  found=repr(item))
+    return out
+
+
+def _float_array(value: Any, subject: str) -> FloatArray:
+    """A float64 copy of a table of floats; integer and bool arrays are refused, not cast."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nesting
+        raise ShapeError(subject, "must be a rectangular array of numbers",
+                         found=type(value).__name__) from err
+    if arr.dtype.kind != "f":
+        raise DtypeMismatchError(subject, "must hold floating-point probabilities",
+                                 found=str(arr.dtype),
+                                 fix="pass floats, e.g. np.array([0.5, 0.5])")
+    return np.array(arr, dtype=np.float64, copy=True)

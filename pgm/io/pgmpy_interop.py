@@ -22,7 +22,8 @@ import torch
 
 from pgm.bayesnet import BayesianNetwork
 from pgm.cpd import DEFAULT_ATOL, TabularCPD
-from probforge.errors import MissingDependencyError
+from probforge.errors import MissingDependencyError, ValidationError
+from probforge.validate import check_real
 
 __all__ = ["from_pgmpy", "to_pgmpy"]
 
@@ -41,7 +42,36 @@ def _pgmpy() -> Any:
 def from_pgmpy(
     model: Any, *, dtype: torch.dtype = torch.float64, atol: float = DEFAULT_ATOL
 ) -> BayesianNetwork:
-    """A probforge BayesianNetwork with the same graph, state names and CPD values."""
+    """A probforge BayesianNetwork with the same graph, state names and CPD values.
+
+    Parameters
+    ----------
+    model : pgmpy DiscreteBayesianNetwork
+        Every node must have a CPD (a node without one is refused, not dropped).
+    dtype : torch.dtype, default torch.float64
+        A floating dtype.
+    atol : float, default 1e-6
+        Each CPT row must sum to one within this tolerance.
+
+    Raises
+    ------
+    probforge.errors.ValidationError
+        ``model`` is not a pgmpy Bayesian network, a node has no CPD, bad ``dtype`` / ``atol``.
+    probforge.errors.NormalisationError
+        A CPD row does not sum to one within ``atol``.
+    """
+    if not callable(getattr(model, "get_cpds", None)) or not callable(
+            getattr(model, "nodes", None)):
+        raise ValidationError("model", "must be a pgmpy Bayesian network (with get_cpds())",
+                              found=type(model).__name__)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError("dtype", "must be a floating torch dtype", found=repr(dtype))
+    atol = check_real(atol, "atol", minimum=0.0)
+    with_cpd = {cpd.variables[0] for cpd in model.get_cpds()}
+    missing = [str(v) for v in model.nodes() if v not in with_cpd]
+    if missing:
+        raise ValidationError("pgmpy model", "every node needs a CPD", found=missing,
+                              fix="add the CPDs with model.add_cpds(...)")
     cpds = []
     for cpd in model.get_cpds():
         child, parents = cpd.variables[0], list(cpd.variables[1:])
@@ -55,7 +85,17 @@ def from_pgmpy(
 
 
 def to_pgmpy(bn: BayesianNetwork) -> Any:
-    """A pgmpy ``DiscreteBayesianNetwork`` with the same graph, state names and CPD values."""
+    """A pgmpy ``DiscreteBayesianNetwork`` with the same graph, state names and CPD values.
+
+    Raises
+    ------
+    probforge.errors.ValidationError
+        ``bn`` is not a BayesianNetwork.
+    probforge.errors.MissingDependencyError
+        pgmpy is not installed.
+    """
+    if not isinstance(bn, BayesianNetwork):
+        raise ValidationError("bn", "must be a BayesianNetwork", found=type(bn).__name__)
     models, factors = _pgmpy()
     cls = getattr(models, "DiscreteBayesianNetwork", None) or models.BayesianNetwork
     out = cls(bn.edges)

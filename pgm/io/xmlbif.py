@@ -59,15 +59,26 @@ import numpy.typing as npt
 
 from probforge.errors import ParseError, ValidationError
 
-from ._source import END_OF_FILE, display_name, read_bytes, write_source
+from ._source import (
+    END_OF_FILE,
+    MAX_TABLE_AXES,
+    check_limit,
+    check_text,
+    display_name,
+    read_bytes,
+    write_source,
+)
 from .network_data import DEFAULT_MAX_CPT_ENTRIES, DiscreteNetworkData
 
 __all__ = ["parse_xmlbif", "read_xmlbif", "write_xmlbif", "write_xmlbif_text"]
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+# ASCII digits only, one way to match each number.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _TOKEN = re.compile(r"\S+")
-# Characters XML 1.0 cannot carry (and \r, which XML normalises to \n).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ufffe\uffff]")
+# Characters XML 1.0 cannot carry (and \r, which XML normalises to \n; lone surrogates, which no
+# UTF-8 file holds). The reader refuses names and properties holding one (only "&#13;" can bring
+# one in), so whatever it returns, the writer writes back.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass
@@ -135,8 +146,20 @@ class _Builder:
         )
 
     def build(self, data: str | bytes) -> _Element:
+        if isinstance(data, str):
+            bad = _SURROGATE.search(data)
+            if bad is not None:  # expat would fail to encode it (a raw UnicodeEncodeError)
+                line = data.count("\n", 0, bad.start()) + 1
+                column = bad.start() - (data.rfind("\n", 0, bad.start()) + 1) + 1
+                raise ParseError(self.filename, line, column, ascii(bad.group()),
+                                 "text without lone surrogate code points")
         try:
             self.parser.Parse(data, True)
+        except LookupError as err:  # <?xml encoding="no-such-codec"?>
+            raise ParseError(
+                self.filename, 1, 1, "<?xml", f"an XML declaration with a known encoding ({err})",
+                fix="re-encode the file as UTF-8",
+            ) from err
         except expat.ExpatError as err:
             line, column = err.lineno, err.offset + 1
             raise ParseError(
@@ -149,6 +172,9 @@ class _Builder:
         if self.root is None:  # pragma: no cover - expat reports "no element found" first
             raise ParseError(self.filename, 1, 1, END_OF_FILE, "an XML document")
         return self.root
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _excerpt(data: str | bytes, line: int, column: int) -> str:
@@ -199,6 +225,15 @@ class _XmlbifReader:
         text = element.text.strip()
         if not text:
             self.fail(element, f"<{element.tag}>", f"a non-empty {what}")
+        return self.plain(element, text, what)
+
+    def plain(self, element: _Element, text: str, what: str) -> str:
+        """``text``, unless it holds a character the writer could not write back (a carriage
+        return given as ``&#13;``)."""
+        bad = _NOT_XML.search(text)
+        if bad is not None:
+            self.fail(element, ascii(bad.group()), f"{what} without control characters or "
+                      "carriage returns")
         return text
 
     def read(self, root: _Element) -> DiscreteNetworkData:
@@ -210,7 +245,11 @@ class _XmlbifReader:
             network, {"NAME", "PROPERTY", "VARIABLE", "DEFINITION", "PROBABILITY"}, "<NETWORK>"
         )
         net_name = self.name(self.single(network, "NAME", "<NETWORK>"), "network name")
-        net_props = tuple(c.text.strip() for c in network.children if c.tag == "PROPERTY")
+        net_props = tuple(
+            self.plain(c, c.text.strip(), "a network property")
+            for c in network.children
+            if c.tag == "PROPERTY"
+        )
 
         states: dict[str, tuple[str, ...]] = {}
         properties: dict[str, tuple[str, ...]] = {}
@@ -235,15 +274,21 @@ class _XmlbifReader:
                     f"{declared[name].line})",
                 )
             outcomes: list[str] = []
+            seen: set[str] = set()  # a set: thousands of outcomes must not be quadratic
             for out in (c for c in var.children if c.tag == "OUTCOME"):
                 state = self.name(out, f"outcome of {name!r}")
-                if state in outcomes:
+                if state in seen:
                     self.fail(out, state, f"an outcome not already listed for {name!r}")
+                seen.add(state)
                 outcomes.append(state)
             if not outcomes:
                 self.fail(var, "</VARIABLE>", f"at least one <OUTCOME> for {name!r}")
             states[name] = tuple(outcomes)
-            properties[name] = tuple(c.text.strip() for c in var.children if c.tag == "PROPERTY")
+            properties[name] = tuple(
+                self.plain(c, c.text.strip(), f"a property of {name!r}")
+                for c in var.children
+                if c.tag == "PROPERTY"
+            )
             declared[name] = var
 
         parents: dict[str, tuple[str, ...]] = {}
@@ -264,12 +309,14 @@ class _XmlbifReader:
                     f"{defined[child].line})",
                 )
             given: list[str] = []
+            listed = {child}
             for g in (c for c in definition.children if c.tag == "GIVEN"):
                 parent = self.name(g, "parent name in <GIVEN>")
                 if parent not in states:
                     self.fail(g, parent, f"a declared variable as a parent of {child!r}")
-                if parent == child or parent in given:
+                if parent in listed:
                     self.fail(g, parent, f"a parent of {child!r} not listed before (nor itself)")
+                listed.add(parent)
                 given.append(parent)
             table_el = self.single(definition, "TABLE", where)
             shape = (*(len(states[p]) for p in given), len(states[child]))
@@ -280,6 +327,13 @@ class _XmlbifReader:
                     "<TABLE>",
                     f"a CPT of at most max_cpt_entries={self.max_cpt_entries} entries "
                     f"(this one has {size})",
+                )
+            if len(shape) > MAX_TABLE_AXES:
+                self.fail(
+                    table_el,
+                    "<TABLE>",
+                    f"a CPT over at most {MAX_TABLE_AXES} variables (this one has "
+                    f"{len(given)} parents)",
                 )
             cpts[child] = self.table(table_el, size, child).reshape(shape)
             parents[child] = tuple(given)
@@ -362,9 +416,14 @@ def parse_xmlbif(
     Raises
     ------
     probforge.errors.ParseError
-        Malformed XML (position from expat), unexpected or missing elements, undeclared or
-        duplicate variables / outcomes, a table with the wrong number of values, a negative or
-        non-finite value, a variable without a definition.
+        Malformed XML (position from expat), an unknown encoding, entity declarations,
+        unexpected or missing elements, undeclared or duplicate variables / outcomes, a table
+        with the wrong number of values, a negative or non-finite value, a variable without a
+        definition, a CPT of more than ``max_cpt_entries`` entries or over more than 32
+        variables. Rows that do not sum to one are *not* an error here (see
+        :func:`pgm.io.read_network`).
+    probforge.errors.ValidationError
+        ``text`` is neither ``str`` nor ``bytes``, ``max_cpt_entries`` not an ``int >= 1``.
 
     Examples
     --------
@@ -372,8 +431,13 @@ def parse_xmlbif(
     >>> parse_xmlbif("<BIF><NETWORK><NAME>n</NAME></NETWORK></BIF>").variables
     ()
     """
+    if not isinstance(text, str | bytes):
+        raise ValidationError("XMLBIF text", "must be a str or bytes", found=type(text).__name__,
+                              fix="or read the file with read_xmlbif(path)")
+    check_text(filename, "filename", "read_xmlbif")
+    limit = check_limit(max_cpt_entries, "max_cpt_entries")
     root = _Builder(filename).build(text)
-    return _XmlbifReader(filename, max_cpt_entries).read(root)
+    return _XmlbifReader(filename, limit).read(root)
 
 
 def read_xmlbif(
@@ -392,6 +456,13 @@ def read_xmlbif(
     -------
     DiscreteNetworkData
 
+    Raises
+    ------
+    probforge.errors.MissingFileError
+        No such file, not a regular file, or unreadable (a ``FileNotFoundError`` too).
+    probforge.errors.ParseError
+        See :func:`parse_xmlbif`.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -403,7 +474,9 @@ def read_xmlbif(
     >>> read_xmlbif(p) == asia
     True
     """
-    return parse_xmlbif(read_bytes(path), display_name(path), max_cpt_entries=max_cpt_entries)
+    limit = check_limit(max_cpt_entries, "max_cpt_entries")
+    data = read_bytes(path, "XMLBIF file")
+    return parse_xmlbif(data, display_name(path), max_cpt_entries=limit)
 
 
 def _check_text(value: str, what: str) -> str:
@@ -419,7 +492,7 @@ def _check_text(value: str, what: str) -> str:
 
 def _check_name(value: str, what: str) -> str:
     if not value:
-        raise ValidationError(what, "must not be empty")
+        raise ValidationError(what, "cannot be written to XMLBIF: a name must not be empty")
     return _check_text(value, what)
 
 
@@ -439,7 +512,7 @@ def write_xmlbif_text(data: DiscreteNetworkData) -> str:
     ------
     probforge.errors.ValidationError
         A name, outcome or property that XML cannot carry unchanged (surrounding white space,
-        control characters).
+        control characters), or ``data`` is not a :class:`DiscreteNetworkData`.
 
     Examples
     --------
@@ -450,6 +523,9 @@ def write_xmlbif_text(data: DiscreteNetworkData) -> str:
     >>> "<TABLE>0.25 0.75</TABLE>" in write_xmlbif_text(d)
     True
     """
+    if not isinstance(data, DiscreteNetworkData):
+        raise ValidationError("data", "must be a DiscreteNetworkData", found=type(data).__name__,
+                              fix="convert a BayesianNetwork with pgm.io.bn_to_data")
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         "<BIF VERSION=" + quoteattr("0.3") + ">",
@@ -473,8 +549,8 @@ def write_xmlbif_text(data: DiscreteNetworkData) -> str:
         out.append("  </VARIABLE>")
     for var in data.states:
         out.append("  <DEFINITION>")
-        out.append(f"    <FOR>{escape(var)}</FOR>")
-        out.extend(f"    <GIVEN>{escape(p)}</GIVEN>" for p in data.parents[var])
+        out.append(f"    <FOR>{_check_name(var, 'variable name')}</FOR>")
+        out.extend(f"    <GIVEN>{_check_name(p, 'parent name')}</GIVEN>" for p in data.parents[var])
         values = " ".join(map(repr, data.cpts[var].ravel().tolist()))
         out.append(f"    <TABLE>{values}</TABLE>")
         out.append("  </DEFINITION>")
@@ -491,6 +567,13 @@ def write_xmlbif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> Non
     path : str or os.PathLike
         Destination (its directory must exist).
 
+    Raises
+    ------
+    probforge.errors.ValidationError
+        See :func:`write_xmlbif_text`; also ``path`` not a path, or a directory.
+    probforge.errors.MissingFileError
+        The destination's directory does not exist (checked before anything is written).
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -501,4 +584,5 @@ def write_xmlbif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> Non
     >>> p.read_text().count("<VARIABLE")
     4
     """
-    write_source(path, write_xmlbif_text(data))
+    text = write_xmlbif_text(data)
+    write_source(path, text, "XMLBIF file")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from probforge.errors import DataNotFoundError
+from probforge.errors import DataNotFoundError, ValidationError
 
 __all__ = ["bundled_network_path", "bundled_networks"]
 
@@ -67,6 +67,10 @@ def bundled_network_path(name: str) -> Path:
     >>> read_bif(bundled_network_path("sprinkler")).parents["wetgrass"]
     ('sprinkler', 'rain')
     """
+    if not isinstance(name, str):
+        raise ValidationError("bundled network name", "must be a str",
+                              found=f"{name!r} ({type(name).__name__})",
+                              fix=f"use one of: {', '.join(bundled_networks())}")
     for suffix in _SUFFIXES:
         candidate = _DIRECTORY / f"{name}{suffix}"
         if name and "/" not in name and "\\" not in name and candidate.is_file():

@@ -14,7 +14,21 @@ from probforge.errors import (
     ParseError,
 )
 
-from .._source import END_OF_FILE, parse_error
+from .._source import END_OF_FILE, MAX_INT_DIGITS, bounded_int, parse_error
+
+__all__ = [
+    "DEFAULT_MAX_TABLE_ENTRIES",
+    "INT_RE",
+    "NOT_NUMERIC_RE",
+    "NUMBER_RE",
+    "TOKEN_RE",
+    "FloatArray",
+    "Tokens",
+    "UAIEvidence",
+    "UAIKind",
+    "UAITask",
+    "expect_end",
+]
 
 #: Largest function table (float64 entries) the parser allocates unless told otherwise (1 GiB).
 DEFAULT_MAX_TABLE_ENTRIES = 2**27
@@ -26,10 +40,11 @@ UAIEvidence = list[dict[int, int]]
 
 FloatArray = npt.NDArray[np.float64]
 
-_TOKEN = re.compile(r"\S+")
-_INT = re.compile(r"\+?\d+")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_NOT_NUMERIC = re.compile(r"[^\s0-9eE+\-.]")
+TOKEN_RE = re.compile(r"\S+")
+# ASCII digits only (like NOT_NUMERIC_RE), and one way to match each number.
+INT_RE = re.compile(r"\+?[0-9]+")
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+NOT_NUMERIC_RE = re.compile(r"[^\s0-9eE+\-.]")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -37,14 +52,14 @@ _NOT_NUMERIC = re.compile(r"[^\s0-9eE+\-.]")
 # --------------------------------------------------------------------------------------------------
 
 
-class _Tokens:
+class Tokens:
     """Whitespace-separated tokens read one at a time; errors carry line and column."""
 
     def __init__(self, text: str, filename: str, start: int = 0) -> None:
         self.check_lines = True
         self.text = text
         self.filename = filename
-        self._it: Iterator[re.Match[str]] = _TOKEN.finditer(text, start)
+        self._it: Iterator[re.Match[str]] = TOKEN_RE.finditer(text, start)
         self._peeked: re.Match[str] | None = None
         self.last_end = start  # end offset of the last token taken
 
@@ -79,9 +94,11 @@ class _Tokens:
             if m is not None and "\n" in self.text[self.last_end : m.start()]:
                 raise self.error_at(m.start(), m.group(), f"{expected} on {line}")
         tok, at = self.take(expected)
-        if not _INT.fullmatch(tok):
+        if not INT_RE.fullmatch(tok):
             raise self.error_at(at, tok, expected)
-        value = int(tok)
+        value = bounded_int(tok)
+        if value is None:
+            raise self.error_at(at, tok, f"{expected}, of at most {MAX_INT_DIGITS} digits")
         if value < low or (high is not None and value >= high):
             raise self.error_at(at, tok, expected)
         return value, at
@@ -96,3 +113,10 @@ class _Tokens:
         m = self.peek()
         if self.check_lines and m is not None and "\n" not in self.text[self.last_end : m.start()]:
             raise self.error_at(m.start(), m.group(), f"the end of the line after {what}", fix=fix)
+
+
+def expect_end(toks: Tokens, what: str) -> None:
+    """Require that no token is left."""
+    m = toks.peek()
+    if m is not None:
+        raise toks.error_at(m.start(), m.group(), f"the end of the file after {what}")

@@ -4,21 +4,30 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from probforge.errors import (
     ParseError,
     ValidationError,
 )
-from probforge.files import atomic_write_text
+from probforge.validate import check_int
 
-from .._source import END_OF_FILE, display_name, parse_error, read_source
+from .._source import (
+    END_OF_FILE,
+    bounded_int,
+    check_text,
+    display_name,
+    parse_error,
+    read_source,
+    write_source,
+)
 from ._common import (
-    _INT,
-    _TOKEN,
+    INT_RE,
+    TOKEN_RE,
+    Tokens,
     UAIEvidence,
-    _Tokens,
+    expect_end,
 )
 from .model import UAIModel
 
@@ -28,7 +37,7 @@ from .model import UAIModel
 
 
 def _check_against_model(
-    toks: _Tokens, model: UAIModel | None, var: int, var_at: int, value: int, value_at: int
+    toks: Tokens, model: UAIModel | None, var: int, var_at: int, value: int, value_at: int
 ) -> None:
     if model is None:
         return
@@ -41,7 +50,7 @@ def _check_against_model(
         )
 
 
-def _evidence_sample(toks: _Tokens, model: UAIModel | None, label: str) -> dict[int, int]:
+def _evidence_sample(toks: Tokens, model: UAIModel | None, label: str) -> dict[int, int]:
     count, _ = toks.integer(f"the number of observed variables{label}")
     sample: dict[int, int] = {}
     for _i in range(count):
@@ -52,12 +61,6 @@ def _evidence_sample(toks: _Tokens, model: UAIModel | None, label: str) -> dict[
         _check_against_model(toks, model, var, var_at, value, value_at)
         sample[var] = value
     return sample
-
-
-def _expect_end(toks: _Tokens, what: str) -> None:
-    m = toks.peek()
-    if m is not None:
-        raise toks.error_at(m.start(), m.group(), f"the end of the file after {what}")
 
 
 def parse_uai_evidence(
@@ -88,8 +91,16 @@ def parse_uai_evidence(
     Raises
     ------
     probforge.errors.ParseError
-        A token is not a whole number, a count disagrees with the data, a variable is observed
-        twice in a sample, or (with ``model``) an index or value is out of range.
+        A token is not a whole number (ASCII digits, at most 18 of them), a count disagrees with
+        the data, a variable is observed twice in a sample, or (with ``model``) an index or value
+        is out of range.
+    probforge.errors.ValidationError
+        ``text`` is not a ``str``, ``model`` not a :class:`UAIModel`.
+
+    Notes
+    -----
+    An empty evidence file (no token at all) is a :class:`~probforge.errors.ParseError`: "no
+    evidence" is written ``0``.
 
     Examples
     --------
@@ -99,7 +110,10 @@ def parse_uai_evidence(
     >>> parse_uai_evidence("2\\n1 0 1\\n2 0 0 1 1\\n")  # two samples, UAI 2010
     [{0: 1}, {0: 0, 1: 1}]
     """
-    first = _TOKEN.search(text)
+    check_text(text, "UAI evidence text", "read_uai_evidence")
+    check_text(filename, "filename", "read_uai_evidence")
+    _check_optional_model(model)
+    first = TOKEN_RE.search(text)
     if first is None:
         raise parse_error(
             filename, text, len(text), END_OF_FILE, "the number of observed variables"
@@ -107,21 +121,22 @@ def parse_uai_evidence(
     line_end = text.find("\n", first.start())
     first_line = text[first.start() : len(text) if line_end < 0 else line_end].split()
     lead = first_line[0]
-    n = int(lead) if _INT.fullmatch(lead) else -1
+    count = bounded_int(lead) if INT_RE.fullmatch(lead) else None
+    n = -1 if count is None else count
 
     def single() -> UAIEvidence:
-        toks = _Tokens(text, filename)
+        toks = Tokens(text, filename)
         sample = _evidence_sample(toks, model, "")
-        _expect_end(toks, "the evidence sample")
+        expect_end(toks, "the evidence sample")
         return [sample]
 
     if n >= 0 and len(first_line) == 1 + 2 * n:
         return single()
-    toks = _Tokens(text, filename)
+    toks = Tokens(text, filename)
     try:
         n_samples, _ = toks.integer("the number of evidence samples")
         samples = [_evidence_sample(toks, model, f" (sample {k})") for k in range(n_samples)]
-        _expect_end(toks, f"{n_samples} evidence samples")
+        expect_end(toks, f"{n_samples} evidence samples")
     except ParseError:
         if n >= 0 and len(text.split()) == 1 + 2 * n:
             return single()
@@ -145,6 +160,13 @@ def read_uai_evidence(
     -------
     list of dict of int to int
 
+    Raises
+    ------
+    probforge.errors.MissingFileError
+        No such file, not a regular file, or unreadable (a ``FileNotFoundError`` too).
+    probforge.errors.ParseError
+        See :func:`parse_uai_evidence`.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -154,24 +176,40 @@ def read_uai_evidence(
     >>> read_uai_evidence(p)
     [{0: 1}]
     """
-    return parse_uai_evidence(read_source(path), display_name(path), model=model)
+    _check_optional_model(model)
+    text = read_source(path, "UAI evidence file")
+    return parse_uai_evidence(text, display_name(path), model=model)
+
+
+def _check_optional_model(model: object) -> UAIModel | None:
+    if model is not None and not isinstance(model, UAIModel):
+        raise ValidationError("model", "must be a UAIModel or None", found=type(model).__name__)
+    return model
 
 
 def _normalise_evidence(
     evidence: Mapping[int, int] | Sequence[Mapping[int, int]], model: UAIModel | None
 ) -> UAIEvidence:
-    samples = [evidence] if isinstance(evidence, Mapping) else list(evidence)
+    _check_optional_model(model)
+    if isinstance(evidence, Mapping):
+        samples: list[Any] = [evidence]
+    elif isinstance(evidence, str | bytes) or not isinstance(evidence, Iterable):
+        raise ValidationError(
+            "evidence", "must be a mapping {variable index: value index} or a list of them",
+            found=type(evidence).__name__,
+        )
+    else:
+        samples = list(evidence)
     out: UAIEvidence = []
     for k, sample in enumerate(samples):
+        if not isinstance(sample, Mapping):
+            raise ValidationError(
+                f"evidence sample {k}", "must be a mapping {variable index: value index}",
+                found=type(sample).__name__,
+            )
         clean: dict[int, int] = {}
         for var, value in sample.items():
-            v, x = int(var), int(value)
-            if v != var or x != value or v < 0 or x < 0:
-                raise ValidationError(
-                    f"evidence sample {k}",
-                    "indices and values must be whole numbers >= 0",
-                    found=(var, value),
-                )
+            v, x = _index(var, k, (var, value)), _index(value, k, (var, value))
             if model is not None and (v >= len(model.cards) or x >= model.cards[v]):
                 raise ValidationError(
                     f"evidence sample {k}",
@@ -181,6 +219,18 @@ def _normalise_evidence(
             clean[v] = x
         out.append(clean)
     return out
+
+
+def _index(x: Any, k: int, pair: tuple[Any, Any]) -> int:
+    """A variable or value index: an int >= 0 (a bool or a float such as 1.0 is refused)."""
+    try:
+        return check_int(x, "index", minimum=0)
+    except ValidationError:
+        raise ValidationError(
+            f"evidence sample {k}",
+            "indices and values must be whole numbers >= 0 (ints, not bools or floats)",
+            found=pair,
+        ) from None
 
 
 def write_uai_evidence_text(
@@ -209,8 +259,9 @@ def write_uai_evidence_text(
     Raises
     ------
     probforge.errors.ValidationError
-        Negative or non-integer entries, out-of-range values (with ``model``), ``"single"`` with
-        other than one sample, or no sample at all (which no layout can express unambiguously).
+        Negative or non-integer entries (bools and floats are refused), out-of-range values
+        (with ``model``), ``"single"`` with other than one sample, or no sample at all (which no
+        layout can express unambiguously).
 
     Examples
     --------
@@ -225,8 +276,9 @@ def write_uai_evidence_text(
         raise ValidationError(
             "evidence", "there is no sample to write", fix="pass [{}] for 'no evidence'"
         )
-    if layout not in ("auto", "single", "multi"):
-        raise ValidationError("layout", "must be 'auto', 'single' or 'multi'", found=layout)
+    if not isinstance(layout, str) or layout not in ("auto", "single", "multi"):
+        raise ValidationError("layout", "must be 'auto', 'single' or 'multi'",
+                              found=repr(layout))
     if layout == "single" and len(samples) != 1:
         raise ValidationError(
             "evidence", "the single layout holds exactly one sample", found=len(samples)
@@ -246,6 +298,13 @@ def write_uai_evidence(
 ) -> None:
     """Write a UAI evidence file atomically; see :func:`write_uai_evidence_text`.
 
+    Raises
+    ------
+    probforge.errors.MissingFileError
+        The destination's directory does not exist (checked before anything is written).
+    probforge.errors.ValidationError
+        See :func:`write_uai_evidence_text`; also ``path`` not a path, or a directory.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -255,4 +314,5 @@ def write_uai_evidence(
     >>> read_uai_evidence(p)
     [{0: 1}, {1: 0}]
     """
-    atomic_write_text(path, write_uai_evidence_text(evidence, layout=layout, model=model))
+    text = write_uai_evidence_text(evidence, layout=layout, model=model)
+    write_source(path, text, "UAI evidence file", compress_gz=False)

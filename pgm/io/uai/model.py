@@ -5,29 +5,39 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NoReturn, cast, get_args
+from typing import Any, NoReturn, cast, get_args
 
 import numpy as np
 
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
     ValidationError,
 )
-from probforge.files import atomic_write_text
+from probforge.validate import check_int
 
-from .._source import END_OF_FILE, display_name, read_source
+from .._source import (
+    END_OF_FILE,
+    MAX_TABLE_AXES,
+    bounded_int,
+    check_limit,
+    check_text,
+    display_name,
+    read_source,
+    write_source,
+)
 from ._common import (
-    _INT,
-    _NOT_NUMERIC,
-    _NUMBER,
-    _TOKEN,
     DEFAULT_MAX_TABLE_ENTRIES,
+    INT_RE,
+    NOT_NUMERIC_RE,
+    NUMBER_RE,
+    TOKEN_RE,
     FloatArray,
+    Tokens,
     UAIKind,
-    _Tokens,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -68,27 +78,35 @@ class UAIModel:
     tables: tuple[FloatArray, ...]
 
     def __post_init__(self) -> None:
-        if self.kind not in get_args(UAIKind):
-            raise ValidationError("UAI model", "kind must be 'BAYES' or 'MARKOV'", found=self.kind)
-        cards = tuple(int(c) for c in self.cards)
+        if not isinstance(self.kind, str) or self.kind not in get_args(UAIKind):
+            raise ValidationError("UAI model", "kind must be 'BAYES' or 'MARKOV'",
+                                  found=repr(self.kind))
+        raw_cards = _sequence(self.cards, "cards of the UAI model")
+        for c in raw_cards:
+            check_int(c, "cardinality in the UAI model")
+        cards = tuple(int(c) for c in raw_cards)
         if any(c < 1 for c in cards):
             raise ShapeError("UAI model", "every cardinality must be >= 1", found=cards)
-        scopes = tuple(tuple(int(v) for v in s) for s in self.scopes)
-        if len(self.tables) != len(scopes):
+        scopes = tuple(
+            tuple(check_int(v, f"scope of function {i}") for v in _sequence(s, f"scope {i}"))
+            for i, s in enumerate(_sequence(self.scopes, "scopes of the UAI model"))
+        )
+        raw_tables = _sequence(self.tables, "tables of the UAI model")
+        if len(raw_tables) != len(scopes):
             raise ShapeError(
                 "UAI model",
                 f"one table per scope is needed ({len(scopes)} scopes)",
-                found=f"{len(self.tables)} tables",
+                found=f"{len(raw_tables)} tables",
             )
         tables: list[FloatArray] = []
-        for i, (scope, table) in enumerate(zip(scopes, self.tables, strict=True)):
+        for i, (scope, table) in enumerate(zip(scopes, raw_tables, strict=True)):
             if any(not 0 <= v < len(cards) for v in scope) or len(set(scope)) != len(scope):
                 raise ValidationError(
                     f"scope of function {i}",
                     f"indices must be distinct and in [0, {len(cards)})",
                     found=scope,
                 )
-            arr = np.array(table, dtype=np.float64, copy=True)
+            arr = _float_table(table, f"table of function {i}")
             shape = tuple(cards[v] for v in scope)
             if arr.shape != shape:
                 raise ShapeError(
@@ -137,6 +155,30 @@ class UAIModel:
         )
 
 
+def _sequence(value: Any, subject: str) -> tuple[Any, ...]:
+    """``value`` as a tuple, if it is a sequence (not a string, a mapping or a bare number)."""
+    if isinstance(value, str | bytes | dict) or not isinstance(value, Iterable):
+        raise ValidationError(subject, "must be a sequence (tuple or list)",
+                              found=type(value).__name__)
+    return tuple(value)
+
+
+def _float_table(table: Any, subject: str) -> FloatArray:
+    """A float64 copy of a table of real numbers; integer / bool / object tables are refused (a
+    table of probabilities or potentials is never silently cast from integers)."""
+    try:
+        arr = np.asarray(table)
+    except (ValueError, TypeError) as err:  # ragged nesting
+        raise ShapeError(subject, "must be a rectangular array of numbers",
+                         found=type(table).__name__) from err
+    if arr.dtype.kind not in "f":
+        raise DtypeMismatchError(
+            subject, "must hold floating-point numbers", found=str(arr.dtype),
+            fix="pass a float array, e.g. np.asarray(table, dtype=float), after checking it",
+        )
+    return np.array(arr, dtype=np.float64, copy=True)
+
+
 # --------------------------------------------------------------------------------------------------
 # Model files
 # --------------------------------------------------------------------------------------------------
@@ -154,7 +196,8 @@ def parse_uai(
     filename : str, default "<string>"
         Name used in error messages.
     max_table_entries : int, default 2**27
-        Refuse any function table with more entries (before allocating it).
+        Refuse any function table with more entries, and any variable with more states, before
+        allocating anything.
 
     Returns
     -------
@@ -167,8 +210,13 @@ def parse_uai(
         Unknown network type; a count that disagrees with what follows (cardinalities on the
         cardinality line, scope sizes, table sizes not equal to the product of the scope's
         cardinalities, too few values); an index out of range; a repeated scope variable; a
-        negative, NaN or infinite value; anything after the last table. In a ``BAYES`` file,
-        also a variable that is not the child (last scope variable) of exactly one CPT.
+        negative, NaN or infinite value; anything after the last table; a table of more than
+        ``max_table_entries`` entries or over more than 32 variables, a cardinality above
+        ``max_table_entries``, a whole number of more than 18 digits. In a ``BAYES`` file, also
+        a variable that is not the child (last scope variable) of exactly one CPT. CPT rows that
+        do not sum to one are *not* an error here (see :func:`pgm.io.model_from_uai`).
+    probforge.errors.ValidationError
+        ``text`` is not a ``str``, ``max_table_entries`` not an ``int >= 1``.
 
     Examples
     --------
@@ -185,7 +233,10 @@ def parse_uai(
     >>> m.tables[1][0]  # p(x1 | x0 = 0): the child is the last scope variable
     array([0.2, 0.3, 0.5])
     """
-    toks = _Tokens(text, filename)
+    check_text(text, "UAI model text", "read_uai")
+    check_text(filename, "filename", "read_uai")
+    max_table_entries = check_limit(max_table_entries, "max_table_entries")
+    toks = Tokens(text, filename)
     kind_tok, kind_at = toks.take("'BAYES' or 'MARKOV'")
     if kind_tok not in ("BAYES", "MARKOV"):
         raise toks.error_at(
@@ -204,11 +255,20 @@ def parse_uai(
     toks.end_of_line("the number of variables")
     cards: list[int] = []
     for i in range(n_vars):
-        card, _ = toks.integer(
+        # A variable with more states than a table may hold could never get a table, and
+        # model_from_uai would allocate a uniform factor of that size: refuse it here.
+        card, card_at = toks.integer(
             f"the cardinality of variable {i} (a whole number >= 1)",
             low=1,
             line=f"the cardinality line ({n_vars} variables declared)" if i else None,
         )
+        if card > max_table_entries:
+            raise toks.error_at(
+                card_at,
+                str(card),
+                f"a cardinality of at most max_table_entries={max_table_entries} (variable {i})",
+                fix="pass a larger max_table_entries if the memory is available",
+            )
         cards.append(card)
     toks.end_of_line(
         f"{n_vars} cardinalities",
@@ -218,23 +278,27 @@ def parse_uai(
     toks.end_of_line("the number of functions")
     scopes: list[tuple[int, ...]] = []
     children: dict[int, int] = {}
+    max_size = min(n_vars, MAX_TABLE_AXES)
     for f in range(n_funcs):
         size, _ = toks.integer(
-            f"the scope size of function {f} (a whole number <= {n_vars})",
+            # at most the number of variables, and at most MAX_TABLE_AXES
+            f"the scope size of function {f} (a whole number <= {max_size})",
             low=1 if kind == "BAYES" else 0,
-            high=n_vars + 1,
+            high=max_size + 1,
         )
         scope: list[int] = []
+        in_scope: set[int] = set()
         for j in range(size):
             v, v_at = toks.integer(
                 f"variable {j} of the scope of function {f} (an index in [0, {n_vars}))",
                 high=n_vars,
                 line=f"the scope line of function {f} (its size is {size})",
             )
-            if v in scope:
+            if v in in_scope:
                 raise toks.error_at(
                     v_at, str(v), f"a variable not already in the scope of function {f}"
                 )
+            in_scope.add(v)
             scope.append(v)
         toks.end_of_line(
             f"the {size} variables of the scope of function {f}",
@@ -267,7 +331,7 @@ def parse_uai(
     nxt = toks.peek()
     data_start = len(text) if nxt is None else nxt.start()
     words = text[data_start:].split()
-    bad = _NOT_NUMERIC.search(text, data_start)
+    bad = NOT_NUMERIC_RE.search(text, data_start)
     bad_word = len(words)  # index of the first word holding a non-numeric character
     if bad is not None:
         word_start = bad.start()
@@ -276,7 +340,7 @@ def parse_uai(
         bad_word = len(text[data_start:word_start].split())
 
     def word_offset(k: int) -> int:
-        for i, m in enumerate(_TOKEN.finditer(text, data_start)):
+        for i, m in enumerate(TOKEN_RE.finditer(text, data_start)):
             if i == k:
                 return m.start()
         return len(text)  # pragma: no cover - callers pass valid indices
@@ -293,15 +357,17 @@ def parse_uai(
         if pos >= len(words):
             raise toks.error_at(len(text), END_OF_FILE, what)
         tok = words[pos]
-        if not _INT.fullmatch(tok) or int(tok) != expected:
-            raise toks.error_at(word_offset(pos), tok, what)
+        # The limit first, whatever the count says: the scopes alone fix the size.
         if expected > max_table_entries:
             raise toks.error_at(
                 word_offset(pos),
                 tok,
-                f"a table of at most max_table_entries={max_table_entries} entries",
+                f"a table of at most max_table_entries={max_table_entries} entries (function "
+                f"{f} has {expected}: the product of the cardinalities {list(shape)})",
                 fix="pass a larger max_table_entries if the memory is available",
             )
+        if not INT_RE.fullmatch(tok) or bounded_int(tok) != expected:
+            raise toks.error_at(word_offset(pos), tok, what)
         pos += 1
         chunk = words[pos : pos + expected]
         if len(chunk) < expected:
@@ -330,10 +396,10 @@ def parse_uai(
 
 
 def _raise_bad_value(
-    toks: _Tokens, chunk: list[str], pos: int, offsets: Callable[[int], int], f: int
+    toks: Tokens, chunk: list[str], pos: int, offsets: Callable[[int], int], f: int
 ) -> NoReturn:
     for j, tok in enumerate(chunk):
-        ok = bool(_NUMBER.fullmatch(tok))
+        ok = bool(NUMBER_RE.fullmatch(tok))
         if ok:
             value = float(tok)
             ok = math.isfinite(value) and value >= 0
@@ -364,6 +430,8 @@ def read_uai(
 
     Raises
     ------
+    probforge.errors.MissingFileError
+        No such file, not a regular file, or unreadable (a ``FileNotFoundError`` too).
     probforge.errors.ParseError
         See :func:`parse_uai`.
 
@@ -376,7 +444,9 @@ def read_uai(
     >>> read_uai(p).tables[0]
     array([1.5, 0.5])
     """
-    return parse_uai(read_source(path), display_name(path), max_table_entries=max_table_entries)
+    limit = check_limit(max_table_entries, "max_table_entries")
+    text = read_source(path, "UAI model file")
+    return parse_uai(text, display_name(path), max_table_entries=limit)
 
 
 def write_uai_text(model: UAIModel) -> str:
@@ -390,6 +460,11 @@ def write_uai_text(model: UAIModel) -> str:
     -------
     str
         Text with ``parse_uai(text) == model``; each table is written one row (last axis) per line.
+
+    Raises
+    ------
+    probforge.errors.ValidationError
+        ``model`` is not a :class:`UAIModel`.
 
     Examples
     --------
@@ -406,6 +481,7 @@ def write_uai_text(model: UAIModel) -> str:
      1.0 3.0
     <BLANKLINE>
     """
+    _check_model(model, "model")
     out = [
         model.kind,
         str(len(model.cards)),
@@ -430,6 +506,13 @@ def write_uai(model: UAIModel, path: str | os.PathLike[str]) -> None:
     path : str or os.PathLike
         Destination (its directory must exist).
 
+    Raises
+    ------
+    probforge.errors.MissingFileError
+        The destination's directory does not exist (checked before anything is written).
+    probforge.errors.ValidationError
+        ``model`` is not a :class:`UAIModel`, ``path`` is not a path or is a directory.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -441,4 +524,12 @@ def write_uai(model: UAIModel, path: str | os.PathLike[str]) -> None:
     >>> read_uai(p) == m
     True
     """
-    atomic_write_text(path, write_uai_text(model))
+    text = write_uai_text(model)
+    write_source(path, text, "UAI model file", compress_gz=False)
+
+
+def _check_model(model: Any, subject: str) -> UAIModel:
+    if not isinstance(model, UAIModel):
+        raise ValidationError(subject, "must be a UAIModel", found=type(model).__name__,
+                              fix="build one with UAIModel(...) or pgm.io.model_to_uai(model)")
+    return model

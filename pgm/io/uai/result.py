@@ -5,30 +5,38 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast, get_args
+from typing import Any, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
 
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ParseError,
     ShapeError,
     ValidationError,
 )
-from probforge.files import atomic_write_text
+from probforge.validate import check_int, check_real
 
-from .._source import END_OF_FILE, display_name, parse_error, read_source
-from ._common import (
-    _NUMBER,
-    _TOKEN,
-    FloatArray,
-    UAITask,
-    _Tokens,
+from .._source import (
+    END_OF_FILE,
+    check_text,
+    display_name,
+    parse_error,
+    read_source,
+    write_source,
 )
-from .evidence import _expect_end
+from ._common import (
+    NUMBER_RE,
+    TOKEN_RE,
+    FloatArray,
+    Tokens,
+    UAITask,
+    expect_end,
+)
 from .model import UAIModel
 
 
@@ -58,22 +66,34 @@ class UAIResult:
     value: float | tuple[FloatArray, ...] | tuple[int, ...]
 
     def __post_init__(self) -> None:
-        task = self.task
-        if task not in get_args(UAITask):
-            raise ValidationError("UAI result", "task must be PR, MAR, MAP or MPE", found=task)
+        task = _check_task(self.task)
         value: float | tuple[FloatArray, ...] | tuple[int, ...]
         if task == "PR":
-            if isinstance(self.value, tuple | list | np.ndarray) and np.ndim(self.value) != 0:
-                raise ValidationError("PR result", "the value is one number (log10 Pr)")
-            value = float(cast(float, self.value))
-            if math.isnan(value) or value == math.inf:
+            raw = self.value
+            if isinstance(raw, tuple | list) or (isinstance(raw, np.ndarray) and raw.ndim != 0):
+                raise ValidationError("PR result", "the value is one number (log10 Pr)",
+                                      found=type(raw).__name__)
+            if isinstance(raw, np.ndarray):
+                raw = raw[()]  # a 0-d array: its scalar
+            value = check_real(raw, "PR result (log10 of a probability)", allow_inf=True)
+            if value == math.inf:
                 raise NonFiniteError(
                     "PR result", "log10 of a probability must be finite or -inf", found=value
                 )
         elif task == "MAR":
             arrays: list[FloatArray] = []
-            for i, m in enumerate(cast(Sequence[npt.ArrayLike], self.value)):
-                arr = np.array(m, dtype=np.float64, copy=True)
+            for i, m in enumerate(_items(self.value, "MAR result (one marginal per variable)")):
+                try:
+                    arr = np.array(m, dtype=None, copy=True)
+                except (ValueError, TypeError) as err:
+                    raise ShapeError(f"marginal of variable {i}",
+                                     "must be a 1-D array of numbers") from err
+                if arr.dtype.kind != "f":
+                    raise DtypeMismatchError(
+                        f"marginal of variable {i}", "must hold floating-point probabilities",
+                        found=str(arr.dtype), fix="pass floats, e.g. [1.0, 0.0]",
+                    )
+                arr = arr.astype(np.float64)
                 if arr.ndim != 1 or arr.size < 1:
                     raise ShapeError(f"marginal of variable {i}", "must be a non-empty 1-D array")
                 if not np.isfinite(arr).all() or (arr < 0).any():
@@ -84,14 +104,11 @@ class UAIResult:
                 arrays.append(arr)
             value = tuple(arrays)
         else:
-            ints: list[int] = []
-            for x in cast(Sequence[int], self.value):
-                if isinstance(x, float | np.floating) and not float(x).is_integer():
-                    raise ValidationError(f"{task} result", "values must be integers", found=x)
-                if int(x) < 0:
-                    raise ValidationError(f"{task} result", "values must be >= 0", found=x)
-                ints.append(int(x))
-            value = tuple(ints)
+            value = tuple(
+                check_int(x, f"{task} result: the value of variable {i}", minimum=0)
+                for i, x in enumerate(_items(self.value, f"{task} result (one value per "
+                                                          "variable)"))
+            )
         object.__setattr__(self, "value", value)
 
     @property
@@ -132,16 +149,33 @@ class UAIResult:
     __hash__ = None  # type: ignore[assignment]
 
 
+def _check_task(task: Any) -> UAITask:
+    if not isinstance(task, str) or task not in get_args(UAITask):
+        raise ValidationError("UAI result", "task must be PR, MAR, MAP or MPE", found=repr(task))
+    return cast(UAITask, task)
+
+
+def _check_optional_model(model: Any) -> UAIModel | None:
+    if model is not None and not isinstance(model, UAIModel):
+        raise ValidationError("model", "must be a UAIModel or None", found=type(model).__name__)
+    return model
+
+
+def _items(value: Any, subject: str) -> list[Any]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(subject, "must be a sequence", found=type(value).__name__)
+    return list(value)
+
 
 # --------------------------------------------------------------------------------------------------
 # Result files
 # --------------------------------------------------------------------------------------------------
 
 
-def _solution(toks: _Tokens, task: UAITask, model: UAIModel | None) -> UAIResult:
+def _solution(toks: Tokens, task: UAITask, model: UAIModel | None) -> UAIResult:
     if task == "PR":
         tok, at = toks.take("log10 of the probability (a number)")
-        ok = bool(_NUMBER.fullmatch(tok)) or tok.lower() in ("-inf", "-infinity")
+        ok = bool(NUMBER_RE.fullmatch(tok)) or tok.lower() in ("-inf", "-infinity")
         if not ok or (math.isinf(float(tok)) and not tok.startswith("-")):
             raise toks.error_at(
                 at, tok, "log10 of the probability: a number, or -inf for probability zero"
@@ -167,7 +201,7 @@ def _solution(toks: _Tokens, task: UAITask, model: UAIModel | None) -> UAIResult
             values: list[float] = []
             for j in range(card):
                 tok, at = toks.take(f"marginal probability {j} of variable {i}")
-                if not _NUMBER.fullmatch(tok) or not 0 <= float(tok) < math.inf:
+                if not NUMBER_RE.fullmatch(tok) or not 0 <= float(tok) < math.inf:
                     raise toks.error_at(
                         at, tok, f"marginal probability {j} of variable {i}: a number >= 0"
                     )
@@ -207,29 +241,46 @@ def parse_uai_results(
     -------
     list of UAIResult
 
+    Raises
+    ------
+    probforge.errors.ParseError
+        Malformed file: unknown task, a token that is not a number where one is due, a count
+        that disagrees with the data, a negative or non-finite probability, a value out of the
+        model's range (with ``model``), tokens left over.
+    probforge.errors.ValidationError
+        ``text`` is not a ``str``, ``model`` not a :class:`UAIModel`.
+
+    Notes
+    -----
+    MAR marginals are returned as written: they are not checked to sum to one (solvers round
+    them), and nothing is renormalised.
+
     Examples
     --------
     >>> from pgm.io.uai import parse_uai_results
     >>> [r.log10_probability for r in parse_uai_results("PR\\n2\\n-0.5\\n-1.25\\n")]
     [-0.5, -1.25]
     """
-    toks = _Tokens(text, filename)
+    check_text(text, "UAI result text", "read_uai_results")
+    check_text(filename, "filename", "read_uai_results")
+    _check_optional_model(model)
+    toks = Tokens(text, filename)
     task_tok, task_at = toks.take("the task: PR, MAR, MAP or MPE")
     if task_tok not in get_args(UAITask):
         raise toks.error_at(task_at, task_tok, "the task: PR, MAR, MAP or MPE")
     task = cast(UAITask, task_tok)
     start = toks.last_end
-    for m in _TOKEN.finditer(text, start):
+    for m in TOKEN_RE.finditer(text, start):
         if m.group() == "-BEGIN-":
             start = m.end()
-    if _TOKEN.search(text, start) is None:
+    if TOKEN_RE.search(text, start) is None:
         raise parse_error(filename, text, len(text), END_OF_FILE, f"a {task} solution")
 
     def run(with_count: bool) -> list[UAIResult]:
-        toks = _Tokens(text, filename, start)
+        toks = Tokens(text, filename, start)
         count = toks.integer("the number of evidence samples")[0] if with_count else 1
         results = [_solution(toks, task, model) for _ in range(count)]
-        _expect_end(toks, f"the {task} solution" + ("s" if count != 1 else ""))
+        expect_end(toks, f"the {task} solution" + ("s" if count != 1 else ""))
         return results
 
     try:
@@ -290,6 +341,13 @@ def parse_uai_result(
 def read_uai_result(path: str | os.PathLike[str], *, model: UAIModel | None = None) -> UAIResult:
     """Read a UAI result file with one solution; see :func:`parse_uai_result`.
 
+    Raises
+    ------
+    probforge.errors.MissingFileError
+        No such file, not a regular file, or unreadable (a ``FileNotFoundError`` too).
+    probforge.errors.ParseError
+        See :func:`parse_uai_result`.
+
     Examples
     --------
     >>> import pathlib, tempfile
@@ -299,7 +357,9 @@ def read_uai_result(path: str | os.PathLike[str], *, model: UAIModel | None = No
     >>> read_uai_result(p).log10_probability
     -0.2008
     """
-    return parse_uai_result(read_source(path), display_name(path), model=model)
+    _check_optional_model(model)
+    text = read_source(path, "UAI result file")
+    return parse_uai_result(text, display_name(path), model=model)
 
 
 def read_uai_results(
@@ -316,7 +376,9 @@ def read_uai_results(
     >>> read_uai_results(p)[0].assignment
     (1, 0)
     """
-    return parse_uai_results(read_source(path), display_name(path), model=model)
+    _check_optional_model(model)
+    text = read_source(path, "UAI result file")
+    return parse_uai_results(text, display_name(path), model=model)
 
 
 def format_uai_result(
@@ -350,6 +412,8 @@ def format_uai_result(
     >>> format_uai_result("MAR", [[0.25, 0.75], [1.0, 0.0, 0.0]])
     'MAR\\n2 2 0.25 0.75 3 1.0 0.0 0.0\\n'
     """
+    task = _check_task(task)
+    _check_optional_model(model)
     result = value if isinstance(value, UAIResult) else UAIResult(task, value)  # type: ignore[arg-type]
     if result.task != task:
         raise ValidationError("UAI result", f"task {task!r} given for a {result.task} result")
@@ -403,4 +467,5 @@ def write_uai_result(
     >>> read_uai_result(p).assignment
     (1, 0, 2)
     """
-    atomic_write_text(path, format_uai_result(task, value, model=model))
+    text = format_uai_result(task, value, model=model)
+    write_source(path, text, "UAI result file", compress_gz=False)
