@@ -43,13 +43,17 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
+from probforge.errors import DtypeMismatchError, ValidationError
+from probforge.validate import check_choice, check_int, check_real
+from samplers._kernel_utils import check_positive_values
 from samplers.adaptation_protocol import (
     WelfordState,
     welford_covariance,
     welford_init,
     welford_update,
 )
+from samplers.metropolis import MHState
+from samplers.slice import SliceState
 
 __all__ = [
     "DualAveragingState",
@@ -120,6 +124,10 @@ def window_schedule(
     >>> window_schedule(100)
     [(15, 90)]
     """
+    num_warmup = check_int(num_warmup, "window_schedule num_warmup", minimum=0)
+    init_buffer = check_int(init_buffer, "window_schedule init_buffer", minimum=0)
+    term_buffer = check_int(term_buffer, "window_schedule term_buffer", minimum=0)
+    base_window = check_int(base_window, "window_schedule base_window", minimum=1)
     if num_warmup < 20:
         return []
     if init_buffer + term_buffer + base_window > num_warmup:
@@ -234,26 +242,25 @@ class WindowAdaptation:
         term_buffer: int = 50,
         base_window: int = 25,
     ) -> None:
-        if not 0.0 < target_accept < 1.0:
-            raise ValidationError(
-                "WindowAdaptation", "target_accept must be in (0, 1)", found=target_accept
-            )
-        if metric not in ("diag", "dense", "none"):
-            raise ValidationError(
-                "WindowAdaptation", "metric must be 'diag', 'dense' or 'none'", found=metric
-            )
-        if min(init_buffer, term_buffer, base_window) < 0 or base_window == 0:
-            raise ValidationError(
-                "WindowAdaptation",
-                "buffers must be >= 0 and base_window >= 1",
-                found=(init_buffer, term_buffer, base_window),
-            )
-        self.target_accept = float(target_accept)
-        self.metric = metric
+        self.target_accept = check_real(target_accept, "WindowAdaptation target_accept",
+                                        minimum=0.0, maximum=1.0, strict_minimum=True,
+                                        strict_maximum=True)
+        self.metric = check_choice(metric, "WindowAdaptation metric", ("diag", "dense", "none"))
+        if not isinstance(per_chain_step_size, bool):
+            raise ValidationError("WindowAdaptation per_chain_step_size", "must be a bool",
+                                  found=type(per_chain_step_size).__name__)
         self.per_chain_step_size = per_chain_step_size
-        self.initial_step_size = float(initial_step_size)
+        self.initial_step_size = check_real(initial_step_size, "WindowAdaptation initial_step_size",
+                                            minimum=0.0, strict_minimum=True)
+        if kernel is not None and not callable(getattr(kernel, "default_params", None)):
+            raise ValidationError("WindowAdaptation kernel", "must have default_params(position)",
+                                  found=type(kernel).__name__, fix="pass HMC(), NUTS() or MALA()")
         self.kernel = kernel
-        self.buffers = (init_buffer, term_buffer, base_window)
+        self.buffers = (
+            check_int(init_buffer, "WindowAdaptation init_buffer", minimum=0),
+            check_int(term_buffer, "WindowAdaptation term_buffer", minimum=0),
+            check_int(base_window, "WindowAdaptation base_window", minimum=1),
+        )
 
     def _empty_moments(self, d: int, like: Tensor) -> Any:
         if self.metric == "dense":
@@ -263,7 +270,21 @@ class WindowAdaptation:
         return _DiagMoments(zero, vec, vec.clone())
 
     def init(self, params: Any, state: Any) -> WindowAdaptState:
-        """Start from ``params`` (kernel params with ``step_size`` / ``inverse_mass_matrix``)."""
+        """Start from ``params`` (kernel params with ``step_size`` / ``inverse_mass_matrix``).
+
+        Raises
+        ------
+        ValidationError
+            For params without a ``step_size`` field (e.g. a random-walk scale: use
+            :class:`~samplers.adaptation_protocol.ScaleAdaptation`), a step size that is not
+            positive and finite, or the state of a kernel without a step size.
+        """
+        if isinstance(state, MHState | SliceState):
+            right = "ScaleAdaptation()" if isinstance(state, MHState) else "SliceWidthAdaptation()"
+            raise ValidationError(
+                "WindowAdaptation", "tunes the step size of HMC, NUTS and MALA",
+                found=f"a {type(state).__name__} (a kernel without a step size)",
+                fix=f"use {right} for this kernel")
         x = state.position
         chains, d = x.shape[0], int(math.prod(x.shape[1:]))
         if params is None:
@@ -280,7 +301,16 @@ class WindowAdaptation:
                 "MALAParams)",
                 found=type(params).__name__,
             )
-        step = torch.as_tensor(params.step_size, dtype=x.dtype, device=x.device)
+        step_in = params.step_size
+        if isinstance(step_in, Tensor):
+            if not step_in.is_floating_point():
+                raise DtypeMismatchError("WindowAdaptation step_size",
+                                         "must be floating point (or a number)",
+                                         found=step_in.dtype, fix="use a float")
+            check_positive_values("WindowAdaptation step_size", step_in)
+        else:
+            check_real(step_in, "WindowAdaptation step_size", minimum=0.0, strict_minimum=True)
+        step = torch.as_tensor(step_in, dtype=x.dtype, device=x.device)
         if self.per_chain_step_size:
             step = step.expand(chains).clone() if step.dim() == 0 else step
         elif step.dim() != 0:

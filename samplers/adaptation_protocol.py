@@ -35,7 +35,8 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
+from probforge.errors import DtypeMismatchError, ShapeError, ValidationError
+from probforge.validate import check_int, check_real, check_tensor
 from samplers.metropolis import RandomWalkParams, optimal_scale
 
 __all__ = [
@@ -73,7 +74,11 @@ class WelfordState(NamedTuple):
 
 
 def welford_init(dim: int, dtype: torch.dtype, device: torch.device) -> WelfordState:
-    """An empty running estimate over ``dim`` coordinates."""
+    """An empty running estimate over ``dim`` coordinates (``dim >= 1``, a floating dtype)."""
+    dim = check_int(dim, "welford_init dim", minimum=1)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise DtypeMismatchError("welford_init dtype", "must be a floating torch.dtype",
+                                 found=dtype, fix="use torch.float64 or torch.float32")
     return WelfordState(torch.zeros((), dtype=dtype, device=device),
                         torch.zeros(dim, dtype=dtype, device=device),
                         torch.zeros(dim, dim, dtype=dtype, device=device))
@@ -90,6 +95,12 @@ def welford_update(state: WelfordState, x: Tensor) -> WelfordState:
     >>> torch.allclose(welford_covariance(w, shrink=False), torch.cov(x.T))
     True
     """
+    if not isinstance(state, WelfordState):
+        raise ValidationError("welford_update state", "must be a WelfordState (welford_init)",
+                              found=type(state).__name__)
+    d = state.mean.shape[0]
+    check_tensor(x, "welford_update x", shape=(None, d), floating=True, nonempty=True,
+                 dtype=state.mean.dtype, device=state.mean.device)
     n_b = torch.as_tensor(x.shape[0], dtype=x.dtype, device=x.device)
     mean_b = x.mean(0)
     dev = x - mean_b
@@ -103,7 +114,17 @@ def welford_update(state: WelfordState, x: Tensor) -> WelfordState:
 
 def welford_covariance(state: WelfordState, shrink: bool = True) -> Tensor:
     """Sample covariance (d, d); with ``shrink``, Stan's regularisation towards ``1e-3 I``:
-    ``n / (n + 5) * S + 1e-3 * 5 / (n + 5) * I``."""
+    ``n / (n + 5) * S + 1e-3 * 5 / (n + 5) * I``.
+
+    With fewer than two points the sample covariance is taken as 0 (no spread seen yet), so
+    the shrunk estimate is ``1e-3 * 5 / (n + 5) * I``.
+    """
+    if not isinstance(state, WelfordState):
+        raise ValidationError("welford_covariance state", "must be a WelfordState",
+                              found=type(state).__name__)
+    if not isinstance(shrink, bool):
+        raise ValidationError("welford_covariance shrink", "must be a bool",
+                              found=type(shrink).__name__)
     n = state.count
     cov = state.m2 / (n - 1).clamp_min(1)
     if not shrink:
@@ -180,17 +201,27 @@ class ScaleAdaptation:
         gain: float = 1.0,
         decay: float = 0.6,
     ) -> None:
-        if target_accept is not None and not 0.0 < target_accept < 1.0:
-            raise ValidationError("ScaleAdaptation", "target_accept must be in (0, 1)",
-                                  found=target_accept)
-        lo, hi = covariance_window
+        if target_accept is not None:
+            target_accept = check_real(target_accept, "ScaleAdaptation target_accept",
+                                       minimum=0.0, maximum=1.0, strict_minimum=True,
+                                       strict_maximum=True)
+        if not isinstance(adapt_covariance, bool):
+            raise ValidationError("ScaleAdaptation adapt_covariance", "must be a bool",
+                                  found=type(adapt_covariance).__name__)
+        if not isinstance(covariance_window, tuple | list) or len(covariance_window) != 2:
+            raise ValidationError("ScaleAdaptation covariance_window",
+                                  "must be a pair (start, end) of fractions of the warmup",
+                                  found=repr(covariance_window))
+        lo = check_real(covariance_window[0], "ScaleAdaptation covariance_window start")
+        hi = check_real(covariance_window[1], "ScaleAdaptation covariance_window end")
         if not 0.0 <= lo < hi <= 1.0:
             raise ValidationError("ScaleAdaptation",
                                   "covariance_window must satisfy 0 <= start < end <= 1",
                                   found=covariance_window)
-        if not 0.5 < decay <= 1.0 or gain <= 0:
-            raise ValidationError("ScaleAdaptation", "needs gain > 0 and 0.5 < decay <= 1",
-                                  found=(gain, decay))
+        gain = check_real(gain, "ScaleAdaptation gain", minimum=0.0, strict_minimum=True)
+        decay = check_real(decay, "ScaleAdaptation decay", minimum=0.5, maximum=1.0,
+                           strict_minimum=True)
+        covariance_window = (lo, hi)
         self.target_accept = target_accept
         self.adapt_covariance = adapt_covariance
         self.covariance_window = covariance_window
@@ -201,16 +232,38 @@ class ScaleAdaptation:
         """Start from ``params`` (a :class:`RandomWalkParams`, a float, or None for defaults)."""
         x = state.position
         d = int(math.prod(x.shape[1:]))
+        scale: Any
         if params is None:
             scale = torch.tensor(optimal_scale(d), dtype=x.dtype, device=x.device)
             chol = None
         elif isinstance(params, RandomWalkParams):
             scale, chol = params.scale, params.cholesky
+        elif isinstance(params, Tensor) or (isinstance(params, int | float)
+                                            and not isinstance(params, bool)):
+            scale, chol = params, None
         else:
-            scale, chol = torch.as_tensor(params, dtype=x.dtype, device=x.device), None
+            raise ValidationError(
+                "ScaleAdaptation params", "must be a RandomWalkParams, a scale or None",
+                found=type(params).__name__,
+                fix="ScaleAdaptation tunes RandomWalkMetropolis; use WindowAdaptation() for "
+                "HMC, NUTS and MALA")
+        if isinstance(scale, Tensor) and not scale.is_floating_point():
+            raise DtypeMismatchError("ScaleAdaptation scale", "must be floating point",
+                                     found=scale.dtype, fix="use a float")
+        if not isinstance(scale, Tensor):
+            check_real(scale, "ScaleAdaptation scale", minimum=0.0, strict_minimum=True)
+        scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
         if scale.dim() != 0:
             raise ValidationError("ScaleAdaptation", "adapts one scale shared by all chains",
                                   found=tuple(scale.shape), fix="start from a scalar scale")
+        if not bool(torch.isfinite(scale)) or not bool(scale > 0):
+            raise ValidationError("ScaleAdaptation scale", "must be positive and finite",
+                                  found=float(scale))
+        if chol is not None and (not isinstance(chol, Tensor) or chol.shape != (d, d)):
+            raise ShapeError("ScaleAdaptation params.cholesky",
+                             f"must be (d, d) = ({d}, {d}) over the flattened event",
+                             found=tuple(chol.shape) if isinstance(chol, Tensor)
+                             else type(chol).__name__)
         target = self.target_accept if self.target_accept is not None else (
             0.44 if d == 1 else 0.234)
         return ScaleAdaptState(torch.log(scale), chol, welford_init(d, x.dtype, x.device), 0,

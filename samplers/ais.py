@@ -32,8 +32,10 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.random import normal
+from probforge.validate import check_finite, check_int, check_tensor
+from samplers._kernel_utils import check_callable, check_generator_arg, check_position
 from samplers.base import LogDensity
 
 __all__ = ["AISResult", "Base", "DiagonalNormal", "ais", "log_evidence_se"]
@@ -57,19 +59,40 @@ class DiagonalNormal:
     """
 
     def __init__(self, loc: Tensor, scale: float | Tensor) -> None:
+        check_tensor(loc, "DiagonalNormal loc", floating=True, finite=True)
+        if isinstance(scale, Tensor) and not scale.is_floating_point():
+            raise DtypeMismatchError("DiagonalNormal scale", "must be floating point (or a number)",
+                                     found=scale.dtype, fix="use a float")
+        if not isinstance(scale, Tensor | int | float) or isinstance(scale, bool):
+            raise ValidationError("DiagonalNormal scale", "must be a number or a tensor",
+                                  found=type(scale).__name__)
         self.loc = loc
-        self.scale = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device).expand_as(loc)
+        s = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device)
+        try:
+            self.scale = s.expand_as(loc)
+        except RuntimeError as err:
+            raise ShapeError("DiagonalNormal scale", "must broadcast to loc's shape",
+                             found=(tuple(s.shape), tuple(loc.shape))) from err
+        check_finite(self.scale, "DiagonalNormal scale")
         if bool((self.scale <= 0).any()):
-            raise ValidationError("DiagonalNormal scale", "must be positive")
+            raise ValidationError("DiagonalNormal scale", "must be positive",
+                                  found=self.scale[self.scale <= 0][:5].tolist())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draws (n, *event)."""
+        """Draws (n, *event); ``n = 0`` gives an empty (0, *event) tensor."""
+        n = check_int(n, "DiagonalNormal.sample n", minimum=0)
+        check_generator_arg(generator, self.loc.device)
         eps = normal((n, *self.loc.shape), generator=generator, dtype=self.loc.dtype,
                      device=self.loc.device)
         return self.loc + self.scale * eps
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Log density (n,) of x (n, *event)."""
+        check_tensor(x, "DiagonalNormal.log_prob x", floating=True)
+        if tuple(x.shape[1:]) != tuple(self.loc.shape) or x.dim() < 1:
+            raise ShapeError("DiagonalNormal.log_prob x",
+                             f"must have shape (n, *{tuple(self.loc.shape)})",
+                             found=tuple(x.shape))
         z = (x - self.loc) / self.scale
         lp = -0.5 * z**2 - torch.log(self.scale) - 0.5 * math.log(2 * math.pi)
         return lp.reshape(x.shape[0], -1).sum(-1)
@@ -111,7 +134,19 @@ def log_evidence_se(log_weights: Tensor) -> tuple[float, float, float]:
     >>> log_z, se, ess = log_evidence_se(torch.zeros(10))
     >>> log_z, se, ess
     (0.0, 0.0, 10.0)
+
+    With one weight the standard error is undefined and returned as ``inf`` (not NaN); NaN
+    weights, or weights that are all zero (``-inf``), raise :class:`NonFiniteError`.
     """
+    check_tensor(log_weights, "log_evidence_se log_weights", ndim=1, floating=True,
+                 nonempty=True)
+    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
+        raise NonFiniteError("log_evidence_se log_weights", "has NaN or +inf entries",
+                             fix="make log_target return -inf (not NaN) outside its support")
+    if not bool(torch.isfinite(log_weights).any()):
+        raise NonFiniteError("log_evidence_se log_weights",
+                             "every weight is zero (all log-weights are -inf)",
+                             fix="use a base distribution that covers the target's support")
     n = log_weights.shape[0]
     log_mean = torch.logsumexp(log_weights, 0) - math.log(n)
     w = torch.exp(log_weights - log_mean)  # w / mean(w), mean 1
@@ -164,31 +199,55 @@ def ais(
     Returns
     -------
     AISResult
+        With one particle ``log_z_se`` is ``inf`` (undefined). A particle whose log-density
+        turns NaN during the run gets weight zero (NaN is outside the support, as for every
+        kernel); if every weight is zero, :class:`~probforge.errors.NonFiniteError` is raised.
     """
+    check_callable("ais", log_target, "log_target")
+    for name in ("sample", "log_prob"):
+        if not callable(getattr(base, name, None)):
+            raise ValidationError("ais base", "must have sample(n, generator) and log_prob(x)",
+                                  found=type(base).__name__, fix="use DiagonalNormal(loc, scale)")
+    for name in ("init", "step"):
+        if not callable(getattr(kernel, name, None)):
+            raise ValidationError("ais kernel", "must have init and step (see samplers.base)",
+                                  found=type(kernel).__name__, fix="pass e.g. HMC() or MALA()")
+    num_mcmc_steps = check_int(num_mcmc_steps, "ais num_mcmc_steps", minimum=0)
     if initial_position is None:
-        if num_particles is None or num_particles < 1:
+        if num_particles is None:
             raise ValidationError(
                 "ais", "num_particles must be >= 1 (or pass initial_position)",
                 found=num_particles,
             )
+        num_particles = check_int(num_particles, "ais num_particles", minimum=1)
         x = base.sample(num_particles, generator)
+        if not isinstance(x, Tensor):
+            raise ValidationError("ais base.sample", "must return a tensor (n, *event)",
+                                  found=type(x).__name__)
     else:
         x = initial_position
+        check_position("ais", x, min_ndim=1)
+        if num_particles is not None and check_int(num_particles, "ais num_particles",
+                                                   minimum=1) != x.shape[0]:
+            raise ShapeError("ais", "num_particles disagrees with initial_position",
+                             found=(num_particles, tuple(x.shape)),
+                             fix="pass one of them, or make them agree")
+    check_generator_arg(generator, x.device, "ais generator")
     if betas is None:
-        if num_temperatures < 1:
-            raise ValidationError("ais", "num_temperatures must be >= 1", found=num_temperatures)
+        num_temperatures = check_int(num_temperatures, "ais num_temperatures", minimum=1)
         sched = (torch.arange(1, num_temperatures + 1, dtype=torch.float64) / num_temperatures)
         sched = sched**4
     else:
+        if isinstance(betas, Tensor) and not betas.is_floating_point():
+            raise DtypeMismatchError("ais betas", "must be floating point", found=betas.dtype)
         sched = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        check_finite(sched, "ais betas")
         if sched.numel() < 1 or bool((sched[1:] <= sched[:-1]).any()) or float(sched[0]) <= 0:
             raise ValidationError(
                 "ais betas", "must be strictly increasing in (0, 1]", found=sched.tolist()[:5]
             )
         if float(sched[-1]) != 1.0:
             raise ValidationError("ais betas", "must end at 1", found=float(sched[-1]))
-    if num_mcmc_steps < 0:
-        raise ValidationError("ais", "num_mcmc_steps must be >= 0", found=num_mcmc_steps)
 
     def diff(z: Tensor) -> Tensor:
         with torch.no_grad():
@@ -202,6 +261,14 @@ def ais(
 
     x = x.detach()
     log_w = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    with torch.no_grad():
+        for what, value in (("log_target", log_target(x)), ("base.log_prob", base.log_prob(x))):
+            if not isinstance(value, Tensor) or value.shape != x.shape[:1]:
+                raise ShapeError(
+                    f"ais {what}", f"must map particles {tuple(x.shape)} to ({x.shape[0]},)",
+                    found=tuple(value.shape) if isinstance(value, Tensor)
+                    else type(value).__name__,
+                    fix="sum over the event dimensions (no keepdim)")
     delta = diff(x)
     bad = torch.isnan(delta)
     if bool(bad.any()):
@@ -236,6 +303,12 @@ def ais(
             x = state.position.detach()
             delta = diff(x)
         accept.append(torch.stack(rates).mean() if rates else torch.ones((), dtype=x.dtype))
+    # A NaN log-density met during the run is outside the support (the package's policy): the
+    # particle gets weight zero.
     log_w = torch.nan_to_num(log_w, nan=-math.inf)
+    if not bool(torch.isfinite(log_w).any()):
+        raise NonFiniteError("ais", "every particle's weight is zero (log-weights all -inf)",
+                             fix="use a base distribution that covers the target's support, "
+                             "more temperatures, or smaller MCMC steps")
     log_z, se, ess = log_evidence_se(log_w)
     return AISResult(log_z, se, log_w, x, ess, torch.stack([a.to(x.device) for a in accept]))

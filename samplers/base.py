@@ -27,7 +27,8 @@ from typing import Any, NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError
+from probforge.errors import ShapeError, ValidationError
+from probforge.validate import check_int
 
 __all__ = [
     "Kernel",
@@ -63,8 +64,11 @@ def as_log_density(fn: Callable[[Tensor], Tensor], event_ndim: int = 1) -> LogDe
     fn : callable
         Batched log-density.
     event_ndim : int
-        Number of trailing event dimensions of a position.
+        Number of trailing event dimensions of a position (>= 0).
     """
+    if not callable(fn):
+        raise ValidationError("as_log_density", "fn must be callable", found=type(fn).__name__)
+    event_ndim = check_int(event_ndim, "as_log_density event_ndim", minimum=0)
 
     def checked(x: Tensor) -> Tensor:
         out = fn(x)
@@ -87,15 +91,47 @@ def log_density_and_grad(log_density: LogDensity, x: Tensor) -> tuple[Tensor, Te
 
     Chains are independent, so the gradient of the sum is each chain's own gradient. Non-finite
     gradients (outside the support) are returned as they are; kernels reject such proposals.
+
+    Raises
+    ------
+    ShapeError
+        If ``log p`` is not a tensor of shape (chains,).
+    ValidationError
+        If ``log p`` is not differentiable by autograd (it does not depend on ``x`` through
+        torch operations: detached, computed with numpy or ``.item()``, or a constant).
     """
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         lp = log_density(xg)
+        if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
+            raise ShapeError(
+                "log-density",
+                f"must map positions of shape {tuple(x.shape)} to (chains,) = "
+                f"{tuple(x.shape[:1])}",
+                found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
+                fix="sum over the event dimensions (no keepdim) inside the log-density",
+            )
+        if not lp.requires_grad:
+            raise ValidationError(
+                "log-density",
+                "is not differentiable by autograd (its value does not depend on the position "
+                "through torch operations), so a gradient-based kernel cannot use it",
+                fix="compute it with torch operations on the position (no .detach(), .item() "
+                "or numpy), or use a gradient-free kernel (RandomWalkMetropolis, SliceSampler)",
+            )
         (grad,) = torch.autograd.grad(lp.sum(), xg)
     return lp.detach(), grad.detach()
 
 
 def batched_where(accept: Tensor, new: Tensor, old: Tensor) -> Tensor:
     """Per-chain select: ``accept`` has shape (chains,), ``new``/``old`` (chains, *event)."""
+    if not isinstance(accept, Tensor) or accept.dtype != torch.bool or accept.dim() != 1:
+        raise ValidationError("batched_where accept", "must be a bool tensor of shape (chains,)",
+                              found=(accept.dtype, tuple(accept.shape))
+                              if isinstance(accept, Tensor) else type(accept).__name__)
+    if new.shape != old.shape or new.shape[:1] != accept.shape:
+        raise ShapeError("batched_where", "new and old must have one shape (chains, *event) "
+                         "with chains = len(accept)",
+                         found=(tuple(accept.shape), tuple(new.shape), tuple(old.shape)))
     mask = accept.reshape(accept.shape + (1,) * (new.dim() - accept.dim()))
     return torch.where(mask, new, old)

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from probforge.errors import ValidationError
 from probforge.ops.random import make_generator, split
+from probforge.validate import check_choice, check_device, check_int
 from samplers.base import Kernel, LogDensity
 from samplers.run import sample
 from samplers.samples import Samples, concat
@@ -47,10 +48,14 @@ __all__ = ["launch", "rank_generator", "sample_distributed"]
 def rank_generator(seed: int, rank: int, world_size: int,
                    device: torch.device | str = "cpu") -> torch.Generator:
     """The generator of ``rank``: child ``rank`` of ``split(make_generator(seed), world_size)``."""
+    seed = check_int(seed, "rank_generator seed", minimum=0)
+    world_size = check_int(world_size, "rank_generator world_size", minimum=1)
+    rank = check_int(rank, "rank_generator rank", minimum=0)
     if not 0 <= rank < world_size:
         raise ValidationError("rank_generator", "needs 0 <= rank < world_size",
                               found=(rank, world_size))
-    return split(make_generator(seed, device), world_size)[rank]
+    return split(make_generator(seed, check_device(device, "rank_generator device")),
+                 world_size)[rank]
 
 
 def sample_distributed(
@@ -92,6 +97,11 @@ def sample_distributed(
     Samples on ``dst`` (chains of rank 0 first, then rank 1, ...), None on other ranks
         ``attrs`` gain ``world_size``, ``rank_chains`` (chains per rank) and ``rank_seeds``.
     """
+    seed = check_int(seed, "sample_distributed seed", minimum=0)
+    if not isinstance(initial_position, Tensor) and not callable(initial_position):
+        raise ValidationError("sample_distributed initial_position",
+                              "must be a tensor or a function (rank, generator) -> tensor",
+                              found=type(initial_position).__name__)
     if not dist.is_available() or not dist.is_initialized():
         raise ValidationError("sample_distributed", "needs an initialised process group",
                               fix="call torch.distributed.init_process_group first, or use "
@@ -159,8 +169,12 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any,
     use). The process group is initialised before ``fn`` runs and destroyed after. Rank 0's
     return value is passed back through ``torch.save`` (so it may hold tensors and ``Samples``).
     """
-    if world_size < 1:
-        raise ValidationError("launch", "world_size must be >= 1", found=world_size)
+    world_size = check_int(world_size, "launch world_size", minimum=1)
+    if not callable(fn):
+        raise ValidationError("launch fn", "must be a module-level function",
+                              found=type(fn).__name__)
+    check_choice(backend, "launch backend", ("gloo", "nccl", "mpi"))
+    check_choice(start_method, "launch start_method", ("spawn", "fork", "forkserver"))
     from torch.multiprocessing.spawn import start_processes
 
     with tempfile.TemporaryDirectory(prefix="probforge-dist-") as tmp:

@@ -28,18 +28,21 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
 from probforge.ops.random import uniform
+from probforge.validate import check_int, check_real
 from samplers._kernel_utils import (
     MetricCache,
-    check_finite_initial,
-    check_initial_position,
+    ValueChecks,
+    check_generator_arg,
+    check_params_fields,
+    check_state,
     check_step_size,
     flat_log_density,
+    init_with_grad,
     leapfrog,
     per_chain,
 )
-from samplers.base import LogDensity, log_density_and_grad
+from samplers.base import LogDensity
 
 __all__ = ["HMC", "HMCInfo", "HMCParams", "HMCState"]
 
@@ -104,13 +107,13 @@ class HMC:
     """
 
     def __init__(self, divergence_threshold: float = 1000.0, step_size_jitter: float = 0.0) -> None:
-        if not 0.0 <= step_size_jitter < 1.0:
-            raise ValidationError(
-                "HMC step_size_jitter", "must be in [0, 1)", found=step_size_jitter
-            )
-        self.divergence_threshold = float(divergence_threshold)
-        self.step_size_jitter = float(step_size_jitter)
+        self.divergence_threshold = check_real(
+            divergence_threshold, "HMC divergence_threshold", minimum=0.0, strict_minimum=True,
+            allow_inf=True)
+        self.step_size_jitter = check_real(step_size_jitter, "HMC step_size_jitter",
+                                           minimum=0.0, maximum=1.0, strict_maximum=True)
         self._metrics = MetricCache()
+        self._values = ValueChecks()
 
     def default_params(self, position: Tensor) -> HMCParams:
         """Untuned defaults (:class:`HMCParams`); prefer warmup with
@@ -118,10 +121,16 @@ class HMC:
         return HMCParams()
 
     def init(self, position: Tensor, log_density: LogDensity) -> HMCState:
-        """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        check_initial_position("HMC", position)
-        lp, grad = log_density_and_grad(log_density, position)
-        check_finite_initial("HMC", lp, grad)
+        """State at ``position`` (chains, *event); raises if a chain's log density is not finite.
+
+        Raises
+        ------
+        ValidationError
+            For a position that is not a floating (chains >= 1, *event) tensor with finite
+            entries, or a log-density that is not (chains,), not differentiable, or not finite
+            (NaN, +-inf) with a finite gradient at the position (the chains are named).
+        """
+        lp, grad = init_with_grad("HMC", position, log_density)
         return HMCState(position.detach(), lp, grad)
 
     def step(
@@ -145,14 +154,17 @@ class HMC:
         -------
         (HMCState, HMCInfo)
         """
+        check_state("HMC", state, HMCState)
+        check_params_fields("HMC", params, ("step_size", "num_steps", "inverse_mass_matrix"),
+                            "HMCParams", "WindowAdaptation()")
         x = state.position
+        check_generator_arg(generator, x.device)
         chains, event = x.shape[0], x.shape[1:]
         z0 = x.reshape(chains, -1)
         g0 = state.grad.reshape(chains, -1)
         d = z0.shape[1]
-        if int(params.num_steps) < 1:
-            raise ValidationError("HMC num_steps", "must be >= 1", found=params.num_steps)
-        check_step_size("HMC", params.step_size, chains)
+        num_steps = check_int(params.num_steps, "HMC num_steps", minimum=1)
+        check_step_size("HMC", params.step_size, chains, self._values)
         metric = self._metrics.get(params.inverse_mass_matrix, d, z0, "HMC")
         eps = per_chain(params.step_size, z0)
         flat_ld = flat_log_density(log_density, event)
@@ -162,7 +174,7 @@ class HMC:
 
         p0 = metric.sample_momentum(chains, z0, generator)
         h0 = -state.log_density + metric.kinetic(p0)
-        z1, p1, g1, lp1 = leapfrog(flat_ld, z0, p0, g0, eps, metric, int(params.num_steps))
+        z1, p1, g1, lp1 = leapfrog(flat_ld, z0, p0, g0, eps, metric, num_steps)
         h1 = -lp1 + metric.kinetic(p1)
         h1 = torch.where(torch.isnan(h1), torch.full_like(h1, float("inf")), h1)
         delta = h0 - h1  # log acceptance ratio

@@ -34,12 +34,15 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
+from probforge.validate import check_finite, check_int, check_tensor
+from samplers._kernel_utils import check_callable, check_generator_arg
 from samplers.monte_carlo import Estimate
 from samplers.proposals import Proposal, as_proposal
 from samplers.samples import import_arviz
@@ -62,18 +65,49 @@ class ImportanceWarning(RuntimeWarning):
 
 
 def kish_ess(log_weights: Tensor) -> Tensor:
-    """Kish's effective sample size ``(sum w)^2 / sum w^2`` from log-weights (n,), in log space."""
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` from log-weights (n,), in log space.
+
+    Log-weights must be floating, non-empty, free of NaN and ``+inf``, and not all ``-inf``
+    (all weights zero leave the ESS undefined: :class:`NonFiniteError`).
+    """
+    _check_log_weights("kish_ess", log_weights)
     return torch.exp(2 * torch.logsumexp(log_weights, -1) - torch.logsumexp(2 * log_weights, -1))
 
 
 def pareto_k(log_weights: Tensor) -> float:
-    """Pareto-k of the weights' upper tail by ArviZ's PSIS (``arviz.psislw``)."""
+    """Pareto-k of the weights' upper tail by ArviZ's PSIS (``arviz.psislw``).
+
+    ArviZ needs a few weights in the tail: with too few it returns ``inf`` (not trusted),
+    which is returned as it is.
+    """
+    _check_log_weights("pareto_k", log_weights)
     az = import_arviz()
     lw = log_weights.detach().cpu().double().numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, k = az.psislw(lw.copy(), reff=1.0)
     return float(np.asarray(k))
+
+
+def _per_draw(subject: str, value: Any, x: Tensor) -> Tensor:
+    """``value`` if it is a floating tensor of shape (N,) for draws ``x`` (N, *event)."""
+    if not isinstance(value, Tensor) or value.shape != x.shape[:1]:
+        raise ShapeError(subject, f"must map draws {tuple(x.shape)} to (N,) = ({x.shape[0]},)",
+                         found=tuple(value.shape) if isinstance(value, Tensor)
+                         else type(value).__name__,
+                         fix="sum over the event dimensions (no keepdim)")
+    if not value.is_floating_point():
+        raise DtypeMismatchError(subject, "must return a floating-point tensor",
+                                 found=value.dtype)
+    return value
+
+
+def _check_log_weights(who: str, log_weights: Tensor) -> None:
+    check_tensor(log_weights, f"{who} log_weights", floating=True, nonempty=True)
+    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
+        raise NonFiniteError(f"{who} log_weights", "has NaN or +inf entries")
+    if not bool(torch.isfinite(log_weights).any()):
+        raise NonFiniteError(f"{who} log_weights", "every weight is zero (all -inf)")
 
 
 @dataclass(frozen=True)
@@ -91,8 +125,8 @@ class ImportanceResult:
         Delta-method standard error of ``log Z_hat``.
     ess : float
         Kish's effective sample size.
-    pareto_k : float
-        PSIS tail shape (``nan`` when not computed).
+    pareto_k : float or None
+        PSIS tail shape; None when not computed (``diagnose=False``).
     warnings : tuple of str
     """
 
@@ -101,7 +135,7 @@ class ImportanceResult:
     log_evidence: float
     log_evidence_se: float
     ess: float
-    pareto_k: float
+    pareto_k: float | None
     warnings: tuple[str, ...]
 
     @property
@@ -126,13 +160,31 @@ class ImportanceResult:
             True: ``sum w f / sum w`` with delta-method SE ``sqrt(sum wbar^2 (f - mean)^2)``.
             False: ``mean(w f)`` (correct only for a normalised target) with SE
             ``sd(w f) / sqrt(N)``.
+
+        Raises
+        ------
+        NonFiniteError
+            If ``f`` returns NaN / inf, or the unnormalised estimate overflows.
         """
+        check_callable("ImportanceResult.expectation", f, "f")
+        if not isinstance(self_normalised, bool):
+            raise ValidationError("ImportanceResult.expectation self_normalised",
+                                  "must be a bool", found=type(self_normalised).__name__)
         fx = f(self.samples)
         n = self.num_samples
-        if fx.shape[:1] != (n,):
+        if not isinstance(fx, Tensor) or fx.shape[:1] != (n,):
             raise ShapeError("ImportanceResult.expectation: f", f"must return ({n}, ...)",
-                             found=tuple(fx.shape))
+                             found=tuple(fx.shape) if isinstance(fx, Tensor)
+                             else type(fx).__name__)
+        if fx.dtype == torch.bool or fx.is_complex():
+            raise DtypeMismatchError("ImportanceResult.expectation: f",
+                                     "must return real numbers", found=fx.dtype,
+                                     fix="convert an indicator with .double()")
+        # An integer f (a count) is exact in the weights' floating dtype: promoting is not a
+        # change of meaning.
         fx = fx if fx.is_floating_point() else fx.to(self.log_weights.dtype)
+        check_finite(fx, "ImportanceResult.expectation: f(samples)",
+                     fix="make f finite on the proposal's draws")
         shape = (n,) + (1,) * (fx.dim() - 1)
         if self_normalised:
             wbar = self.weights.reshape(shape)
@@ -140,17 +192,30 @@ class ImportanceResult:
             se = torch.sqrt((wbar * wbar * (fx - mean) ** 2).sum(0))
             return Estimate(mean, se, n)
         wf = torch.exp(self.log_weights).reshape(shape) * fx
-        return Estimate(wf.mean(0), wf.std(0) / math.sqrt(n), n)
+        mean, se = wf.mean(0), wf.std(0) / math.sqrt(n)
+        if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(se).all())):
+            raise NonFiniteError("ImportanceResult.expectation",
+                                 "the unnormalised estimate overflows the floating range",
+                                 fix="use self_normalised=True, or a log-space target that is "
+                                 "normalised")
+        return Estimate(mean, se, n)
 
 
 def importance_weights(
     log_target: Callable[[Tensor], Tensor], proposal: Proposal, x: Tensor
 ) -> Tensor:
-    """``log p_hat(x) - log q(x)`` for draws ``x`` (N, *event) of ``proposal``; shape (N,)."""
-    lw = log_target(x) - proposal.log_prob(x)
-    if lw.shape != x.shape[:1]:
-        raise ShapeError("importance weights", "log_target and log_prob must return (N,)",
-                         found=tuple(lw.shape))
+    """``log p_hat(x) - log q(x)`` for draws ``x`` (N, *event) of ``proposal``; shape (N,).
+
+    Both terms must be floating tensors of shape (N,) (checked separately: a scalar or an
+    (N, 1) output would broadcast silently); NaN or ``+inf`` weights raise
+    :class:`NonFiniteError`.
+    """
+    check_callable("importance weights", log_target, "log_target")
+    if not isinstance(x, Tensor) or x.dim() < 1:
+        raise ShapeError("importance weights x", "must be draws of shape (N, *event)",
+                         found=getattr(x, "shape", type(x).__name__))
+    lw = (_per_draw("importance weights: log_target", log_target(x), x)
+          - _per_draw("importance weights: proposal.log_prob", proposal.log_prob(x), x))
     if bool(torch.isnan(lw).any()) or bool(torch.isposinf(lw).any()):
         raise NonFiniteError("importance weights",
                              "log p_hat - log q is NaN or +inf for some draws",
@@ -177,15 +242,19 @@ def importance_sample(
     num_samples : int
     generator : torch.Generator, optional
     diagnose : bool
-        Compute the Pareto-k diagnostic (needs ArviZ; default True).
+        Compute the Pareto-k diagnostic (needs ArviZ; default True); without it
+        ``pareto_k`` is None.
 
     Returns
     -------
     ImportanceResult
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-        raise ValidationError("importance_sample", "num_samples must be an int >= 2",
-                              found=repr(num_samples))
+    num_samples = check_int(num_samples, "importance_sample num_samples", minimum=2)
+    check_callable("importance_sample", log_target, "log_target")
+    if not isinstance(diagnose, bool):
+        raise ValidationError("importance_sample diagnose", "must be a bool",
+                              found=type(diagnose).__name__)
+    check_generator_arg(generator, None, "importance_sample generator")
     q = as_proposal(proposal)
     x = q.sample(num_samples, generator)
     lw = importance_weights(log_target, q, x)
@@ -200,9 +269,9 @@ def importance_sample(
     var_w = ((w - mean_w) ** 2).sum() / (n - 1)
     se = float(torch.sqrt(var_w / n) / mean_w)
     ess = float(kish_ess(lw))
-    k = pareto_k(lw) if diagnose else math.nan
+    k = pareto_k(lw) if diagnose else None
     notes: list[str] = []
-    if diagnose and k > PARETO_K_THRESHOLD:
+    if k is not None and k > PARETO_K_THRESHOLD:
         msg = (f"importance sampling: Pareto k = {k:.2f} > {PARETO_K_THRESHOLD}: the weights are "
                f"too heavy-tailed, so log Z and expectations are unreliable (ESS {ess:.1f} of "
                f"{n}); use a proposal with heavier tails or closer to the target")

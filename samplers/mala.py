@@ -32,10 +32,13 @@ from probforge.ops.random import uniform
 from samplers._kernel_utils import (
     Metric,
     MetricCache,
-    check_finite_initial,
-    check_initial_position,
+    ValueChecks,
+    check_generator_arg,
+    check_params_fields,
+    check_state,
     check_step_size,
     flat_log_density,
+    init_with_grad,
     per_chain,
 )
 from samplers.base import LogDensity, log_density_and_grad
@@ -86,6 +89,7 @@ class MALA:
 
     def __init__(self) -> None:
         self._metrics = MetricCache()
+        self._values = ValueChecks()
 
     def default_params(self, position: Tensor) -> MALAParams:
         """Untuned defaults (:class:`MALAParams`); prefer warmup with
@@ -93,10 +97,16 @@ class MALA:
         return MALAParams()
 
     def init(self, position: Tensor, log_density: LogDensity) -> MALAState:
-        """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        check_initial_position("MALA", position)
-        lp, grad = log_density_and_grad(log_density, position)
-        check_finite_initial("MALA", lp, grad)
+        """State at ``position`` (chains, *event); raises if a chain's log density is not finite.
+
+        Raises
+        ------
+        ValidationError
+            For a position that is not a floating (chains >= 1, *event) tensor with finite
+            entries, or a log-density that is not (chains,), not differentiable, or not finite
+            (NaN, +-inf) with a finite gradient at the position (the chains are named).
+        """
+        lp, grad = init_with_grad("MALA", position, log_density)
         return MALAState(position.detach(), lp, grad)
 
     def _log_hastings(
@@ -129,11 +139,15 @@ class MALA:
         -------
         (MALAState, MALAInfo)
         """
+        check_state("MALA", state, MALAState)
+        check_params_fields("MALA", params, ("step_size", "inverse_mass_matrix"), "MALAParams",
+                            "WindowAdaptation(target_accept=0.57)")
         xs = state.position
+        check_generator_arg(generator, xs.device)
         chains, event = xs.shape[0], xs.shape[1:]
         x = xs.reshape(chains, -1)
         g = state.grad.reshape(chains, -1)
-        check_step_size("MALA", params.step_size, chains)
+        check_step_size("MALA", params.step_size, chains, self._values)
         metric = self._metrics.get(params.inverse_mass_matrix, x.shape[1], x, "MALA")
         eps = per_chain(params.step_size, x)
         flat_ld = flat_log_density(log_density, event)

@@ -16,6 +16,15 @@ Three kernels under the protocol of :mod:`samplers.base`, all accepting in log s
 Rejected moves repeat the current state (Algorithm 11.3). A position where ``log p = -inf``
 is never entered; from such a start any finite proposal is accepted.
 
+Non-finite values follow the package's policy (the one of HMC and NUTS): ``init`` refuses a
+start whose log-density is NaN or ``+inf`` (:class:`~probforge.errors.NonFiniteError` names the
+chains), or a position with NaN / inf coordinates; during the run a proposal whose log-density
+is NaN is treated as outside the support (``-inf``): it is rejected, and ``-inf`` is reported
+as its ``proposal_log_density``. Random-walk positions must be floating point (an integer
+position is refused, not cast); :class:`MetropolisHastings` and :class:`IndependenceMetropolis`
+also take integer positions (states of a discrete space), since they only move to what the
+user's proposal returns, which must have the position's dtype.
+
 Examples
 --------
 >>> import torch
@@ -38,8 +47,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError, ValidationError
-from probforge.ops.random import check_generator, normal
+from probforge.errors import DeviceMismatchError, DtypeMismatchError, ShapeError, ValidationError
+from probforge.ops.random import normal
+from probforge.validate import check_finite, check_int
+from samplers._kernel_utils import (
+    ValueChecks,
+    check_generator_arg,
+    check_log_density_value,
+    check_position,
+    check_step_size,
+)
 from samplers.base import LogDensity, batched_where
 from samplers.proposals import Proposal, as_proposal
 
@@ -105,7 +122,9 @@ def optimal_scale(dim: int) -> float:
     """``2.38 / sqrt(d)``: the optimal random-walk scale for a standardised Gaussian target.
 
     (Roberts, Gelman & Gilks 1997; it gives acceptance near 0.234 in high dimension.)
+    A dimension of 0 is treated as 1.
     """
+    dim = check_int(dim, "optimal_scale dim", minimum=0)
     return 2.38 / math.sqrt(max(dim, 1))
 
 
@@ -114,9 +133,19 @@ def mh_accept(
 ) -> tuple[Tensor, Tensor]:
     """Accept with probability ``min(1, exp(log_ratio))``, per chain, in log space.
 
-    NaN ratios (``-inf - (-inf)``, a proposal outside the support from a start outside it) are
-    rejected. Returns ``(accept_prob, is_accepted)``, both of shape (chains,).
+    NaN ratios (``-inf - (-inf)``, a proposal outside the support from a start outside it, or
+    a NaN log-density) are rejected. Returns ``(accept_prob, is_accepted)``, both of shape
+    (chains,).
     """
+    if not isinstance(log_ratio, Tensor) or not log_ratio.is_floating_point():
+        raise ValidationError("mh_accept log_ratio", "must be a floating-point tensor (chains,)",
+                              found=getattr(log_ratio, "dtype", type(log_ratio).__name__))
+    check_generator_arg(generator, log_ratio.device)
+    return _mh_accept(log_ratio, generator)
+
+
+def _mh_accept(log_ratio: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    """:func:`mh_accept` without the argument checks (the kernels' steps checked them)."""
     log_ratio = torch.nan_to_num(log_ratio, nan=-math.inf)
     log_u = torch.log(torch.rand(log_ratio.shape, generator=generator, dtype=log_ratio.dtype,
                                  device=log_ratio.device))
@@ -129,28 +158,43 @@ def _event_numel(position: Tensor) -> int:
     return int(math.prod(position.shape[1:]))
 
 
-def _check_position(kernel: str, position: Tensor) -> None:
-    if not isinstance(position, Tensor) or position.dim() < 1:
-        raise ShapeError(kernel, "position must be a tensor of shape (chains, *event)",
-                         found=tuple(position.shape) if isinstance(position, Tensor)
-                         else type(position).__name__,
-                         fix="add a leading chain dimension, e.g. x.unsqueeze(0)")
-
-
-def _init_state(kernel: str, position: Tensor, log_density: LogDensity) -> MHState:
-    _check_position(kernel, position)
+def _init_state(kernel: str, position: Tensor, log_density: LogDensity, *,
+                floating: bool = True) -> MHState:
+    if isinstance(position, Tensor) and (position.dtype == torch.bool or position.is_complex()):
+        raise DtypeMismatchError(f"{kernel} initial position", "must be a real tensor",
+                                 found=position.dtype)
+    check_position(kernel, position, min_ndim=1, floating=floating)
+    if not callable(log_density):
+        raise ValidationError(f"{kernel}: log-density", "must be callable",
+                              found=type(log_density).__name__)
     lp = log_density(position)
-    if lp.shape != position.shape[:1]:
-        raise ShapeError(f"{kernel}: log-density", "must map (chains, *event) to (chains,)",
-                         found=tuple(lp.shape), fix="sum over the event dimensions")
+    # -inf is a valid start for this family: the chain moves into the support (module notes).
+    check_log_density_value(kernel, lp, position, allow_neg_inf=True)
     return MHState(position, lp.detach())
+
+
+def _check_state(kernel: str, state: Any) -> None:
+    if not isinstance(state, MHState):
+        raise ValidationError(f"{kernel} state", f"must be the MHState returned by {kernel}.init",
+                              found=type(state).__name__)
+
+
+def _no_params(kernel: str, params: Any) -> None:
+    if params is not None:
+        raise ValidationError(
+            f"{kernel} params", "this kernel has no tunable parameters",
+            found=type(params).__name__, fix="pass params=None (and no adaptation)")
 
 
 def _finish(
     state: MHState, proposal: Tensor, proposal_lp: Tensor, log_ratio: Tensor,
     generator: torch.Generator | None,
 ) -> tuple[MHState, MHInfo]:
-    accept_prob, accepted = mh_accept(log_ratio, generator)
+    # A NaN log-density is outside the support (the package's policy, as HMC / NUTS): report
+    # it as -inf (one op; +-inf kept as they are); _mh_accept rejects the NaN ratio.
+    proposal_lp = torch.nan_to_num(proposal_lp, nan=-math.inf, posinf=math.inf,
+                                   neginf=-math.inf)
+    accept_prob, accepted = _mh_accept(log_ratio, generator)
     new = MHState(batched_where(accepted, proposal, state.position),
                   torch.where(accepted, proposal_lp, state.log_density))
     return new, MHInfo(accept_prob, accepted, proposal_lp)
@@ -165,11 +209,18 @@ class RandomWalkMetropolis:
 
     name = "rwmh"
 
+    def __init__(self) -> None:
+        self._values = ValueChecks()
+
     def init(self, position: Tensor, log_density: LogDensity) -> MHState:
-        """State at ``position`` (chains, *event), floating point."""
-        if isinstance(position, Tensor) and not position.is_floating_point():
-            raise ValidationError("RandomWalkMetropolis", "position must be floating point",
-                                  found=position.dtype, fix="use .double() or .float()")
+        """State at ``position`` (chains, *event), floating point.
+
+        Raises
+        ------
+        ValidationError
+            For a position that is not a floating tensor with at least one chain and finite
+            entries, or a log-density whose value there is not (chains,), is NaN or ``+inf``.
+        """
         return _init_state("RandomWalkMetropolis", position, log_density)
 
     def default_params(self, position: Tensor) -> RandomWalkParams:
@@ -177,26 +228,57 @@ class RandomWalkMetropolis:
         return RandomWalkParams(torch.tensor(optimal_scale(_event_numel(position)),
                                              dtype=position.dtype, device=position.device))
 
-    @staticmethod
-    def as_params(params: Any, position: Tensor) -> RandomWalkParams:
-        """Normalise ``params`` (float, tensor or :class:`RandomWalkParams`)."""
+    def as_params(self, params: Any, position: Tensor) -> RandomWalkParams:
+        """Normalise ``params`` (float, tensor or :class:`RandomWalkParams`) and check it.
+
+        The scale must be positive and finite (a scalar or one per chain); the Cholesky factor
+        a finite floating (d, d) tensor of the position's dtype and device.
+        """
+        who = "RandomWalkMetropolis"
         if isinstance(params, RandomWalkParams):
             out = params
+        elif isinstance(params, Tensor) or (isinstance(params, int | float)
+                                            and not isinstance(params, bool)):
+            out = RandomWalkParams(params)  # type: ignore[arg-type]
         else:
-            out = RandomWalkParams(torch.as_tensor(params, dtype=position.dtype,
-                                                   device=position.device))
-        params = out
-        scale = params.scale
-        if scale.dim() > 1 or (scale.dim() == 1 and scale.shape[0] != position.shape[0]):
-            raise ShapeError("RandomWalkMetropolis params.scale",
-                             "must be a scalar or have shape (chains,)",
-                             found=tuple(scale.shape))
+            hint = ("WindowAdaptation tunes HMC, NUTS and MALA; use ScaleAdaptation()"
+                    if hasattr(params, "step_size") else "pass a float scale")
+            raise ValidationError(f"{who} params",
+                                  "must be a RandomWalkParams, a float scale or a tensor scale",
+                                  found=type(params).__name__, fix=hint)
+        scale = out.scale
+        chains = position.shape[0]
+        if isinstance(scale, Tensor):
+            check_step_size(who, scale, chains, getattr(self, "_values", None),
+                            name="params.scale")
+            if scale.dtype != position.dtype or scale.device != position.device:
+                scale = scale.to(dtype=position.dtype, device=position.device)
+        else:
+            check_step_size(who, scale, chains, name="params.scale")
+            scale = torch.as_tensor(scale, dtype=position.dtype, device=position.device)
         d = _event_numel(position)
-        if params.cholesky is not None and params.cholesky.shape != (d, d):
-            raise ShapeError("RandomWalkMetropolis params.cholesky",
-                             f"must be (d, d) = ({d}, {d}) over the flattened event",
-                             found=tuple(params.cholesky.shape))
-        return out
+        chol = out.cholesky
+        if chol is not None:
+            subject = f"{who} params.cholesky"
+            if not isinstance(chol, Tensor):
+                raise ValidationError(subject, "must be a tensor or None",
+                                      found=type(chol).__name__)
+            if chol.shape != (d, d):
+                raise ShapeError(subject, f"must be (d, d) = ({d}, {d}) over the flattened event",
+                                 found=tuple(chol.shape))
+            if chol.dtype != position.dtype:
+                raise DtypeMismatchError(subject,
+                                         f"must have the position's dtype {position.dtype}",
+                                         found=chol.dtype, fix=f"use .to({position.dtype})")
+            if chol.device != position.device:
+                raise DeviceMismatchError(subject, f"must be on the position's device "
+                                          f"{position.device}", found=chol.device)
+            values = getattr(self, "_values", None)
+            if values is None:
+                check_finite(chol, subject)
+            else:
+                values.run(chol, lambda t: check_finite(t, subject))
+        return RandomWalkParams(scale, chol)
 
     def step(
         self,
@@ -206,8 +288,9 @@ class RandomWalkMetropolis:
         generator: torch.Generator | None,
     ) -> tuple[MHState, MHInfo]:
         """One random-walk Metropolis transition of every chain."""
+        _check_state("RandomWalkMetropolis", state)
         x = state.position
-        check_generator(generator, x.device)
+        check_generator_arg(generator, x.device)
         p = self.as_params(params, x)
         eps = normal(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         if p.cholesky is not None:
@@ -234,8 +317,9 @@ class IndependenceMetropolis:
         self.proposal = as_proposal(proposal)
 
     def init(self, position: Tensor, log_density: LogDensity) -> MHState:
-        """State at ``position`` (chains, *event)."""
-        return _init_state("IndependenceMetropolis", position, log_density)
+        """State at ``position`` (chains, *event): floating (finite) or integer states of a
+        discrete proposal (see the module notes)."""
+        return _init_state("IndependenceMetropolis", position, log_density, floating=False)
 
     def default_params(self, position: Tensor) -> None:
         """No tunable parameters."""
@@ -248,17 +332,29 @@ class IndependenceMetropolis:
         params: Any,
         generator: torch.Generator | None,
     ) -> tuple[MHState, MHInfo]:
-        """One independence-MH transition of every chain."""
+        """One independence-MH transition of every chain (``params`` must be None)."""
+        _check_state("IndependenceMetropolis", state)
+        _no_params("IndependenceMetropolis", params)
         x = state.position
-        check_generator(generator, x.device)
+        check_generator_arg(generator, x.device)
         proposal = self.proposal.sample(x.shape[0], generator)
-        if proposal.shape != x.shape:
+        if not isinstance(proposal, Tensor) or proposal.shape != x.shape:
             raise ShapeError("IndependenceMetropolis proposal",
                              f"draws must have the position's shape {tuple(x.shape)}",
-                             found=tuple(proposal.shape))
+                             found=tuple(proposal.shape) if isinstance(proposal, Tensor)
+                             else type(proposal).__name__)
+        if proposal.dtype != x.dtype or proposal.device != x.device:
+            raise DtypeMismatchError("IndependenceMetropolis proposal",
+                                     f"draws must have the position's dtype {x.dtype} and "
+                                     f"device {x.device}", found=(proposal.dtype, proposal.device),
+                                     fix="build the proposal with loc of the position's dtype")
         proposal_lp = log_density(proposal).detach()
-        log_ratio = (proposal_lp - state.log_density
-                     + self.proposal.log_prob(x) - self.proposal.log_prob(proposal))
+        log_q = self.proposal.log_prob(x) - self.proposal.log_prob(proposal)
+        if log_q.shape != x.shape[:1]:
+            raise ShapeError("IndependenceMetropolis proposal.log_prob",
+                             f"must return shape (chains,) = {tuple(x.shape[:1])}",
+                             found=tuple(log_q.shape))
+        log_ratio = proposal_lp - state.log_density + log_q
         return _finish(state, proposal, proposal_lp, log_ratio, generator)
 
 
@@ -298,8 +394,9 @@ class MetropolisHastings:
         self.propose = propose
 
     def init(self, position: Tensor, log_density: LogDensity) -> MHState:
-        """State at ``position`` (chains, *event)."""
-        return _init_state("MetropolisHastings", position, log_density)
+        """State at ``position`` (chains, *event): floating (finite) or integer states of a
+        discrete proposal (see the module notes)."""
+        return _init_state("MetropolisHastings", position, log_density, floating=False)
 
     def default_params(self, position: Tensor) -> None:
         """No tunable parameters."""
@@ -312,16 +409,26 @@ class MetropolisHastings:
         params: Any,
         generator: torch.Generator | None,
     ) -> tuple[MHState, MHInfo]:
-        """One MH transition of every chain."""
+        """One MH transition of every chain (``params`` must be None)."""
+        _check_state("MetropolisHastings", state)
+        _no_params("MetropolisHastings", params)
         x = state.position
-        check_generator(generator, x.device)
-        proposal, log_q_ratio = self.propose(x, generator)
-        if proposal.shape != x.shape or log_q_ratio.shape != x.shape[:1]:
+        check_generator_arg(generator, x.device)
+        out = self.propose(x, generator)
+        ok = (isinstance(out, tuple) and len(out) == 2
+              and all(isinstance(t, Tensor) for t in out))
+        if not ok or out[0].shape != x.shape or out[1].shape != x.shape[:1]:
             raise ShapeError(
                 "MetropolisHastings propose",
                 f"must return (x_new {tuple(x.shape)}, log-q correction {tuple(x.shape[:1])})",
-                found=(tuple(proposal.shape), tuple(log_q_ratio.shape)),
+                found=tuple(tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                            for t in out) if isinstance(out, tuple) else type(out).__name__,
             )
+        proposal, log_q_ratio = out
+        if proposal.dtype != x.dtype:
+            raise DtypeMismatchError("MetropolisHastings propose",
+                                     f"x_new must have the position's dtype {x.dtype}",
+                                     found=proposal.dtype, fix=f"return x_new.to({x.dtype})")
         proposal_lp = log_density(proposal).detach()
         log_ratio = proposal_lp - state.log_density - log_q_ratio
         return _finish(state, proposal, proposal_lp, log_ratio, generator)

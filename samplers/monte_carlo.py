@@ -21,8 +21,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError
 from probforge.ops.random import check_generator
+from probforge.validate import check_device, check_int, check_real
+from samplers._kernel_utils import check_callable, check_generator_arg
 
 __all__ = ["Estimate", "estimate_pi", "inverse_cdf_sample", "monte_carlo_expectation"]
 
@@ -45,9 +47,15 @@ class Estimate(NamedTuple):
     num_samples: int
 
 
-def _check_n(name: str, n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValidationError(name, "num_samples must be an int >= 2", found=repr(n))
+def _check_n(name: str, n: int) -> int:
+    return check_int(n, f"{name} num_samples", minimum=2)
+
+
+def _check_dtype(name: str, dtype: object) -> torch.dtype:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise DtypeMismatchError(f"{name} dtype", "must be a floating torch.dtype", found=dtype,
+                                 fix="use torch.float64 or torch.float32")
+    return dtype
 
 
 def monte_carlo_expectation(
@@ -71,6 +79,11 @@ def monte_carlo_expectation(
     batch_size : int
         Draws per batch (sums are accumulated, so memory stays bounded).
 
+    Raises
+    ------
+    NonFiniteError
+        If ``f`` returns NaN / inf for some draw (the estimate would be NaN).
+
     Examples
     --------
     >>> import torch
@@ -80,16 +93,26 @@ def monte_carlo_expectation(
     >>> abs(float(est.mean) - 1.0) < 4 * float(est.std_error)
     True
     """
-    _check_n("monte_carlo_expectation", num_samples)
+    num_samples = _check_n("monte_carlo_expectation", num_samples)
+    batch_size = check_int(batch_size, "monte_carlo_expectation batch_size", minimum=1)
+    check_callable("monte_carlo_expectation", f, "f")
+    check_callable("monte_carlo_expectation", draw, "draw")
+    check_generator_arg(generator, None, "monte_carlo_expectation generator")
     total = total_sq = None
     done = 0
     while done < num_samples:
         n = min(batch_size, num_samples - done)
         x = draw(n, generator)
         fx = f(x)
-        if fx.shape[:1] != (n,):
+        if not isinstance(fx, Tensor) or fx.shape[:1] != (n,):
             raise ShapeError("monte_carlo_expectation: f", f"must return (n, ...) = ({n}, ...)",
-                             found=tuple(fx.shape))
+                             found=tuple(fx.shape) if isinstance(fx, Tensor)
+                             else type(fx).__name__)
+        if fx.is_complex():
+            raise DtypeMismatchError("monte_carlo_expectation: f", "must return real values",
+                                     found=fx.dtype)
+        # An indicator or a count is exact in floating point: promoting it is not a change of
+        # meaning (the mean of a bool is a probability).
         fx = fx if fx.is_floating_point() else fx.to(torch.get_default_dtype())
         s, s2 = fx.sum(0), (fx * fx).sum(0)
         total = s if total is None else total + s
@@ -98,7 +121,12 @@ def monte_carlo_expectation(
     assert total is not None and total_sq is not None
     mean = total / num_samples
     var = (total_sq - num_samples * mean * mean).clamp_min(0) / (num_samples - 1)
-    return Estimate(mean, torch.sqrt(var / num_samples), num_samples)
+    se = torch.sqrt(var / num_samples)
+    if not (bool(torch.isfinite(mean).all()) and bool(torch.isfinite(se).all())):
+        raise NonFiniteError("monte_carlo_expectation",
+                             "f returned NaN / inf for some draws, or its sum overflows",
+                             fix="make f finite on the draws")
+    return Estimate(mean, se, num_samples)
 
 
 def estimate_pi(
@@ -113,8 +141,10 @@ def estimate_pi(
     The fraction inside the inscribed circle tends to ``pi r^2 / (2r)^2 = pi / 4``; returns
     ``4 *`` that fraction with its binomial standard error.
     """
-    if radius <= 0:
-        raise ValidationError("estimate_pi", "radius must be > 0", found=radius)
+    num_samples = _check_n("estimate_pi", num_samples)
+    radius = check_real(radius, "estimate_pi radius", minimum=0.0, strict_minimum=True)
+    dtype = _check_dtype("estimate_pi", dtype)
+    check_generator_arg(generator, None, "estimate_pi generator")
     device = generator.device if generator is not None else torch.device("cpu")
 
     def draw(n: int, g: torch.Generator | None) -> Tensor:
@@ -160,21 +190,22 @@ def inverse_cdf_sample(
     >>> abs(float(x.mean()) - 0.5) < 0.02
     True
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValidationError("inverse_cdf_sample", "num_samples must be an int >= 1",
-                              found=repr(num_samples))
-    dev = torch.device(device) if device is not None else (
+    num_samples = check_int(num_samples, "inverse_cdf_sample num_samples", minimum=1)
+    check_callable("inverse_cdf_sample", inverse_cdf, "inverse_cdf")
+    dtype = _check_dtype("inverse_cdf_sample", dtype)
+    check_generator_arg(generator, None, "inverse_cdf_sample generator")
+    dev = check_device(device, "inverse_cdf_sample device") if device is not None else (
         generator.device if generator is not None else torch.device("cpu"))
     check_generator(generator, dev)
     u = torch.rand(num_samples, generator=generator, dtype=dtype, device=dev)
     tiny = torch.finfo(dtype).tiny
     u = u.clamp(min=tiny, max=1 - torch.finfo(dtype).eps / 2)
     x = inverse_cdf(u)
-    if x.shape != u.shape:
+    if not isinstance(x, Tensor) or x.shape != u.shape:
         raise ShapeError("inverse_cdf_sample: inverse_cdf", "must act elementwise",
-                         found=tuple(x.shape))
+                         found=tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__)
     if not bool(torch.isfinite(x).all()):
-        raise ValidationError("inverse_cdf_sample: inverse_cdf",
+        raise NonFiniteError("inverse_cdf_sample: inverse_cdf",
                               "returned non-finite values on (0, 1)",
                               fix="check the inverse CDF near 0 and 1")
     return x

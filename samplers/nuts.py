@@ -39,19 +39,22 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
 from probforge.ops.random import uniform
+from probforge.validate import check_int, check_real
 from samplers._kernel_utils import (
     Metric,
     MetricCache,
-    check_finite_initial,
-    check_initial_position,
+    ValueChecks,
+    check_generator_arg,
+    check_params_fields,
+    check_state,
     check_step_size,
     flat_log_density,
+    init_with_grad,
     leapfrog,
     per_chain,
 )
-from samplers.base import LogDensity, log_density_and_grad
+from samplers.base import LogDensity
 
 __all__ = ["NUTS", "NUTSInfo", "NUTSParams", "NUTSState"]
 
@@ -154,8 +157,11 @@ class NUTS:
     """
 
     def __init__(self, divergence_threshold: float = 1000.0) -> None:
-        self.divergence_threshold = float(divergence_threshold)
+        self.divergence_threshold = check_real(
+            divergence_threshold, "NUTS divergence_threshold", minimum=0.0, strict_minimum=True,
+            allow_inf=True)
         self._metrics = MetricCache()
+        self._values = ValueChecks()
 
     def default_params(self, position: Tensor) -> NUTSParams:
         """Untuned defaults (:class:`NUTSParams`); prefer warmup with
@@ -163,10 +169,16 @@ class NUTS:
         return NUTSParams()
 
     def init(self, position: Tensor, log_density: LogDensity) -> NUTSState:
-        """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        check_initial_position("NUTS", position)
-        lp, grad = log_density_and_grad(log_density, position)
-        check_finite_initial("NUTS", lp, grad)
+        """State at ``position`` (chains, *event); raises if a chain's log density is not finite.
+
+        Raises
+        ------
+        ValidationError
+            For a position that is not a floating (chains >= 1, *event) tensor with finite
+            entries, or a log-density that is not (chains,), not differentiable, or not finite
+            (NaN, +-inf) with a finite gradient at the position (the chains are named).
+        """
+        lp, grad = init_with_grad("NUTS", position, log_density)
         return NUTSState(position.detach(), lp, grad)
 
     # -- tree building ---------------------------------------------------------------------
@@ -251,14 +263,16 @@ class NUTS:
         -------
         (NUTSState, NUTSInfo)
         """
+        check_state("NUTS", state, NUTSState)
+        check_params_fields("NUTS", params, ("step_size", "inverse_mass_matrix", "max_tree_depth"),
+                            "NUTSParams", "WindowAdaptation()")
         x = state.position
+        check_generator_arg(generator, x.device)
         chains, event = x.shape[0], x.shape[1:]
         z0 = x.reshape(chains, -1)
         d = z0.shape[1]
-        max_depth = int(params.max_tree_depth)
-        if max_depth < 1:
-            raise ValidationError("NUTS max_tree_depth", "must be >= 1", found=max_depth)
-        check_step_size("NUTS", params.step_size, chains)
+        max_depth = check_int(params.max_tree_depth, "NUTS max_tree_depth", minimum=1)
+        check_step_size("NUTS", params.step_size, chains, self._values)
         metric = self._metrics.get(params.inverse_mass_matrix, d, z0, "NUTS")
         eps = per_chain(params.step_size, z0)
         flat_ld = flat_log_density(log_density, event)

@@ -11,7 +11,8 @@ output is the first ``N`` acceptances of one long proposal stream and the counts
 
 If some proposal has ``log p_hat(x) > log M + log q(x)`` the envelope is violated and the output
 would be biased: ``on_violation`` decides (``"raise"`` a :class:`ValidationError`, ``"warn"`` once,
-or ``"ignore"``).
+or ``"ignore"``). A NaN ``log p_hat - log q`` raises :class:`~probforge.errors.NonFiniteError`
+(as in importance sampling: treating it as a rejection could bias the draws silently).
 
 Examples
 --------
@@ -37,7 +38,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from probforge.errors import SamplingError, ShapeError, ValidationError
+from probforge.errors import NonFiniteError, SamplingError, ShapeError, ValidationError
+from probforge.validate import check_choice, check_int, check_real
+from samplers._kernel_utils import check_callable, check_generator_arg
 from samplers.proposals import Proposal, as_proposal
 
 __all__ = ["EnvelopeWarning", "RejectionResult", "estimate_log_envelope", "rejection_sample"]
@@ -138,15 +141,14 @@ def rejection_sample(
     ValidationError
         On an envelope violation with ``on_violation="raise"``.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValidationError("rejection_sample", "num_samples must be an int >= 1",
-                              found=repr(num_samples))
-    if on_violation not in ("raise", "warn", "ignore"):
-        raise ValidationError("rejection_sample",
-                              "on_violation must be 'raise', 'warn' or 'ignore'",
-                              found=repr(on_violation))
-    if not math.isfinite(log_M):
-        raise ValidationError("rejection_sample", "log_M must be finite", found=log_M)
+    num_samples = check_int(num_samples, "rejection_sample num_samples", minimum=1)
+    check_choice(on_violation, "rejection_sample on_violation", ("raise", "warn", "ignore"))
+    log_M = check_real(log_M, "rejection_sample log_M")
+    max_proposals = check_int(max_proposals, "rejection_sample max_proposals", minimum=1)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "rejection_sample batch_size", minimum=1)
+    check_callable("rejection_sample", log_target, "log_target")
+    check_generator_arg(generator, None, "rejection_sample generator")
     q = as_proposal(proposal)
     batch = batch_size or min(max(1024, 2 * num_samples), max_proposals)
     accepted: list[Tensor] = []
@@ -165,10 +167,12 @@ def rejection_sample(
             )
         size = min(batch, max_proposals - n_prop)
         x = q.sample(size, generator)
-        log_ratio = log_target(x) - q.log_prob(x) - log_M
-        if log_ratio.shape != (size,):
-            raise ShapeError("rejection_sample: log_target / proposal.log_prob",
-                             f"must return shape (n,) = ({size},)", found=tuple(log_ratio.shape))
+        log_ratio = (_per_draw("rejection_sample: log_target", log_target(x), size)
+                     - _per_draw("rejection_sample: proposal.log_prob", q.log_prob(x), size)
+                     - log_M)
+        if bool(torch.isnan(log_ratio).any()):
+            raise NonFiniteError("rejection_sample", "log p_hat - log q is NaN for some proposals",
+                                 fix="make log_target return -inf (not NaN) outside its support")
         viol = log_ratio > 1e-9 * max(1.0, abs(log_M))
         batch_viol = int(viol.sum())
         if batch_viol:
@@ -203,6 +207,19 @@ def rejection_sample(
                            float(log_M))
 
 
+def _per_draw(subject: str, value: object, n: int) -> Tensor:
+    """``value`` if it is a floating tensor of shape (n,) (a scalar or (n, 1) is refused: it
+    would broadcast silently)."""
+    if not isinstance(value, Tensor) or value.shape != (n,):
+        raise ShapeError(subject, f"must return shape (n,) = ({n},)",
+                         found=tuple(value.shape) if isinstance(value, Tensor)
+                         else type(value).__name__,
+                         fix="sum over the event dimensions (no keepdim)")
+    if not value.is_floating_point():
+        raise ValidationError(subject, "must return a floating-point tensor", found=value.dtype)
+    return value
+
+
 def estimate_log_envelope(
     log_target: Callable[[Tensor], Tensor],
     proposal: Proposal | torch.distributions.Distribution,
@@ -215,8 +232,28 @@ def estimate_log_envelope(
 
     This is not a guaranteed bound (the supremum may lie where ``q`` rarely goes); check the
     result with ``on_violation="raise"``, or supply an analytic bound.
+
+    Raises
+    ------
+    NonFiniteError
+        If ``log p_hat - log q`` is NaN or ``+inf`` at some draw, or ``-inf`` at every draw
+        (no finite envelope can be read off).
     """
+    num_points = check_int(num_points, "estimate_log_envelope num_points", minimum=1)
+    margin = check_real(margin, "estimate_log_envelope margin", minimum=0.0)
+    check_callable("estimate_log_envelope", log_target, "log_target")
+    check_generator_arg(generator, None, "estimate_log_envelope generator")
     q = as_proposal(proposal)
     x = q.sample(num_points, generator)
-    r = log_target(x) - q.log_prob(x)
-    return float(r.max()) + margin
+    r = (_per_draw("estimate_log_envelope: log_target", log_target(x), num_points)
+         - _per_draw("estimate_log_envelope: proposal.log_prob", q.log_prob(x), num_points))
+    if bool(torch.isnan(r).any()) or bool(torch.isposinf(r).any()):
+        raise NonFiniteError("estimate_log_envelope", "log p_hat - log q is NaN or +inf at some "
+                             "draws", fix="make log_target finite (or -inf outside its support) "
+                             "and q > 0 wherever p_hat > 0")
+    top = float(r.max())
+    if not math.isfinite(top):
+        raise NonFiniteError("estimate_log_envelope",
+                             "log p_hat is -inf at every proposal draw",
+                             fix="use a proposal that covers the target's support")
+    return top + margin

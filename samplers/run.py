@@ -9,6 +9,14 @@ Python loop is over steps.
 Sample stats come from each step's ``Info``: every field that is a tensor of shape (chains,)
 (``accept_prob``, ``is_accepted``, ``is_divergent``, ...) plus the state's ``log_density``.
 
+Inputs are checked before anything runs (named errors from :mod:`probforge.errors`): the
+counts are ints (bools and floats refused), the start a tensor with at least one chain, a
+known adaptation must suit the kernel (:class:`~samplers.adaptation.WindowAdaptation` tunes
+HMC, NUTS and MALA; :class:`~samplers.adaptation_protocol.ScaleAdaptation` random-walk
+Metropolis; :class:`~samplers.slice.SliceWidthAdaptation` the slice sampler), and each kernel's
+``init`` checks the start and the log-density there (see :mod:`samplers._kernel_utils` for the
+policy on NaN). The kept positions are checked for NaN / inf once, after the run.
+
 Examples
 --------
 >>> import torch
@@ -23,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -30,13 +39,15 @@ import torch
 from torch import Tensor
 
 import probforge
-from probforge.errors import ShapeError, ValidationError
-from probforge.ops.random import check_generator, make_generator
+from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.ops.random import make_generator
+from probforge.validate import check_int
+from samplers._kernel_utils import adapted_params, check_generator_arg, check_position
 from samplers.adaptation_protocol import Adaptation
 from samplers.base import Kernel, LogDensity
 from samplers.samples import Samples
 
-__all__ = ["kernel_name", "sample"]
+__all__ = ["check_adaptation", "kernel_name", "sample"]
 
 
 def kernel_name(kernel: Any) -> str:
@@ -45,14 +56,76 @@ def kernel_name(kernel: Any) -> str:
 
 
 def _check_count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValidationError("sample", f"{name} must be an int >= {low}", found=repr(value))
-    return value
+    return check_int(value, f"sample {name}", minimum=low)
+
+
+#: For each library kernel (class name): the adaptation that tunes it, for error messages.
+_RIGHT_ADAPTATION = {
+    "RandomWalkMetropolis": "ScaleAdaptation()",
+    "HMC": "WindowAdaptation()",
+    "NUTS": "WindowAdaptation()",
+    "MALA": "WindowAdaptation(target_accept=0.57)",
+    "SliceSampler": "SliceWidthAdaptation()",
+    "IndependenceMetropolis": "no adaptation (adaptation=None): it has no tunable parameters",
+    "MetropolisHastings": "no adaptation (adaptation=None): it has no tunable parameters",
+    "Gibbs": "no adaptation (adaptation=None): it has no tunable parameters",
+}
+
+
+def check_adaptation(kernel: Any, adaptation: Any) -> None:
+    """Refuse a library adaptation paired with a library kernel it cannot tune.
+
+    ``ScaleAdaptation`` tunes :class:`~samplers.metropolis.RandomWalkMetropolis`,
+    ``WindowAdaptation`` :class:`~samplers.hmc.HMC`, :class:`~samplers.nuts.NUTS` and
+    :class:`~samplers.mala.MALA`, ``SliceWidthAdaptation``
+    :class:`~samplers.slice.SliceSampler`; inside :class:`~samplers.tempering.ParallelTempering`
+    the inner kernel counts. User-defined kernels and adaptations are not checked.
+    """
+    for name in ("init", "update", "params", "final"):
+        if not callable(getattr(adaptation, name, None)):
+            raise ValidationError("sample adaptation",
+                                  "must provide init, update, params and final (see "
+                                  "samplers.adaptation_protocol.Adaptation)",
+                                  found=type(adaptation).__name__)
+    from samplers.adaptation import WindowAdaptation
+    from samplers.adaptation_protocol import ScaleAdaptation
+    from samplers.gibbs import Gibbs
+    from samplers.hmc import HMC
+    from samplers.mala import MALA
+    from samplers.metropolis import (
+        IndependenceMetropolis,
+        MetropolisHastings,
+        RandomWalkMetropolis,
+    )
+    from samplers.nuts import NUTS
+    from samplers.slice import SliceSampler, SliceWidthAdaptation
+    from samplers.tempering import ParallelTempering
+
+    tunes: dict[type, tuple[type, ...]] = {
+        ScaleAdaptation: (RandomWalkMetropolis,),
+        WindowAdaptation: (HMC, NUTS, MALA),
+        SliceWidthAdaptation: (SliceSampler,),
+    }
+    known = (RandomWalkMetropolis, IndependenceMetropolis, MetropolisHastings, Gibbs, HMC, NUTS,
+             MALA, SliceSampler)
+    inner = kernel.inner if isinstance(kernel, ParallelTempering) else kernel
+    for adaptation_type, kernels in tunes.items():
+        if isinstance(adaptation, adaptation_type) and isinstance(inner, known) \
+                and not isinstance(inner, kernels):
+            kname = type(inner).__name__
+            family = next(c for c in known if isinstance(inner, c))
+            right = _RIGHT_ADAPTATION[family.__name__]
+            raise ValidationError(
+                "sample adaptation",
+                f"{adaptation_type.__name__} tunes "
+                f"{', '.join(k.__name__ for k in kernels)}, not {kname}",
+                found=f"{adaptation_type.__name__} with {kname}",
+                fix=f"use {right} for {kname}")
 
 
 def sample(
     kernel: Kernel,
-    log_density: LogDensity,
+    log_density: LogDensity | None,
     initial_position: Tensor,
     *,
     num_draws: int,
@@ -72,9 +145,11 @@ def sample(
     kernel : Kernel
         Any ``init`` / ``step`` kernel. If ``params`` is None and there is no adaptation, the
         kernel's ``default_params(position)`` is used when it has one.
-    log_density : callable
+    log_density : callable or None
         Batched log-density, (chains, *event) -> (chains,); with ``space``, on the flat
-        unconstrained position (use :meth:`samplers.space.ParameterSpace.wrap`).
+        unconstrained position (use :meth:`samplers.space.ParameterSpace.wrap`). None only
+        for :class:`~samplers.gibbs.Gibbs` (the samples then have no ``log_density`` stat:
+        there is nothing to report).
     initial_position : Tensor, shape (chains, *event)
         Starting points; its device and dtype are those of every draw and stat.
     num_draws : int
@@ -107,20 +182,49 @@ def sample(
     num_draws = _check_count("num_draws", num_draws, 1)
     num_warmup = _check_count("num_warmup", num_warmup, 0)
     thin = _check_count("thin", thin, 1)
+    for name in ("init", "step"):
+        if not callable(getattr(kernel, name, None)):
+            raise ValidationError("sample kernel", "must have init and step (see samplers.base)",
+                                  found=type(kernel).__name__,
+                                  fix="pass e.g. RandomWalkMetropolis() or NUTS()")
+    from samplers.gibbs import Gibbs
+
+    if log_density is None and not isinstance(kernel, Gibbs):
+        raise ValidationError("sample log_density", "is None, but only Gibbs runs without one",
+                              found=type(kernel).__name__, fix="pass the batched log-density")
+    if log_density is not None and not callable(log_density):
+        raise ValidationError("sample log_density", "must be callable",
+                              found=type(log_density).__name__)
+    if not isinstance(progress, bool):
+        raise ValidationError("sample progress", "must be a bool", found=type(progress).__name__)
+    if seed is not None:
+        seed = check_int(seed, "sample seed", minimum=0)
     if not isinstance(initial_position, Tensor) or initial_position.dim() < 1:
         raise ShapeError("sample: initial_position", "must be a tensor (chains, *event)",
                          found=getattr(initial_position, "shape", type(initial_position)))
+    # Zero chains or an empty event: a named error here, whatever the kernel (an integer
+    # position is left to the kernel: Gibbs takes state indices, the others refuse it).
+    check_position("sample", initial_position, min_ndim=1, floating=False)
     device = initial_position.device
     if generator is None and seed is not None:
         generator = make_generator(seed, device)
-    check_generator(generator, device)
+    check_generator_arg(generator, device, "sample generator")
+    if space is not None:
+        from samplers.space import ParameterSpace
+
+        if not isinstance(space, ParameterSpace):
+            raise ValidationError("sample space", "must be a ParameterSpace or None",
+                                  found=type(space).__name__)
     if space is not None and tuple(initial_position.shape[1:]) != (space.size,):
         raise ShapeError("sample: initial_position",
                          f"must be (chains, {space.size}) for the parameter space",
                          found=tuple(initial_position.shape),
                          fix="use space.initial_position(chains, generator)")
+    if adaptation is not None:
+        check_adaptation(kernel, adaptation)
 
-    state: Any = kernel.init(initial_position, log_density)
+    ld: Any = log_density  # None only for Gibbs (checked above)
+    state: Any = kernel.init(initial_position, ld)
     adapt_state = None
     if adaptation is not None:
         adapt_state = adaptation.init(params, state)
@@ -131,13 +235,17 @@ def sample(
     chains = initial_position.shape[0]
     bar = _progress(progress, num_warmup + num_draws * thin, kernel_name(kernel))
     try:
-        for t in range(num_warmup):
-            state, info = kernel.step(state, log_density, params, generator)
-            if adaptation is not None:
-                adapt_state = adaptation.update(adapt_state, state, info, t, num_warmup)
-                params = adaptation.params(adapt_state)
-            if bar is not None:
-                bar.update(1)
+        # The adaptation makes fresh params every warmup step: kernels check their types and
+        # shapes but not their values there (no host synchronisation per step); the final
+        # params are checked once by the first kept-draw step.
+        with adapted_params() if adaptation is not None else contextlib.nullcontext():
+            for t in range(num_warmup):
+                state, info = kernel.step(state, ld, params, generator)
+                if adaptation is not None:
+                    adapt_state = adaptation.update(adapt_state, state, info, t, num_warmup)
+                    params = adaptation.params(adapt_state)
+                if bar is not None:
+                    bar.update(1)
         if adaptation is not None:
             params = adaptation.final(adapt_state)
 
@@ -146,13 +254,13 @@ def sample(
         stats: dict[str, Tensor] = {}
         kept = 0
         for t in range(1, num_draws * thin + 1):
-            state, info = kernel.step(state, log_density, params, generator)
+            state, info = kernel.step(state, ld, params, generator)
             if bar is not None:
                 bar.update(1)
             if t % thin:
                 continue
             positions[:, kept] = state.position
-            for name, value in _stat_fields(state, info, chains):
+            for name, value in _stat_fields(state, info, chains, log_density is not None):
                 if name not in stats:
                     stats[name] = torch.empty((chains, num_draws), dtype=value.dtype,
                                               device=device)
@@ -162,6 +270,14 @@ def sample(
         if bar is not None:
             bar.close()
 
+    if positions.is_floating_point() and not bool(torch.isfinite(positions).all()):
+        bad = ~torch.isfinite(positions.reshape(chains, num_draws, -1)).all(-1)
+        c, n = (int(i) for i in bad.nonzero()[0])
+        raise NonFiniteError(
+            f"sample ({kernel_name(kernel)})",
+            f"the kept draws hold NaN / inf positions (first at chain {c}, draw {n})",
+            fix="check the kernel's proposals or conditionals (a Gibbs conditional that "
+            "returns NaN) and the log-density near those draws")
     draws = _named_draws(positions, space)
     attrs: dict[str, Any] = {
         "sampler": kernel_name(kernel),
@@ -185,8 +301,11 @@ def sample(
     return Samples(draws, stats, attrs)
 
 
-def _stat_fields(state: Any, info: Any, chains: int) -> list[tuple[str, Tensor]]:
-    out = [("log_density", state.log_density)]
+def _stat_fields(state: Any, info: Any, chains: int,
+                 has_log_density: bool) -> list[tuple[str, Tensor]]:
+    # Without a log-density (Gibbs from conditionals alone) there is no value to report: the
+    # stat is left out rather than filled with NaN.
+    out = [("log_density", state.log_density)] if has_log_density else []
     fields = info._asdict() if hasattr(info, "_asdict") else {}
     for name, value in fields.items():
         if isinstance(value, Tensor) and value.shape == (chains,):

@@ -25,6 +25,7 @@ Examples
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError, UnknownVariableError, ValidationError
+from probforge.errors import (
+    DeviceMismatchError,
+    ShapeError,
+    UnknownVariableError,
+    ValidationError,
+)
+from probforge.validate import check_choice, check_finite, check_names
 
 __all__ = ["ARVIZ_STAT_NAMES", "Samples", "concat", "import_arviz"]
 
@@ -82,6 +89,11 @@ class Samples:
     ``samples["name"]`` returns a variable's tensor; ``samples[chains]`` or
     ``samples[chains, draws]`` (ints, slices, index lists or tensors) returns a new ``Samples``
     restricted to those chains / draws.
+
+    Checked on construction: names are strings; every entry is a tensor with the same leading
+    (chain, draw) sizes, at least one chain and one draw; floating draws are finite (NaN / inf
+    raise :class:`~probforge.errors.NonFiniteError`). Stats may hold NaN where a kernel
+    documents it (Gibbs without a log-density stores NaN as its ``log_density``: not computed).
     """
 
     draws: dict[str, Tensor]
@@ -89,12 +101,19 @@ class Samples:
     attrs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for kind, table in (("draws", self.draws), ("stats", self.stats), ("attrs", self.attrs)):
+            if not isinstance(table, dict):
+                raise ValidationError(f"Samples {kind}", "must be a dict",
+                                      found=type(table).__name__)
         if not self.draws:
             raise ValidationError("Samples", "needs at least one variable in draws",
                                   fix="pass draws={'x': tensor of shape (chain, draw, ...)}")
         lead: tuple[int, ...] | None = None
         for kind, table in (("draws", self.draws), ("stats", self.stats)):
             for name, t in table.items():
+                if not isinstance(name, str):
+                    raise ValidationError(f"Samples.{kind}", "names must be strings",
+                                          found=repr(name))
                 if not isinstance(t, Tensor) or t.dim() < 2:
                     raise ShapeError(
                         f"Samples.{kind}[{name!r}]",
@@ -110,6 +129,15 @@ class Samples:
                         f"has (chain, draw) = {tuple(t.shape[:2])} but other entries have {lead}",
                         fix="give every variable and stat the same chains and draws",
                     )
+        assert lead is not None
+        if lead[0] == 0 or lead[1] == 0:
+            raise ShapeError("Samples", "needs at least one chain and one draw",
+                             found=f"(chain, draw) = {lead}",
+                             fix="select a non-empty range of chains and draws")
+        for name, t in self.draws.items():
+            if t.is_floating_point() or t.is_complex():
+                check_finite(t.detach(), f"Samples.draws[{name!r}]",
+                             fix="drop the failed draws or find why the sampler produced them")
 
     # sizes --------------------------------------------------------------------------------
     @property
@@ -146,22 +174,38 @@ class Samples:
             raise UnknownVariableError(f"Samples({self.attrs.get('sampler', '?')!r})",
                                        f"has no variable {key!r}",
                                        fix=f"use one of {list(self.draws)}")
+        if isinstance(key, tuple) and len(key) != 2:
+            raise ValidationError("Samples index", "must be chains or (chains, draws)",
+                                  found=repr(key)[:60])
         chains, draws = key if isinstance(key, tuple) else (key, slice(None))
-        if isinstance(chains, int):
-            chains = [chains]
-        if isinstance(draws, int):
-            draws = [draws]
+        chains = _check_index("chains", chains, self.num_chains)
+        draws = _check_index("draws", draws, self.num_draws)
 
         def sel(t: Tensor) -> Tensor:
-            c = torch.as_tensor(chains, device=t.device) if isinstance(chains, list) else chains
-            d = torch.as_tensor(draws, device=t.device) if isinstance(draws, list) else draws
+            c = (torch.as_tensor(chains, dtype=torch.long, device=t.device)
+                 if isinstance(chains, list) else chains)
+            d = (torch.as_tensor(draws, dtype=torch.long, device=t.device)
+                 if isinstance(draws, list) else draws)
             return t[c][:, d]
 
         return Samples({k: sel(v) for k, v in self.draws.items()},
                        {k: sel(v) for k, v in self.stats.items()}, dict(self.attrs))
 
     def to(self, *args: Any, **kwargs: Any) -> Samples:
-        """A copy with every tensor moved / cast like :meth:`torch.Tensor.to`."""
+        """A copy with every tensor moved / cast like :meth:`torch.Tensor.to`.
+
+        Raises
+        ------
+        ValidationError
+            For arguments ``Tensor.to`` refuses (an unknown or unavailable device, ...).
+        """
+        try:
+            for v in (*self.draws.values(), *self.stats.values()):
+                v[:0].to(*args, **kwargs)  # an empty slice: checks the arguments cheaply
+        except (RuntimeError, TypeError, ValueError) as err:
+            raise ValidationError("Samples.to", "arguments not accepted by Tensor.to",
+                                  found=f"{args} {kwargs}: {str(err).splitlines()[0]}",
+                                  fix="pass a device ('cpu', 'cuda') and / or a dtype") from err
         return Samples({k: v.to(*args, **kwargs) for k, v in self.draws.items()},
                        {k: v.to(*args, **kwargs) for k, v in self.stats.items()},
                        dict(self.attrs))
@@ -172,6 +216,9 @@ class Samples:
 
     def flatten(self, name: str) -> Tensor:
         """Draws of ``name`` with chains and draws merged: shape (chain * draw, *shape)."""
+        if not isinstance(name, str):
+            raise ValidationError("Samples.flatten name", "must be a variable name (str)",
+                                  found=repr(name)[:60])
         t: Tensor = self[name]
         return t.reshape((-1, *t.shape[2:]))
 
@@ -199,6 +246,7 @@ class Samples:
             probforge / torch / arviz versions, warnings, ...) are set on the InferenceData and
             on both groups.
         """
+        dims, coords = self._check_dims(dims, coords)
         az = import_arviz()
         posterior = {k: v.detach().cpu().numpy() for k, v in self.draws.items()}
         stats: dict[str, Any] = {}
@@ -219,6 +267,51 @@ class Samples:
             if hasattr(idata, group):
                 getattr(idata, group).attrs.update(attrs)
         return idata
+
+    def _check_dims(
+        self, dims: Any, coords: Any
+    ) -> tuple[dict[str, list[str]] | None, dict[str, list[Any]] | None]:
+        """Check ``to_arviz``'s ``dims`` (known variables, one name per event dimension) and
+        ``coords`` (one value per position of a named dimension)."""
+        if dims is None:
+            out_dims = None
+        else:
+            if not isinstance(dims, Mapping):
+                raise ValidationError("to_arviz dims", "must map variable names to dim names",
+                                      found=type(dims).__name__)
+            out_dims = {}
+            for k, names in dims.items():
+                if k not in self.draws:
+                    raise UnknownVariableError("to_arviz dims", f"has no variable {k!r}",
+                                               fix=f"use some of {list(self.draws)}")
+                lst = check_names(names, f"to_arviz dims[{k!r}]")
+                event = self.draws[k].shape[2:]
+                if len(lst) != len(event):
+                    raise ShapeError(f"to_arviz dims[{k!r}]",
+                                     f"needs one name per event dimension of {tuple(event)}",
+                                     found=lst)
+                out_dims[k] = lst
+        if coords is None:
+            return out_dims, None
+        if not isinstance(coords, Mapping):
+            raise ValidationError("to_arviz coords", "must map dim names to coordinate values",
+                                  found=type(coords).__name__)
+        sizes: dict[str, int] = {}
+        for k, names in (out_dims or {}).items():
+            for name, size in zip(names, self.draws[k].shape[2:], strict=True):
+                sizes[name] = int(size)
+        out_coords: dict[str, list[Any]] = {}
+        for name, values in coords.items():
+            if isinstance(values, str) or not isinstance(values, Sequence | Tensor):
+                raise ValidationError(f"to_arviz coords[{name!r}]", "must be a sequence",
+                                      found=type(values).__name__)
+            vals = list(values)
+            if name in sizes and len(vals) != sizes[name]:
+                raise ShapeError(f"to_arviz coords[{name!r}]",
+                                 f"needs {sizes[name]} value(s), one per position of the dim",
+                                 found=len(vals))
+            out_coords[name] = vals
+        return out_dims, out_coords
 
     def summary(self, **kwargs: Any) -> Any:
         """``arviz.summary`` of the posterior (a pandas DataFrame); kwargs go to ArviZ."""
@@ -249,6 +342,46 @@ def _netcdf_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_index(what: str, idx: Any, size: int) -> Any:
+    """A chain / draw selector: an int, a slice, a list of ints or an integer / bool tensor,
+    within range (bools and floats refused)."""
+    subject = f"Samples index ({what})"
+    if isinstance(idx, slice):
+        for part in (idx.start, idx.stop, idx.step):
+            if part is not None and (isinstance(part, bool)
+                                     or not isinstance(part, numbers.Integral)):
+                raise ValidationError(subject, "slice bounds must be ints", found=repr(idx))
+        if idx.step is not None and idx.step <= 0:
+            raise ValidationError(subject, "slices must have a positive step (torch cannot "
+                                  "index backwards)", found=repr(idx),
+                                  fix="select with a list of indices, e.g. list(range(n))[::-1]")
+        return idx
+    if isinstance(idx, Tensor):
+        if idx.is_floating_point() or idx.is_complex() or idx.dim() > 1:
+            raise ValidationError(subject, "must be an integer or bool tensor of one dimension",
+                                  found=(idx.dtype, tuple(idx.shape)))
+        if idx.dtype == torch.bool:
+            if idx.shape != (size,):
+                raise ShapeError(subject, f"a mask must have shape ({size},)",
+                                 found=tuple(idx.shape))
+            return idx
+        values = idx.reshape(-1).tolist()
+    elif isinstance(idx, numbers.Integral) and not isinstance(idx, bool):
+        idx = int(idx)
+        values = [idx]
+    elif isinstance(idx, Sequence) and not isinstance(idx, str) and all(
+            isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in idx):
+        idx = [int(i) for i in idx]
+        values = idx
+    else:
+        raise ValidationError(subject, "must be an int, a slice, a list of ints or a tensor",
+                              found=repr(idx)[:60])
+    bad = [i for i in values if not -size <= i < size]
+    if bad:
+        raise ShapeError(subject, f"out of range for {size} {what}", found=bad[:5])
+    return [idx] if isinstance(idx, int) else (list(idx) if isinstance(idx, Sequence) else idx)
+
+
 def concat(samples: Sequence[Samples], dim: str = "chain") -> Samples:
     """Join ``Samples`` along chains (``dim="chain"``) or draws (``dim="draw"``).
 
@@ -261,10 +394,16 @@ def concat(samples: Sequence[Samples], dim: str = "chain") -> Samples:
     >>> concat([a, a]).num_chains, concat([a, a], dim="draw").num_draws
     (4, 10)
     """
+    if isinstance(samples, Samples) or not isinstance(samples, Sequence):
+        raise ValidationError("concat", "takes a list of Samples",
+                              found=type(samples).__name__, fix="pass [a, b, ...]")
     if not samples:
         raise ValidationError("concat", "needs at least one Samples")
-    if dim not in ("chain", "draw"):
-        raise ValidationError("concat", "dim must be 'chain' or 'draw'", found=repr(dim))
+    for i, s in enumerate(samples):
+        if not isinstance(s, Samples):
+            raise ValidationError(f"concat: item {i}", "must be a Samples",
+                                  found=type(s).__name__)
+    check_choice(dim, "concat dim", ("chain", "draw"))
     axis = 0 if dim == "chain" else 1
     first = samples[0]
     for i, s in enumerate(samples[1:], 1):
@@ -273,6 +412,21 @@ def concat(samples: Sequence[Samples], dim: str = "chain") -> Samples:
                              "has other variables or stats than Samples 0",
                              found=f"{sorted(s.draws)} / {sorted(s.stats)}",
                              fix="join runs of the same model and sampler")
+        other = "draws" if dim == "chain" else "chains"
+        keep = 1 if dim == "chain" else 0
+        for kind, table, ref in (("draws", s.draws, first.draws), ("stats", s.stats, first.stats)):
+            for k, t in table.items():
+                r = ref[k]
+                if t.shape[keep] != r.shape[keep] or t.shape[2:] != r.shape[2:]:
+                    raise ShapeError(f"concat: Samples {i} {kind}[{k!r}]",
+                                     f"joining along {dim}s needs the same {other} and event "
+                                     "shape as Samples 0",
+                                     found=(tuple(t.shape), tuple(r.shape)))
+                if t.device != r.device:
+                    raise DeviceMismatchError(f"concat: Samples {i} {kind}[{k!r}]",
+                                              "must be on the device of Samples 0",
+                                              found=(t.device, r.device),
+                                              fix="move them with Samples.to(device)")
     draws = {k: torch.cat([s.draws[k] for s in samples], axis) for k in first.draws}
     stats = {k: torch.cat([s.stats[k] for s in samples], axis) for k in first.stats}
     attrs = dict(first.attrs)

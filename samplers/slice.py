@@ -33,18 +33,24 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from probforge.errors import SamplingError, ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, SamplingError, ShapeError, ValidationError
 from probforge.ops.random import normal, uniform
+from probforge.validate import check_choice, check_int, check_real
 from samplers._kernel_utils import (
-    check_finite_initial,
-    check_initial_position,
+    ValueChecks,
+    check_callable,
+    check_generator_arg,
+    check_log_density_value,
+    check_params_fields,
+    check_position,
+    check_positive_values,
+    check_state,
     flat_log_density,
 )
 from samplers.base import LogDensity
@@ -112,22 +118,32 @@ class SliceSampler:
     """
 
     def __init__(self, method: str = "coordinate", strict: bool = False) -> None:
-        if method not in ("coordinate", "hit_and_run"):
-            raise ValidationError(
-                "SliceSampler", "method must be 'coordinate' or 'hit_and_run'", found=method
-            )
-        self.method = method
+        self.method = check_choice(method, "SliceSampler method", ("coordinate", "hit_and_run"))
+        if not isinstance(strict, bool):
+            raise ValidationError("SliceSampler strict", "must be a bool",
+                                  found=type(strict).__name__)
         self.strict = strict
+        self._values = ValueChecks()
 
     def default_params(self, position: Tensor) -> SliceParams:
         """Width 1 in every coordinate."""
         return SliceParams()
 
     def init(self, position: Tensor, log_density: LogDensity) -> SliceState:
-        """State at ``position`` (chains, *event); raises if a chain's log density is not finite."""
-        check_initial_position("SliceSampler", position)
-        lp = log_density(position.detach())
-        check_finite_initial("SliceSampler", lp)
+        """State at ``position`` (chains, *event); raises if a chain's log density is not finite.
+
+        Raises
+        ------
+        ValidationError
+            For a position that is not a floating (chains >= 1, *event) tensor with finite
+            entries, or a log-density that is not (chains,) or not finite (NaN, +-inf) at the
+            position (the chains are named).
+        """
+        check_position("SliceSampler", position, min_ndim=2)
+        check_callable("SliceSampler", log_density)
+        with torch.no_grad():
+            lp = log_density(position.detach())
+        check_log_density_value("SliceSampler", lp, position)
         return SliceState(position.detach(), lp.detach())
 
     def _slice_1d(
@@ -204,6 +220,27 @@ class SliceSampler:
             )
         return t_new, lp_new, evals, exceeded
 
+    def _width(self, width: Any, x: Tensor, event: torch.Size) -> Tensor:
+        """The widths as a (d,) tensor; a positive finite number or tensor (scalar or event)."""
+        d = x.shape[1]
+        subject = "SliceParams width"
+        if isinstance(width, Tensor):
+            if not width.is_floating_point():
+                raise DtypeMismatchError(subject, "must be a floating-point tensor (or a number)",
+                                         found=width.dtype, fix="use .double() or a float")
+            if width.dim() > 0 and width.shape != event and width.shape != (d,):
+                raise ShapeError(
+                    subject,
+                    f"must be a scalar or have the event shape {tuple(event)}",
+                    found=tuple(width.shape),
+                )
+            self._values.run(width, lambda t: check_positive_values(subject, t))
+            w = width.to(dtype=x.dtype, device=x.device)
+        else:
+            w = torch.as_tensor(check_real(width, subject, minimum=0.0, strict_minimum=True),
+                                dtype=x.dtype, device=x.device)
+        return w.reshape(d) if w.dim() > 0 else w.expand(d)
+
     def step(
         self,
         state: SliceState,
@@ -225,27 +262,17 @@ class SliceSampler:
         -------
         (SliceState, SliceInfo)
         """
-        if int(params.max_steps_out) < 1 or int(params.max_shrink) < 1:
-            raise ValidationError(
-                "SliceParams",
-                "max_steps_out and max_shrink must be >= 1",
-                found=(params.max_steps_out, params.max_shrink),
-            )
+        check_state("SliceSampler", state, SliceState)
+        check_params_fields("SliceSampler", params, ("width", "max_steps_out", "max_shrink"),
+                            "SliceParams", "SliceWidthAdaptation()")
+        check_int(params.max_steps_out, "SliceParams max_steps_out", minimum=1)
+        check_int(params.max_shrink, "SliceParams max_shrink", minimum=1)
         xs = state.position
+        check_generator_arg(generator, xs.device)
         chains, event = xs.shape[0], xs.shape[1:]
         x = xs.reshape(chains, -1).detach()
         d = x.shape[1]
-        width = torch.as_tensor(params.width, dtype=x.dtype, device=x.device)
-        if width.dim() > 0:
-            if width.shape != event and width.shape != (d,):
-                raise ShapeError(
-                    "SliceParams width",
-                    f"must be a scalar or have the event shape {tuple(event)}",
-                    found=tuple(width.shape),
-                )
-            width = width.reshape(d)
-        else:
-            width = width.expand(d)
+        width = self._width(params.width, x, event)
         flat_ld = flat_log_density(log_density, event)
         lp = state.log_density
         evals = torch.zeros(chains, dtype=torch.long, device=x.device)
@@ -337,18 +364,30 @@ class SliceWidthAdaptation:
     """
 
     def __init__(self, factor: float = 2.0, skip: float = 0.2) -> None:
-        if not (factor > 0 and math.isfinite(factor)) or not 0.0 <= skip < 1.0:
-            raise ValidationError("SliceWidthAdaptation", "needs factor > 0 and 0 <= skip < 1",
-                                  found=(factor, skip))
-        self.factor = factor
-        self.skip = skip
+        self.factor = check_real(factor, "SliceWidthAdaptation factor", minimum=0.0,
+                                 strict_minimum=True)
+        self.skip = check_real(skip, "SliceWidthAdaptation skip", minimum=0.0, maximum=1.0,
+                               strict_maximum=True)
 
     def init(self, params: SliceParams | float | Tensor | None,
              state: SliceState) -> SliceWidthState:
         """Start from ``params`` (SliceParams, a width, or None for width 1)."""
+        if not (params is None or isinstance(params, SliceParams | Tensor)
+                or (isinstance(params, int | float) and not isinstance(params, bool))):
+            raise ValidationError("SliceWidthAdaptation params",
+                                  "must be SliceParams, a width (number or tensor) or None",
+                                  found=type(params).__name__,
+                                  fix="SliceWidthAdaptation tunes SliceSampler only")
         base = params if isinstance(params, SliceParams) else (
             SliceParams() if params is None else SliceParams(width=params))
         x = state.position
+        if isinstance(base.width, Tensor) and not base.width.is_floating_point():
+            raise DtypeMismatchError("SliceWidthAdaptation width",
+                                     "must be a floating-point tensor (or a number)",
+                                     found=base.width.dtype, fix="use .double() or a float")
+        if not isinstance(base.width, Tensor | int | float) or isinstance(base.width, bool):
+            raise ValidationError("SliceWidthAdaptation width", "must be a number or a tensor",
+                                  found=type(base.width).__name__)
         width = torch.as_tensor(base.width, dtype=x.dtype, device=x.device)
         if width.dim() and width.shape != x.shape[1:]:
             raise ShapeError("SliceWidthAdaptation width",

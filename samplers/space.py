@@ -39,13 +39,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.distributions import Transform, biject_to, constraints
 
-from probforge.errors import ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, ShapeError, ValidationError
 from probforge.ops.random import check_generator
+from probforge.validate import check_device, check_int, check_real
 from samplers.base import LogDensity
 
 __all__ = [
@@ -102,10 +104,21 @@ class OrderedTransform(Transform):
 
 
 def _shape(shape: int | Sequence[int]) -> tuple[int, ...]:
-    out = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    """A shape from an int or a sequence of ints, each >= 1 (bools and floats refused)."""
+    if isinstance(shape, str) or not isinstance(shape, int | Sequence) or isinstance(shape, bool):
+        raise ShapeError("parameter shape", "must be an int or a sequence of ints",
+                         found=repr(shape))
+    items = [shape] if isinstance(shape, int) else list(shape)
+    out = tuple(check_int(s, "parameter shape size") for s in items)
     if any(s < 1 for s in out):
         raise ShapeError("parameter shape", "sizes must be >= 1", found=out)
     return out
+
+
+def _check_positions(who: str, x: Any) -> None:
+    if isinstance(x, Tensor) and not x.is_floating_point():
+        raise DtypeMismatchError(who, "positions must be floating point (an integer tensor is "
+                                 "not converted)", found=x.dtype, fix="use .double()")
 
 
 class Support:
@@ -123,9 +136,23 @@ class Support:
 
     def __init__(self, constraint: constraints.Constraint, shape: int | Sequence[int] = (),
                  transform: Transform | None = None) -> None:
+        if not isinstance(constraint, constraints.Constraint):
+            raise ValidationError("Support constraint", "must be a torch constraint",
+                                  found=type(constraint).__name__,
+                                  fix="use torch.distributions.constraints.positive, ...")
+        if transform is not None and not isinstance(transform, Transform):
+            raise ValidationError("Support transform", "must be a torch Transform or None",
+                                  found=type(transform).__name__)
         self.constraint = constraint
         self.shape = _shape(shape)
-        self.transform = transform if transform is not None else biject_to(constraint)
+        if transform is None:
+            try:
+                transform = biject_to(constraint)
+            except NotImplementedError as err:
+                raise ValidationError("Support constraint", "has no known bijection from the reals",
+                                      found=repr(constraint),
+                                      fix="pass transform= explicitly") from err
+        self.transform = transform
         ev = self.transform.codomain.event_dim
         if len(self.shape) < ev:
             raise ShapeError(f"{self!r}", f"the constraint needs at least {ev} dimension(s)",
@@ -138,6 +165,11 @@ class Support:
 
     def forward(self, u: Tensor) -> tuple[Tensor, Tensor]:
         """Constrained values (n, *shape) and ``log |det J|`` (n,) from ``u`` (n, *unc_shape)."""
+        if not isinstance(u, Tensor) or tuple(u.shape[1:]) != self.unconstrained_shape:
+            raise ShapeError(f"{self!r}.forward", f"u must have shape (n, "
+                             f"*{self.unconstrained_shape})",
+                             found=getattr(u, "shape", type(u).__name__))
+        _check_positions(f"{self!r}.forward", u)
         y = self.transform(u)
         ladj = self.transform.log_abs_det_jacobian(u, y)
         ladj = ladj.reshape(u.shape[0], -1).sum(-1) if ladj.dim() > 1 else ladj
@@ -146,8 +178,29 @@ class Support:
         return y, ladj
 
     def inverse(self, y: Tensor) -> Tensor:
-        """Unconstrained values (n, *unc_shape) from constrained ``y`` (n, *shape)."""
+        """Unconstrained values (n, *unc_shape) from constrained ``y`` (n, *shape).
+
+        Raises
+        ------
+        ValidationError
+            If ``y`` is not floating, has NaN / inf, or lies outside the support (the inverse
+            would be NaN or infinite there).
+        """
+        if not isinstance(y, Tensor) or tuple(y.shape[1:]) != self.shape:
+            raise ShapeError(f"{self!r}.inverse", f"y must have shape (n, *{self.shape})",
+                             found=getattr(y, "shape", type(y).__name__))
+        _check_positions(f"{self!r}.inverse", y)
+        inside = self.constraint.check(y)  # type: ignore[no-untyped-call]
+        if not bool(torch.isfinite(y).all()) or not bool(inside.all()):
+            raise ValidationError(f"{self!r}", "values must be finite and inside the support "
+                                  f"{self.constraint}", found=y[~inside].flatten()[:5].tolist()
+                                  if not bool(inside.all()) else "NaN / inf",
+                                  fix="pass constrained values (e.g. > 0 for Positive)")
         u: Tensor = self.transform.inv(y)
+        if not bool(torch.isfinite(u).all()):
+            raise ValidationError(f"{self!r}", "values on the boundary of the support "
+                                  f"{self.constraint} have no finite unconstrained image",
+                                  fix="move them strictly inside the support")
         return u
 
 
@@ -169,7 +222,7 @@ class LowerBounded(Support):
     """Reals above ``low`` (``low + exp``)."""
 
     def __init__(self, low: float, shape: int | Sequence[int] = ()) -> None:
-        self.low = float(low)
+        self.low = check_real(low, "LowerBounded low")
         support = constraints.greater_than(self.low)  # type: ignore[no-untyped-call]
         super().__init__(support, shape)
 
@@ -178,10 +231,12 @@ class Interval(Support):
     """Reals in the open interval ``(low, high)`` (scaled logistic)."""
 
     def __init__(self, low: float, high: float, shape: int | Sequence[int] = ()) -> None:
-        if not float(low) < float(high):
+        lo = check_real(low, "Interval low")
+        hi = check_real(high, "Interval high")
+        if not lo < hi:
             raise ValidationError("Interval", "needs low < high", found=(low, high),
                                   fix="swap the bounds or widen the interval")
-        self.low, self.high = float(low), float(high)
+        self.low, self.high = lo, hi
         support = constraints.interval(self.low, self.high)  # type: ignore[no-untyped-call]
         super().__init__(support, shape)
 
@@ -190,6 +245,7 @@ class Simplex(Support):
     """Probability vectors of length ``K`` (stick breaking), ``batch_shape`` of them."""
 
     def __init__(self, K: int, batch_shape: int | Sequence[int] = ()) -> None:
+        K = check_int(K, "Simplex K")
         if K < 2:
             raise ValidationError("Simplex", "needs K >= 2 categories", found=K)
         super().__init__(constraints.simplex, (*_shape(batch_shape), K))
@@ -199,6 +255,7 @@ class Ordered(Support):
     """Strictly increasing vectors of length ``K``, ``batch_shape`` of them."""
 
     def __init__(self, K: int, batch_shape: int | Sequence[int] = ()) -> None:
+        K = check_int(K, "Ordered K")
         if K < 1:
             raise ValidationError("Ordered", "needs K >= 1", found=K)
         super().__init__(ordered_vector, (*_shape(batch_shape), K), OrderedTransform())
@@ -214,9 +271,15 @@ class ParameterSpace:
     """
 
     def __init__(self, specs: Mapping[str, Support]) -> None:
+        if not isinstance(specs, Mapping):
+            raise ValidationError("ParameterSpace", "needs a mapping name -> Support",
+                                  found=type(specs).__name__)
         if not specs:
             raise ValidationError("ParameterSpace", "needs at least one parameter")
         for name, spec in specs.items():
+            if not isinstance(name, str) or not name:
+                raise ValidationError("ParameterSpace", "parameter names must be non-empty "
+                                      "strings", found=repr(name))
             if not isinstance(spec, Support):
                 raise ValidationError(f"ParameterSpace parameter {name!r}",
                                       "must be a Support (Real(), Positive(), ...)",
@@ -249,6 +312,7 @@ class ParameterSpace:
                              found=tuple(x.shape) if isinstance(x, Tensor)
                              else type(x).__name__,
                              fix="flatten with space.flatten or build with initial_position")
+        _check_positions(repr(self), x)
         return x.reshape(-1, self.size)
 
     def split(self, x: Tensor) -> dict[str, Tensor]:
@@ -282,18 +346,32 @@ class ParameterSpace:
         return self.forward(x)[1]
 
     def flatten(self, values: Mapping[str, Tensor]) -> Tensor:
-        """Flat unconstrained positions (n, d) from constrained values ``{name: (n, *shape)}``."""
+        """Flat unconstrained positions (n, d) from constrained values ``{name: (n, *shape)}``.
+
+        Every parameter needs a value, all with the same ``n``, inside its support (an unknown
+        name is refused rather than ignored).
+        """
+        if not isinstance(values, Mapping):
+            raise ValidationError(repr(self), "flatten needs a mapping name -> values",
+                                  found=type(values).__name__)
         missing = set(self.specs) - set(values)
         if missing:
             raise ValidationError(repr(self), "flatten needs a value for every parameter",
                                   found=sorted(missing))
+        extra = set(values) - set(self.specs)
+        if extra:
+            raise ValidationError(repr(self), "flatten got values for unknown parameters",
+                                  found=sorted(map(str, extra)), fix=f"use {self.names}")
         parts = []
         n = None
         for k, spec in self.specs.items():
             y = values[k]
-            if tuple(y.shape[1:]) != spec.shape:
+            if not isinstance(y, Tensor) or tuple(y.shape[1:]) != spec.shape or y.dim() < 1:
                 raise ShapeError(f"parameter {k!r}", f"values must be (n, *{spec.shape})",
-                                 found=tuple(y.shape))
+                                 found=getattr(y, "shape", type(y).__name__))
+            if n is not None and y.shape[0] != n:
+                raise ShapeError(f"parameter {k!r}", f"has {y.shape[0]} values, the others {n}",
+                                 fix="give every parameter the same number of values")
             n = y.shape[0]
             parts.append(spec.inverse(y).reshape(n, -1))
         return torch.cat(parts, -1)
@@ -303,6 +381,9 @@ class ParameterSpace:
 
         ``log p_x(x) = log p(T(x)) + log |det J_T(x)|``.
         """
+        if not callable(log_density):
+            raise ValidationError(f"{self!r}.wrap", "log_density must be callable",
+                                  found=type(log_density).__name__)
 
         def on_unconstrained(x: Tensor) -> Tensor:
             values, ladj = self.forward(x)
@@ -332,9 +413,17 @@ class ParameterSpace:
         -------
         Tensor, shape (chains, size)
         """
-        if radius < 0:
-            raise ValidationError("initial_position", "radius must be >= 0", found=radius)
-        dev = torch.device(device) if device is not None else (
+        chains = check_int(chains, "initial_position chains", minimum=1)
+        radius = check_real(radius, "initial_position radius", minimum=0.0)
+        if dtype is not None and (not isinstance(dtype, torch.dtype)
+                                  or not dtype.is_floating_point):
+            raise DtypeMismatchError("initial_position dtype", "must be a floating torch.dtype",
+                                     found=dtype, fix="use torch.float64 or torch.float32")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValidationError("initial_position generator",
+                                  "must be a torch.Generator or None",
+                                  found=type(generator).__name__)
+        dev = check_device(device, "initial_position device") if device is not None else (
             generator.device if generator is not None else torch.device("cpu"))
         check_generator(generator, dev)
         u = torch.rand((chains, self.size), generator=generator, dtype=dtype, device=dev)

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import ShapeError, ValidationError
+from probforge.validate import check_choice
 from samplers.base import LogDensity
 from samplers.space import ParameterSpace, Support
 
@@ -110,11 +111,20 @@ def from_pyro_model(
         For discrete latent sites, an unknown ``vectorize``, or a vectorised evaluation that
         disagrees with the per-chain loop.
     """
-    import pyro
+    if not callable(model):
+        raise ValidationError("from_pyro_model model", "must be callable (a Pyro model)",
+                              found=type(model).__name__)
+    check_choice(vectorize, "from_pyro_model vectorize", ("plate", "vmap", "loop"))
+    if not isinstance(validate, bool):
+        raise ValidationError("from_pyro_model validate", "must be a bool",
+                              found=type(validate).__name__)
+    from probforge.errors import MissingDependencyError
 
-    if vectorize not in ("plate", "vmap", "loop"):
-        raise ValidationError("from_pyro_model", "vectorize must be 'plate', 'vmap' or 'loop'",
-                              found=repr(vectorize))
+    try:
+        import pyro
+    except ImportError as err:  # pragma: no cover - pyro is a dependency of this extra
+        raise MissingDependencyError("from_pyro_model", "needs Pyro",
+                                     fix="pip install pyro-ppl") from err
     trace = _trace(model, args, kwargs)
     sites = _sample_sites(trace)
     max_plate = 0

@@ -38,9 +38,16 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from probforge.errors import ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, ShapeError, ValidationError
 from probforge.ops.random import uniform
-from samplers._kernel_utils import check_finite_initial
+from probforge.validate import check_finite, check_int, check_real
+from samplers._kernel_utils import (
+    check_callable,
+    check_finite_initial,
+    check_generator_arg,
+    check_position,
+    check_state,
+)
 from samplers.base import LogDensity
 
 __all__ = [
@@ -62,12 +69,9 @@ def geometric_betas(num_temperatures: int, min_beta: float = 0.01) -> Tensor:
     >>> geometric_betas(3, 0.25)
     tensor([1.0000, 0.5000, 0.2500], dtype=torch.float64)
     """
-    if num_temperatures < 1 or not 0.0 < min_beta <= 1.0:
-        raise ValidationError(
-            "geometric_betas",
-            "needs num_temperatures >= 1 and 0 < min_beta <= 1",
-            found=(num_temperatures, min_beta),
-        )
+    num_temperatures = check_int(num_temperatures, "geometric_betas num_temperatures", minimum=1)
+    min_beta = check_real(min_beta, "geometric_betas min_beta", minimum=0.0, maximum=1.0,
+                          strict_minimum=True)
     if num_temperatures == 1:
         return torch.ones(1, dtype=torch.float64)
     return torch.logspace(0.0, torch.log10(torch.tensor(min_beta)).item(), num_temperatures,
@@ -85,6 +89,11 @@ def replica_values(values: Tensor, chains: int) -> Tensor:
     >>> replica_values(torch.tensor([1.0, 2.0]), 3)
     tensor([1., 2., 1., 2., 1., 2.])
     """
+    if not isinstance(values, Tensor) or values.dim() != 1 or values.numel() == 0:
+        raise ShapeError("replica_values values", "must be a non-empty tensor of shape (R,)",
+                         found=tuple(values.shape) if isinstance(values, Tensor)
+                         else type(values).__name__)
+    chains = check_int(chains, "replica_values chains", minimum=1)
     return values.repeat(chains)
 
 
@@ -152,7 +161,11 @@ class TemperingInfo(NamedTuple):
 
 
 def swap_acceptance_rates(state: TemperingState) -> Tensor:
-    """Empirical swap acceptance rate of each neighbouring pair, pooled over chains, (R - 1,)."""
+    """Empirical swap acceptance rate of each neighbouring pair, pooled over chains, (R - 1,).
+
+    A pair never proposed yet (before the second step) has rate 0.
+    """
+    check_state("swap_acceptance_rates", state, TemperingState)
     proposed = state.swap_proposed.sum(0).clamp(min=1)
     return state.swap_accepted.sum(0) / proposed
 
@@ -177,7 +190,21 @@ class ParallelTempering:
         betas: Sequence[float] | Tensor,
         reference_log_density: LogDensity | None = None,
     ) -> None:
-        b = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        if not callable(getattr(inner, "init", None)) or not callable(getattr(inner, "step", None)):
+            raise ValidationError("ParallelTempering inner", "must be a kernel with init and step",
+                                  found=type(inner).__name__,
+                                  fix="pass e.g. RandomWalkMetropolis() or MALA()")
+        if reference_log_density is not None:
+            check_callable("ParallelTempering", reference_log_density, "reference_log_density")
+        if isinstance(betas, Tensor) and not betas.is_floating_point():
+            raise DtypeMismatchError("ParallelTempering betas", "must be floating point",
+                                     found=betas.dtype, fix="use geometric_betas(R, min_beta)")
+        try:
+            b = torch.as_tensor(betas, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError("ParallelTempering betas", "must be a sequence of numbers",
+                                  found=repr(betas)[:60]) from err
+        check_finite(b, "ParallelTempering betas")
         if b.numel() < 1 or float(b[0]) != 1.0:
             raise ValidationError(
                 "ParallelTempering betas", "must start at exactly 1", found=b.tolist()[:5]
@@ -241,7 +268,13 @@ class ParallelTempering:
     # -- protocol --------------------------------------------------------------------------
 
     def init(self, position: Tensor, log_density: LogDensity) -> TemperingState:
-        """Start every replica of chain ``c`` at ``position[c]`` (chains, *event)."""
+        """Start every replica of chain ``c`` at ``position[c]`` (chains, *event).
+
+        The position must have at least one chain and one coordinate and be finite; its dtype
+        is checked by the inner kernel (integer states only for a kernel that takes them, such
+        as :class:`~samplers.metropolis.MetropolisHastings`).
+        """
+        check_position("ParallelTempering", position, min_ndim=2, floating=False)
         chains = position.shape[0]
         replicas = position.detach().unsqueeze(1).expand(
             (chains, self.num_temperatures, *position.shape[1:])
@@ -251,16 +284,29 @@ class ParallelTempering:
     def init_replicas(self, replicas: Tensor, log_density: LogDensity) -> TemperingState:
         """Start from explicit replica positions (chains, R, *event)."""
         r = self.num_temperatures
-        if replicas.dim() < 3 or replicas.shape[1] != r:
+        if not isinstance(replicas, Tensor) or replicas.dim() < 3 or replicas.shape[1] != r:
             raise ShapeError(
                 "ParallelTempering replicas",
                 f"must have shape (chains, R = {r}, *event)",
-                found=tuple(replicas.shape),
+                found=tuple(replicas.shape) if isinstance(replicas, Tensor)
+                else type(replicas).__name__,
             )
+        check_position("ParallelTempering replicas", replicas, min_ndim=3, floating=False)
+        check_callable("ParallelTempering", log_density)
         chains = replicas.shape[0]
         flat = replicas.reshape(chains * r, *replicas.shape[2:])
         with torch.no_grad():
             lp = log_density(flat)
+        if not isinstance(lp, Tensor) or lp.shape != flat.shape[:1]:
+            raise ShapeError(
+                "ParallelTempering: log-density",
+                f"must map positions of shape {tuple(flat.shape)} (chains * R, *event) to "
+                f"({flat.shape[0]},)",
+                found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
+                fix="sum over the event dimensions (no keepdim) inside the log-density")
+        if not lp.is_floating_point():
+            raise DtypeMismatchError("ParallelTempering: log-density",
+                                     "must return a floating-point tensor", found=lp.dtype)
         check_finite_initial("ParallelTempering", lp.reshape(chains, r).sum(1))
         inner = self.inner.init(flat, self._tempered(log_density, chains))
         zeros = torch.zeros(chains, max(r - 1, 0), dtype=replicas.dtype, device=replicas.device)
@@ -297,6 +343,8 @@ class ParallelTempering:
         -------
         (TemperingState, TemperingInfo)
         """
+        check_state("ParallelTempering", state, TemperingState)
+        check_generator_arg(generator, state.replicas.device)
         inner_params = params.inner if isinstance(params, TemperingParams) else params
         chains, r = state.replicas.shape[:2]
         event = state.replicas.shape[2:]

@@ -165,7 +165,7 @@ def test_gibbs_driver_without_log_density() -> None:
         return torch.randn(x.shape[0], 1, generator=g, dtype=x.dtype)
 
     s = sample(Gibbs([([0], draw), ([1], draw)]), None, torch.zeros(4, 2), num_draws=5, seed=0)
-    assert bool(s.stats["log_density"].isnan().all())
+    assert "log_density" not in s.stats  # no value to report, and never NaN
     assert bool(s.stats["accept_prob"].eq(1).all())
 
 
