@@ -46,7 +46,16 @@ from torch import Tensor, nn
 
 from probforge.errors import ShapeError, ValidationError
 from probforge.ops.random import normal, uniform
+from probforge.validate import check_choice, check_int, check_real, check_tensor
 
+from .checks import (
+    check_batch,
+    check_bool,
+    check_event_shape,
+    check_optional_generator,
+    check_sizes,
+    first_parameter,
+)
 from .networks import seeded
 
 __all__ = ["Autoencoder", "DenoisingAutoencoder", "SparseAutoencoder", "bernoulli_kl"]
@@ -60,7 +69,14 @@ _ACTS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def bernoulli_kl(rho: float, log_rho_hat: Tensor, log1m_rho_hat: Tensor) -> Tensor:
-    """``KL(Bern(rho) || Bern(rho_hat))`` (9.25) from ``log rho_hat`` and ``log(1 - rho_hat)``."""
+    """``KL(Bern(rho) || Bern(rho_hat))`` (9.25) from ``log rho_hat`` and ``log(1 - rho_hat)``.
+
+    ``rho`` in ``(0, 1)``; the log tensors floating point and broadcastable.
+    """
+    rho = check_real(rho, "bernoulli_kl rho", minimum=0.0, maximum=1.0, strict_minimum=True,
+                     strict_maximum=True)
+    check_tensor(log_rho_hat, "bernoulli_kl log_rho_hat", floating=True)
+    check_tensor(log1m_rho_hat, "bernoulli_kl log1m_rho_hat", floating=True)
     return (rho * (math.log(rho) - log_rho_hat)
             + (1 - rho) * (math.log(1 - rho) - log1m_rho_hat))
 
@@ -98,16 +114,17 @@ class Autoencoder(nn.Module):
                  code_activation: str = "linear", output: str = "sigmoid",
                  weight_decay: float = 0.0, seed: int = 0) -> None:
         super().__init__()
-        self.event_shape = tuple(int(v) for v in event_shape)
+        me = type(self).__name__
+        self.event_shape = check_event_shape(event_shape, f"{me} event_shape")
         for name, val, allowed in (("activation", activation, ("relu", "sigmoid", "tanh")),
                                    ("code_activation", code_activation, tuple(_ACTS)),
                                    ("output", output, ("sigmoid", "linear"))):
-            if val not in allowed:
-                raise ValidationError(f"{type(self).__name__}", f"{name} must be one of {allowed}",
-                                      found=repr(val))
-        if weight_decay < 0 or latent_dim < 1:
-            raise ValidationError(type(self).__name__, "weight_decay >= 0 and latent_dim >= 1",
-                                  found=(weight_decay, latent_dim))
+            check_choice(val, f"{me} {name}", allowed)
+        latent_dim = check_int(latent_dim, f"{me} latent_dim", minimum=1)
+        hidden = check_sizes(hidden, f"{me} hidden")
+        tied = check_bool(tied, f"{me} tied")
+        weight_decay = check_real(weight_decay, f"{me} weight_decay", minimum=0.0)
+        seed = check_int(seed, f"{me} seed")
         self.latent_dim, self.tied = int(latent_dim), bool(tied)
         self.activation, self.code_activation, self.output = activation, code_activation, output
         self.weight_decay = float(weight_decay)
@@ -126,15 +143,21 @@ class Autoencoder(nn.Module):
         self.register_buffer("code_var", torch.ones(self.latent_dim))
 
     def _check_x(self, x: Tensor) -> None:
-        if tuple(x.shape[1:]) != self.event_shape:
-            raise ShapeError(f"{type(self).__name__} input x",
-                             f"must be (B, {', '.join(map(str, self.event_shape))})",
-                             found=tuple(x.shape))
+        """``x`` (B, *event), B >= 1, floating, finite, on the model's device (one sync)."""
+        check_batch(x, f"{type(self).__name__} input x", self.event_shape,
+                    like=first_parameter(self))
 
     def code_preactivation(self, x: Tensor) -> Tensor:
-        """Encoder output before the code activation (B, latent_dim)."""
+        """Encoder output before the code activation (B, latent_dim).
+
+        ``x`` (B, *event) must be a finite floating-point batch with ``B >= 1`` on the model's
+        device (integer tensors are refused, not cast).
+        """
         self._check_x(x)
-        h = x.reshape(x.shape[0], -1)
+        return self._code_preactivation(x)
+
+    def _code_preactivation(self, x: Tensor) -> Tensor:
+        h = x.reshape(x.shape[0], -1).to(self.encoder_layers()[0].weight.dtype)
         act = _ACTS[self.activation]
         layers = self.encoder_layers()
         for i, layer in enumerate(layers):
@@ -152,11 +175,17 @@ class Autoencoder(nn.Module):
         return [m for m in self.dec if isinstance(m, nn.Linear)]
 
     def encode(self, x: Tensor) -> Tensor:
-        """Code ``z = f(x)`` (B, latent_dim)."""
+        """Code ``z = f(x)`` (B, latent_dim); ``x`` checked as in :meth:`code_preactivation`."""
         return _ACTS[self.code_activation](self.code_preactivation(x))
 
+    def _check_z(self, z: Tensor, subject: str) -> Tensor:
+        return check_batch(z, subject, (self.latent_dim,), like=first_parameter(self))
+
     def decode(self, z: Tensor) -> Tensor:
-        """Reconstruction ``g(z)`` (B, *event)."""
+        """Reconstruction ``g(z)`` (B, *event) of finite codes ``z`` (B, latent_dim), B >= 1."""
+        return self._decode(self._check_z(z, f"{type(self).__name__}.decode z"))
+
+    def _decode(self, z: Tensor) -> Tensor:
         act = _ACTS[self.activation]
         h = z
         enc = self.encoder_layers()
@@ -175,11 +204,16 @@ class Autoencoder(nn.Module):
         return h.reshape(z.shape[0], *self.event_shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``g(f(x))`` (B, *event)."""
-        return self.decode(self.encode(x))
+        """``g(f(x))`` (B, *event); ``x`` checked as in :meth:`code_preactivation`."""
+        return self._decode(self.encode(x))
 
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The encoder's input; the plain autoencoder returns ``x`` itself."""
+        self._check_x(x)
+        check_optional_generator(generator, f"{type(self).__name__} generator", x.device)
+        return self._corrupt(x, generator)
+
+    def _corrupt(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         return x
 
     def weight_penalty(self) -> Tensor:
@@ -201,9 +235,10 @@ class Autoencoder(nn.Module):
             Includes ``loss``, their sum (the training objective).
         """
         self._check_x(x)
+        check_optional_generator(generator, f"{type(self).__name__} generator", x.device)
         x = x.to(self.encoder_layers()[0].weight.dtype)
-        pre = self.code_preactivation(self.corrupt(x, generator))
-        x_rec = self.decode(_ACTS[self.code_activation](pre))
+        pre = self._code_preactivation(self._corrupt(x, generator))
+        x_rec = self._decode(_ACTS[self.code_activation](pre))
         recon = ((x_rec - x) ** 2).reshape(x.shape[0], -1).sum(-1).mean()
         terms = {"recon": recon}
         if self.weight_decay > 0:
@@ -214,17 +249,48 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def update_code_stats(self, z: Tensor, momentum: float = 0.1) -> None:
-        """Move the running code mean/variance (used by :meth:`sample`) towards a batch's."""
-        self.code_mean.lerp_(z.mean(0).to(self.code_mean), momentum)
+        """Move the running code mean/variance (used by :meth:`sample`) towards a batch's.
+
+        ``z`` (B, latent_dim) finite codes, ``B >= 1``; ``momentum`` in ``[0, 1]``.
+        """
+        self._check_z(z, f"{type(self).__name__}.update_code_stats z")
+        momentum = check_real(momentum, f"{type(self).__name__}.update_code_stats momentum",
+                              minimum=0.0, maximum=1.0)
+        self._lerp_code_stats(z, momentum, None)
+
+    @torch.no_grad()
+    def track_codes(self, z: Tensor, momentum: float = 0.1) -> None:
+        """:meth:`update_code_stats` for the training loop: a batch of codes with a non-finite
+        entry (a diverged network) leaves the moments unchanged instead of raising, without a
+        host synchronisation (the loop reports the non-finite loss itself)."""
+        z = check_tensor(z, f"{type(self).__name__}.track_codes z", floating=True,
+                         shape=(None, self.latent_dim))
+        if z.shape[0] == 0:
+            raise ShapeError(f"{type(self).__name__}.track_codes z", "needs at least one code",
+                             found=(0, self.latent_dim))
+        momentum = check_real(momentum, f"{type(self).__name__}.track_codes momentum",
+                              minimum=0.0, maximum=1.0)
+        self._lerp_code_stats(z, momentum, torch.isfinite(z).all())
+
+    def _lerp_code_stats(self, z: Tensor, momentum: float, ok: Tensor | None) -> None:
+        mean = torch.lerp(self.code_mean, z.mean(0).to(self.code_mean), momentum)
         var = z.var(0, unbiased=False) if z.shape[0] > 1 else torch.zeros_like(z[0])
-        self.code_var.lerp_(var.to(self.code_var), momentum)
+        var = torch.lerp(self.code_var, var.to(self.code_var), momentum)
+        if ok is not None:
+            mean = torch.where(ok, mean, self.code_mean)
+            var = torch.where(ok, var, self.code_var)
+        self.code_mean.copy_(mean)
+        self.code_var.copy_(var)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Decode ``n`` codes drawn from ``N(code_mean, diag code_var)`` (n, *event)."""
+        """Decode ``n >= 1`` codes drawn from ``N(code_mean, diag code_var)`` (n, *event)."""
+        n = check_int(n, f"{type(self).__name__}.sample n", minimum=1)
+        check_optional_generator(generator, f"{type(self).__name__}.sample generator",
+                                 self.code_mean.device)
         eps = normal((n, self.latent_dim), generator=generator, dtype=self.code_mean.dtype,
                      device=self.code_mean.device)
         with torch.no_grad():
-            return self.decode(self.code_mean + eps * self.code_var.clamp_min(0).sqrt())
+            return self._decode(self.code_mean + eps * self.code_var.clamp_min(0).sqrt())
 
 
 class DenoisingAutoencoder(Autoencoder):
@@ -243,10 +309,9 @@ class DenoisingAutoencoder(Autoencoder):
     def __init__(self, event_shape: Sequence[int], latent_dim: int = 32, *,
                  mask_ratio: float = 0.25, noise_std: float = 0.0, **kwargs: object) -> None:
         super().__init__(event_shape, latent_dim, **kwargs)  # type: ignore[arg-type]
-        if not 0 <= mask_ratio < 1 or noise_std < 0:
-            raise ValidationError("DenoisingAutoencoder",
-                                  "mask_ratio must lie in [0, 1) and noise_std be >= 0",
-                                  found=(mask_ratio, noise_std))
+        mask_ratio = check_real(mask_ratio, "DenoisingAutoencoder mask_ratio", minimum=0.0,
+                                maximum=1.0, strict_maximum=True)
+        noise_std = check_real(noise_std, "DenoisingAutoencoder noise_std", minimum=0.0)
         if mask_ratio == 0 and noise_std == 0:
             raise ValidationError("DenoisingAutoencoder", "no corruption configured",
                                   fix="set mask_ratio > 0 or noise_std > 0, or use Autoencoder")
@@ -254,6 +319,9 @@ class DenoisingAutoencoder(Autoencoder):
 
     def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``x~``: each coordinate zeroed w.p. ``mask_ratio``, plus ``N(0, noise_std^2)`` noise."""
+        return super().corrupt(x, generator)
+
+    def _corrupt(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         out = x
         if self.mask_ratio > 0:
             keep = uniform(x.shape, generator=generator, dtype=x.dtype,
@@ -285,18 +353,27 @@ class SparseAutoencoder(Autoencoder):
                                   found=repr(kwargs["code_activation"]))
         kwargs["code_activation"] = "sigmoid"
         super().__init__(event_shape, latent_dim, **kwargs)  # type: ignore[arg-type]
-        if not 0 < target < 1 or sparsity_weight < 0:
-            raise ValidationError("SparseAutoencoder",
-                                  "target must lie in (0, 1) and sparsity_weight be >= 0",
-                                  found=(target, sparsity_weight))
+        target = check_real(target, "SparseAutoencoder target", minimum=0.0, maximum=1.0,
+                            strict_minimum=True, strict_maximum=True)
+        sparsity_weight = check_real(sparsity_weight, "SparseAutoencoder sparsity_weight",
+                                     minimum=0.0)
         self.target, self.sparsity_weight = float(target), float(sparsity_weight)
 
     def mean_activation(self, x: Tensor) -> Tensor:
-        """``rho_hat_j`` (latent_dim,) over the batch ``x``."""
+        """``rho_hat_j`` (latent_dim,) over the batch ``x`` (B >= 1)."""
         return torch.sigmoid(self.code_preactivation(x)).mean(0)
 
     def extra_penalty(self, pre: Tensor) -> dict[str, Tensor]:
-        """``{"sparsity": eta sum_j KL(rho* || rho_hat_j)}`` from code pre-activations (B, M)."""
+        """``{"sparsity": eta sum_j KL(rho* || rho_hat_j)}`` from code pre-activations (B, M).
+
+        ``pre`` is a model output (``B >= 1``); its non-finite values are left to the training
+        loop's non-finite-loss handling.
+        """
+        pre = check_tensor(pre, "SparseAutoencoder.extra_penalty pre", floating=True,
+                           shape=(None, self.latent_dim))
+        if pre.shape[0] == 0:
+            raise ShapeError("SparseAutoencoder.extra_penalty pre", "needs at least one row "
+                             "(the mean activation of no codes is undefined)", found=(0,))
         log_n = math.log(pre.shape[0])
         log_rho = torch.logsumexp(F.logsigmoid(pre), 0) - log_n
         log1m_rho = torch.logsumexp(F.logsigmoid(-pre), 0) - log_n

@@ -162,8 +162,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(PROG, "--out must be a folder", found=str(out))
     import torch
 
-    from generative.checkpoint import checkpoint_config, load_checkpoint
-    from generative.data import info, load
+    from generative.checkpoint import (
+        check_training_checkpoint,
+        checkpoint_config,
+        load_checkpoint,
+    )
+    from generative.data import DataInfo, info, load
     from generative.registry import build_task, default_config
     from generative.train import CHECKPOINT_NAME, fit
     from probforge.validate import check_device
@@ -177,12 +181,12 @@ def run_train(args: argparse.Namespace) -> int:
                              found=str(ck_path), fix="train without --resume first")
         ck = load_checkpoint(ck_path)
         config = checkpoint_config(ck)
-        ck_data = json.loads(ck["meta"])["data"]
-        if config.get("kind") != args.kind or ck_data["name"] != args.data:
+        ck_info = DataInfo.from_dict(check_training_checkpoint(ck, ck_path).meta.get("data"))
+        if config.get("kind") != args.kind or ck_info.name != args.data:
             raise ValidationError(
                 "probforge train --resume", "the checkpoint is of another model or data set",
-                found=(config.get("kind"), ck_data["name"]), fix=f"run 'probforge train "
-                f"{config.get('kind')} --data {ck_data['name']} --out {out} --resume'")
+                found=(config.get("kind"), ck_info.name), fix=f"run 'probforge train "
+                f"{config.get('kind')} --data {ck_info.name} --out {out} --resume'")
     else:
         config = default_config(args.kind, info(args.data, binarize=args.binarize))
         config.update(overrides)
@@ -227,9 +231,8 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from generative.checkpoint import checkpoint_config, load_checkpoint
+    from generative.checkpoint import restore_task
     from generative.images import save_samples, write_bytes_atomic
-    from generative.registry import build_task
     from probforge.ops.random import make_generator
     from probforge.validate import check_device, check_existing_file, check_int
 
@@ -242,17 +245,8 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
         raise UsageError("probforge sample --checkpoint", f"--out: {err}") from None
     device = check_device(getattr(args, "device", "cpu") or "cpu", "--device")
     ck_path = check_existing_file(args.checkpoint, "--checkpoint")
-    ck = load_checkpoint(ck_path, map_location=device)
-    config = checkpoint_config(ck)
-    meta = json.loads(ck["meta"])
-    dtype = {"float32": torch.float32, "float64": torch.float64}.get(
-        str(meta.get("dtype", "torch.float32")).removeprefix("torch."), torch.float32)
-    task = build_task(config)
-    nets = task.networks()
-    for name, net in nets.items():
-        net.load_state_dict(ck["nets"][name])
-        net.to(device=device, dtype=dtype)
-        net.eval()
+    restored = restore_task(ck_path, device=device)  # every part checked, typed errors
+    task, nets, config, info = restored.task, restored.nets, restored.config, restored.data_info
     seed = int(getattr(args, "seed", 0))
     with torch.no_grad():
         samples = task.sample(nets, n, make_generator(seed, device))
@@ -261,13 +255,9 @@ def sample_checkpoint(args: argparse.Namespace) -> int:
         torch.save(samples.detach().cpu(), buf)
         write_bytes_atomic(out, buf.getvalue())
     else:
-        data = meta.get("data", {})
-        centres = data.get("mode_centres")
-        is_image = bool(data.get("is_image"))
-        save_samples(out, samples,
-                     bounds=None if is_image else tuple(data.get("value_range", (-1, 1))),
-                     centres=torch.tensor(centres) if centres else None)
-    print(f"{config.get('kind')} from {ck_path} (step {int(ck['step'])}): {n} samples of shape "
+        save_samples(out, samples, bounds=None if info.is_image else info.value_range,
+                     centres=info.centres())
+    print(f"{config.get('kind')} from {ck_path} (step {restored.step}): {n} samples of shape "
           f"{tuple(samples.shape[1:])}, seed {seed} -> wrote {out}")
     return 0
 

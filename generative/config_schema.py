@@ -105,7 +105,7 @@ def _optional(rule: Rule) -> Rule:
 
 def _int_list(minimum: int, *, nonempty: bool = False) -> Rule:
     return (f"must be a list of ints >= {minimum}" + (" (at least one)" if nonempty else ""),
-            lambda v: isinstance(v, list) and (bool(v) or not nonempty)
+            lambda v: isinstance(v, list | tuple) and (bool(v) or not nonempty)
             and all(_is_int(x) and x >= minimum for x in v))
 
 
@@ -146,7 +146,7 @@ KEY_RULES: dict[str, Rule] = {
     "lr_d": _optional(_real(0.0, strict=True)),
     "optimizer": _optional(_STR),
     "betas": ("must be null or a list of two numbers in [0, 1)",
-              lambda v: v is None or (isinstance(v, list) and len(v) == 2
+              lambda v: v is None or (isinstance(v, list | tuple) and len(v) == 2
                                       and all(_is_real(b) and 0 <= b < 1 for b in v))),
     "clip": _real(0.0, strict=True),
     "gp_weight": _real(0.0),

@@ -35,9 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from probforge.errors import CheckpointError, ShapeError
+from probforge.errors import CheckpointError, ShapeError, ValidationError
+from probforge.validate import check_int
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_networks, save_checkpoint
+from .checks import check_batch
 from .metrics.frechet import frechet_distance
 from .networks import seeded
 
@@ -164,12 +166,22 @@ def load_classifier(path: str | os.PathLike[str] | None = None, *,
         return train(out=p)
     ck = load_checkpoint(p)
     net = FDClassifier()
-    net.load_state_dict(ck["state_dict"])
+    load_networks({"state_dict": net}, {"state_dict": ck.get("state_dict")}, p)
     return net.eval()
 
 
 def classifier_features(x: Tensor, classifier: FDClassifier, batch_size: int = 500) -> Tensor:
-    """Features (N, 64) of images (N, 1, 28, 28) in ``[0, 1]``, in batches, without gradient."""
+    """Features (N, 64) of images (N, 1, 28, 28) in ``[0, 1]``, in batches, without gradient.
+
+    ``x`` must be a finite floating batch (``N >= 1``) with values in ``[0, 1]``;
+    ``batch_size >= 1``.
+    """
+    if not isinstance(classifier, FDClassifier):
+        raise ValidationError("classifier_features classifier", "must be an FDClassifier",
+                              found=type(classifier).__name__, fix="use load_classifier()")
+    batch_size = check_int(batch_size, "classifier_features batch_size", minimum=1)
+    check_batch(x, "FD classifier images", (1, 28, 28), value_range=(0.0, 1.0),
+                range_rule="images must lie in [0, 1]")
     p = next(classifier.parameters())
     outs = []
     with torch.no_grad():

@@ -6,7 +6,9 @@ filter type 0 on every row) and writes it atomically (a temp file in the same fo
 :func:`scatter_image` rasterises 2-D points (with optional mode centres marked in red), and
 :func:`save_samples` picks one or the other from the samples' shape.
 
-Values outside [0, 1] are clipped for display only; NaN raises.
+Values outside [0, 1] are clipped for display only; NaN raises. Only PNG is written: an output
+path whose suffix is not ``.png`` is refused (never a PNG under another name), as are integer
+sample tensors (a ``uint8`` image of 0..255 would be clipped to black and white).
 
 Examples
 --------
@@ -32,8 +34,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.files import atomic_write_bytes
+from probforge.validate import check_int, check_real, check_tensor
+
+from .checks import check_output_path
 
 __all__ = ["make_grid", "save_samples", "scatter_image", "write_png"]
 
@@ -48,6 +53,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 def encode_png(image: Tensor) -> bytes:
     """The PNG bytes of a ``uint8`` image ``(H, W)`` or ``(H, W, C)``, C in 1, 3, 4."""
+    image = check_tensor(image, "PNG image")
     if image.dtype != torch.uint8:
         raise ValidationError("PNG image", "must be torch.uint8", found=image.dtype,
                               fix="scale to 0..255 and convert with .to(torch.uint8)")
@@ -66,18 +72,41 @@ def encode_png(image: Tensor) -> bytes:
 
 
 def write_png(path: str | os.PathLike[str], image: Tensor) -> None:
-    """Write a ``uint8`` image (see :func:`encode_png`) to ``path`` atomically."""
+    """Write a ``uint8`` image (see :func:`encode_png`) to ``path`` atomically.
+
+    ``path`` must end in ``.png`` (any case) and must not be a folder.
+    """
+    p = check_output_path(path, "PNG output", suffixes=(".png",))
     data = encode_png(image)
-    write_bytes_atomic(Path(path), data)
+    write_bytes_atomic(p, data)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, creating its folder first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
+    """Write ``data`` to ``path`` atomically, creating its folder first.
+
+    Raises
+    ------
+    ValidationError
+        ``path`` is a folder, lies under a file, or cannot be written (the message says why).
+    """
+    p = check_output_path(path, "output file")
+    if not isinstance(data, bytes | bytearray):
+        raise ValidationError("output file data", "must be bytes", found=type(data).__name__)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(p, bytes(data))
+    except OSError as err:
+        raise ValidationError(f"output file {p}", "could not be written",
+                              found=f"{type(err).__name__}: {err}",
+                              fix="check the folder's permissions and free space") from err
 
 
 def _to_uint8(x: Tensor, what: str) -> Tensor:
+    x = check_tensor(x, what)
+    if not x.is_floating_point():
+        raise DtypeMismatchError(what, "must be floating point with values in [0, 1] (integer "
+                                 "images are refused, not rescaled)", found=x.dtype,
+                                 fix="pass x.float() / 255 for 0..255 images")
     x = x.detach().to("cpu", torch.float64)
     if not bool(torch.isfinite(x).all()):
         raise NonFiniteError(what, "contains NaN or infinite values",
@@ -91,14 +120,20 @@ def make_grid(images: Tensor, nrow: int | None = None, padding: int = 1,
 
     Parameters
     ----------
-    images : Tensor, shape (n, C, H, W), C in {1, 3}
+    images : Tensor, shape (n, C, H, W), C in {1, 3}, n >= 1
+        Floating point, finite.
     nrow : int, optional
-        Images per row (default ``ceil(sqrt(n))``).
+        Images per row (default ``ceil(sqrt(n))``), ``>= 1``.
     padding : int
-        Pixels between images and around the border.
+        Pixels between images and around the border, ``>= 0``.
     pad_value : float
         Grey level of the padding, in [0, 1].
     """
+    images = check_tensor(images, "sample grid images")
+    if nrow is not None:
+        nrow = check_int(nrow, "sample grid nrow", minimum=1)
+    padding = check_int(padding, "sample grid padding", minimum=0)
+    pad_value = check_real(pad_value, "sample grid pad_value", minimum=0.0, maximum=1.0)
     if images.dim() != 4 or images.shape[1] not in (1, 3) or images.shape[0] < 1:
         raise ShapeError("sample grid", "images must be (n, C, H, W) with n >= 1, C in 1 or 3",
                          found=tuple(images.shape))
@@ -128,12 +163,26 @@ def scatter_image(points: Tensor, *, size: int = 256,
 
     Points are dark blue pixels on white; ``centres`` (K, 2) are drawn as red crosses; the axes
     through the origin are light grey. ``bounds = (lo, hi)`` is the square window (default: the
-    points' extent, padded by 5 %). Points outside the window are not drawn.
+    points' extent, padded by 5 %), two finite numbers with ``lo < hi``. Points outside the
+    window are not drawn; no points (``n = 0``) give an empty picture. ``points`` and
+    ``centres`` must be finite floating tensors; ``size >= 8``.
     """
+    points = check_tensor(points, "scatter image points", floating=True)
     if points.dim() != 2 or points.shape[1] != 2:
         raise ShapeError("scatter image", "points must be (n, 2)", found=tuple(points.shape))
-    if size < 8:
-        raise ValidationError("scatter image", "size must be >= 8", found=size)
+    size = check_int(size, "scatter image size", minimum=8)
+    if bounds is not None:
+        if isinstance(bounds, str | bytes | Tensor) or not isinstance(bounds, tuple | list) \
+                or len(bounds) != 2:
+            raise ValidationError("scatter image bounds", "must be a pair (lo, hi)",
+                                  found=repr(bounds))
+        bounds = (check_real(bounds[0], "scatter image bounds[0]"),
+                  check_real(bounds[1], "scatter image bounds[1]"))
+    if centres is not None:
+        centres = check_tensor(centres, "scatter image centres", floating=True, finite=True)
+        if centres.numel() % 2:
+            raise ShapeError("scatter image centres", "must be (K, 2)",
+                             found=tuple(centres.shape))
     p = points.detach().to("cpu", torch.float64)
     if not bool(torch.isfinite(p).all()):
         raise NonFiniteError("scatter image points", "contain NaN or infinite values",
@@ -176,15 +225,27 @@ def save_samples(path: str | os.PathLike[str], samples: Tensor, *,
     """Write ``samples`` as a PNG: a grid for images (n, C, H, W), a scatter for points (n, 2).
 
     Flat samples (n, D) with D a square number (e.g. 784) are shown as (n, 1, sqrt D, sqrt D)
-    images.
+    images. ``path`` must end in ``.png`` (PNG is the only format written) and ``samples``
+    must be a finite floating tensor.
+
+    Raises
+    ------
+    ValidationError
+        The path's suffix is not ``.png``, it is a folder, or the samples are not floating.
+    ShapeError
+        Samples that are neither points (n, 2) nor images.
+    NonFiniteError
+        NaN or infinite samples.
     """
+    p = check_output_path(path, "sample picture", suffixes=(".png",))
+    samples = check_tensor(samples, "samples", floating=True)
     s = samples.detach()
     if s.dim() == 2 and s.shape[1] == 2:
-        write_png(path, scatter_image(s, bounds=bounds, centres=centres))
+        write_png(p, scatter_image(s, bounds=bounds, centres=centres))
         return
     if s.dim() == 2 and math.isqrt(s.shape[1]) ** 2 == s.shape[1]:
         side = math.isqrt(s.shape[1])
         s = s.reshape(s.shape[0], 1, side, side)
     if s.dim() == 3:
         s = s.unsqueeze(1)
-    write_png(path, make_grid(s, nrow=nrow))
+    write_png(p, make_grid(s, nrow=nrow))

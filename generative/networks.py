@@ -47,6 +47,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from probforge.errors import ShapeError, ValidationError
+from probforge.validate import check_choice, check_int
+
+from .checks import check_event_shape, check_num_classes, check_sizes
 
 __all__ = [
     "ConvDecoder",
@@ -71,6 +74,7 @@ def seeded(seed: int) -> Iterator[None]:
     Module constructors in torch draw initial weights from the global RNG; building them inside
     this block makes the weights a function of ``seed`` and leaves the caller's RNG untouched.
     """
+    seed = check_int(seed, "seed")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
@@ -78,14 +82,28 @@ def seeded(seed: int) -> Iterator[None]:
 
 def one_hot(y: Tensor, num_classes: int, like: Tensor) -> Tensor:
     """One-hot float encoding of labels ``y`` (B,) in ``like``'s dtype and device; checks range."""
+    num_classes = check_int(num_classes, "one_hot num_classes", minimum=1)
+    if not isinstance(y, Tensor):
+        raise ValidationError("labels", "must be a torch.Tensor of class indices",
+                              found=type(y).__name__)
     if y.dim() != 1:
         raise ShapeError("labels", "must be a 1-D integer tensor (B,)", found=tuple(y.shape))
-    if y.is_floating_point() or y.dtype == torch.bool:
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
         raise ValidationError("labels", "must be integers (class indices)", found=y.dtype)
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+    if y.numel() and bool(((y < 0) | (y >= num_classes)).any()):
         raise ValidationError("labels", f"must lie in [0, {num_classes - 1}]",
                               found=(int(y.min()), int(y.max())))
     return F.one_hot(y.long(), num_classes).to(dtype=like.dtype, device=like.device)
+
+
+def _check_input(name: str, x: Tensor, shape: tuple[int, ...], what: str = "input") -> None:
+    """Shape-only check of a network input (no host synchronisation): (B, *shape)."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise ValidationError(f"{name} {what}", "must be a floating-point tensor",
+                              found=getattr(x, "dtype", type(x).__name__))
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != shape:
+        raise ShapeError(f"{name} {what}", f"must be (B, {', '.join(map(str, shape))})",
+                         found=tuple(x.shape))
 
 
 def _check_cond(name: str, num_classes: int | None, y: Tensor | None, batch: int) -> None:
@@ -115,7 +133,8 @@ def mlp(sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU,
     -------
     nn.Sequential
     """
-    if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+    sizes = check_sizes(sizes, "mlp sizes")
+    if len(sizes) < 2:
         raise ValidationError("mlp", "sizes must list at least input and output sizes, all >= 1",
                               found=list(sizes))
     layers: list[nn.Module] = []
@@ -140,9 +159,10 @@ class LeakyReLU02(nn.LeakyReLU):
 
 
 def _image_shape(name: str, event_shape: Sequence[int]) -> tuple[int, int, int]:
+    event_shape = check_event_shape(event_shape, f"{name} event_shape")
     if len(event_shape) != 3:
         raise ShapeError(name, "needs an image event shape (C, H, W)", found=tuple(event_shape))
-    c, h, w = (int(v) for v in event_shape)
+    c, h, w = event_shape
     if h != w:
         raise ShapeError(name, "needs square images", found=(c, h, w),
                          fix="use the MLP architecture for non-square data")
@@ -178,7 +198,11 @@ class ConvEncoder(nn.Module):
     def __init__(self, event_shape: Sequence[int], out_dim: int,
                  channels: Sequence[int] = (32, 64), num_classes: int | None = None) -> None:
         super().__init__()
-        c, h, _ = _image_shape("ConvEncoder", event_shape)
+        c, h, w = _image_shape("ConvEncoder", event_shape)
+        out_dim = check_int(out_dim, "ConvEncoder out_dim", minimum=1)
+        channels = check_sizes(channels, "ConvEncoder channels", allow_empty=False)
+        num_classes = check_num_classes(num_classes, "ConvEncoder num_classes")
+        self.event_shape = (c, h, w)
         sides = _down_sizes("ConvEncoder", h, len(channels))
         layers: list[nn.Module] = []
         prev = c
@@ -194,6 +218,7 @@ class ConvEncoder(nn.Module):
         self.head = nn.Linear(feat, out_dim)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("ConvEncoder", x, self.event_shape)
         _check_cond("ConvEncoder", self.num_classes, y, x.shape[0])
         f = self.features(x)
         if self.num_classes is not None and y is not None:
@@ -225,6 +250,11 @@ class ConvDecoder(nn.Module):
                  channels: Sequence[int] = (64, 32), num_classes: int | None = None) -> None:
         super().__init__()
         c, h, _ = _image_shape("ConvDecoder", event_shape)
+        in_dim = check_int(in_dim, "ConvDecoder in_dim", minimum=1)
+        out_per_channel = check_int(out_per_channel, "ConvDecoder out_per_channel", minimum=1)
+        channels = check_sizes(channels, "ConvDecoder channels", allow_empty=False)
+        num_classes = check_num_classes(num_classes, "ConvDecoder num_classes")
+        self.in_dim = in_dim
         n = len(channels)
         if n < 1 or h % (2**n):
             raise ShapeError("ConvDecoder", f"image side {h} must be divisible by 2^{n} "
@@ -245,6 +275,7 @@ class ConvDecoder(nn.Module):
         self.up = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("ConvDecoder", z, (self.in_dim,), "z")
         _check_cond("ConvDecoder", self.num_classes, y, z.shape[0])
         if self.num_classes is not None and y is not None:
             z = torch.cat([z, one_hot(y, self.num_classes, z)], -1)
@@ -259,6 +290,7 @@ def dcgan_stages(side: int) -> tuple[int, int]:
     The side is halved while it stays even, the half is >= 2 and at most 4 stages are used:
     28 -> (7, 2), 8 -> (2, 2), 64 -> (4, 4) (the textbook's 4x4x1024 -> 64x64 generator).
     """
+    side = check_int(side, "DCGAN image side", minimum=1)
     s0, n = side, 0
     while s0 % 2 == 0 and s0 // 2 >= 2 and n < 4:
         s0 //= 2
@@ -304,6 +336,9 @@ class DCGANGenerator(nn.Module):
                  num_classes: int | None = None) -> None:
         super().__init__()
         c, h, _ = _image_shape("DCGANGenerator", event_shape)
+        latent_dim = check_int(latent_dim, "DCGANGenerator latent_dim", minimum=1)
+        base_channels = check_int(base_channels, "DCGANGenerator base_channels", minimum=1)
+        num_classes = check_num_classes(num_classes, "DCGANGenerator num_classes")
         s0, n = dcgan_stages(h)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         in_ch = latent_dim + (num_classes or 0)
@@ -319,6 +354,7 @@ class DCGANGenerator(nn.Module):
         dcgan_init_(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("DCGANGenerator", z, (self.latent_dim,), "z")
         _check_cond("DCGANGenerator", self.num_classes, y, z.shape[0])
         if self.num_classes is not None and y is not None:
             z = torch.cat([z, one_hot(y, self.num_classes, z)], -1)
@@ -344,7 +380,10 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, event_shape: Sequence[int], base_channels: int = 64,
                  num_classes: int | None = None, norm: str = "batch") -> None:
         super().__init__()
-        c, h, _ = _image_shape("DCGANDiscriminator", event_shape)
+        c, h, w = _image_shape("DCGANDiscriminator", event_shape)
+        base_channels = check_int(base_channels, "DCGANDiscriminator base_channels", minimum=1)
+        num_classes = check_num_classes(num_classes, "DCGANDiscriminator num_classes")
+        self.event_shape = (c, h, w)
         if norm not in ("batch", "layer", "none"):
             raise ValidationError("DCGANDiscriminator", "norm must be 'batch', 'layer' or 'none'",
                                   found=repr(norm))
@@ -366,6 +405,7 @@ class DCGANDiscriminator(nn.Module):
         dcgan_init_(self)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("DCGANDiscriminator", x, self.event_shape)
         _check_cond("DCGANDiscriminator", self.num_classes, y, x.shape[0])
         if self.num_classes is not None and y is not None:
             maps = one_hot(y, self.num_classes, x)[:, :, None, None]
@@ -391,9 +431,11 @@ class MLPGenerator(nn.Module):
                  hidden: Sequence[int] = (128, 128), num_classes: int | None = None,
                  output: str = "linear") -> None:
         super().__init__()
-        if output not in ("linear", "tanh"):
-            raise ValidationError("MLPGenerator", "output must be 'linear' or 'tanh'",
-                                  found=repr(output))
+        check_choice(output, "MLPGenerator output", ("linear", "tanh"))
+        latent_dim = check_int(latent_dim, "MLPGenerator latent_dim", minimum=1)
+        event_shape = check_event_shape(event_shape, "MLPGenerator event_shape")
+        hidden = check_sizes(hidden, "MLPGenerator hidden")
+        num_classes = check_num_classes(num_classes, "MLPGenerator num_classes")
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.event_shape = tuple(int(v) for v in event_shape)
         size = math.prod(self.event_shape)
@@ -401,6 +443,7 @@ class MLPGenerator(nn.Module):
                        out_activation=nn.Tanh() if output == "tanh" else None)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("MLPGenerator", z, (self.latent_dim,), "z")
         _check_cond("MLPGenerator", self.num_classes, y, z.shape[0])
         if self.num_classes is not None and y is not None:
             z = torch.cat([z, one_hot(y, self.num_classes, z)], -1)
@@ -421,11 +464,15 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, event_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
                  num_classes: int | None = None) -> None:
         super().__init__()
+        self.event_shape = check_event_shape(event_shape, "MLPDiscriminator event_shape")
+        hidden = check_sizes(hidden, "MLPDiscriminator hidden")
+        num_classes = check_num_classes(num_classes, "MLPDiscriminator num_classes")
         self.num_classes = num_classes
-        size = math.prod(int(v) for v in event_shape)
+        size = math.prod(self.event_shape)
         self.net = mlp([size + (num_classes or 0), *hidden, 1], activation=LeakyReLU02)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        _check_input("MLPDiscriminator", x, self.event_shape)
         _check_cond("MLPDiscriminator", self.num_classes, y, x.shape[0])
         f = x.reshape(x.shape[0], -1)
         if self.num_classes is not None and y is not None:

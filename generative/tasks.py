@@ -33,8 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from probforge.errors import ValidationError
+from probforge.validate import check_choice, check_int, check_real
 
 from .autoencoder import Autoencoder, DenoisingAutoencoder, SparseAutoencoder
+from .checks import check_batch, check_positive_real, check_vector_batch, first_parameter
 from .gan import GAN, GAN_LOSSES, GENERATOR_LOSSES, train_step
 from .metrics.two_sample import mmd2
 from .task import Batch
@@ -83,6 +85,44 @@ def _labels(y: Tensor | None, num_classes: int | None, where: str) -> Tensor | N
     return y
 
 
+def _batch(batch: Any, where: str) -> tuple[Tensor, Tensor | None]:
+    """``(x, y)`` of a batch: a tuple or list of a tensor and labels (or None)."""
+    if not isinstance(batch, tuple | list) or len(batch) != 2:
+        raise ValidationError(f"{where} batch", "must be a pair (x, y) with y None when "
+                              "unlabelled", found=type(batch).__name__)
+    x, y = batch
+    if not isinstance(x, Tensor):
+        raise ValidationError(f"{where} batch x", "must be a torch.Tensor",
+                              found=type(x).__name__)
+    if y is not None and not isinstance(y, Tensor):
+        raise ValidationError(f"{where} batch y", "must be a torch.Tensor of labels or None",
+                              found=type(y).__name__)
+    return x, y
+
+
+def _net(nets: Any, name: str, where: str) -> nn.Module:
+    if not isinstance(nets, Mapping) or name not in nets or not isinstance(nets[name],
+                                                                           nn.Module):
+        raise ValidationError(f"{where} nets", f"must map {name!r} to the task's network",
+                              found=sorted(nets) if isinstance(nets, Mapping)
+                              else type(nets).__name__, fix="pass task.networks()")
+    return cast(nn.Module, nets[name])
+
+
+def _optimizer(optimizers: Any, name: str, where: str) -> torch.optim.Optimizer:
+    if not isinstance(optimizers, Mapping) or not isinstance(optimizers.get(name),
+                                                             torch.optim.Optimizer):
+        raise ValidationError(f"{where} optimizers", f"must map {name!r} to an optimiser",
+                              found=sorted(optimizers) if isinstance(optimizers, Mapping)
+                              else type(optimizers).__name__,
+                              fix="pass the first element of task.make_optimizers(nets)")
+    return cast(torch.optim.Optimizer, optimizers[name])
+
+
+def _sample_count(n: Any, where: str) -> int:
+    return check_int(n, f"{where}.sample n", minimum=1)
+
+
 def model_config(model: nn.Module) -> dict[str, Any]:
     """The constructor arguments of an AE, VAE or built GAN, as a JSON-serialisable dict."""
     if isinstance(model, VAE):
@@ -126,7 +166,10 @@ class AETask:
     """
 
     def __init__(self, model: Autoencoder, *, lr: float = 1e-3) -> None:
-        self.model, self.lr = model, float(lr)
+        if not isinstance(model, Autoencoder):
+            raise ValidationError("AETask model", "must be a generative.autoencoder.Autoencoder",
+                                  found=type(model).__name__)
+        self.model, self.lr = model, check_positive_real(lr, "AETask lr")
 
     def kind(self) -> str:
         """Registry kind: "ae", "dae" or "sparse-ae"."""
@@ -143,29 +186,33 @@ class AETask:
         return {"autoencoder": self.model}
 
     def make_optimizers(self, nets: Mapping[str, nn.Module]) -> tuple[Optimizers, Schedulers]:
-        return {"autoencoder": torch.optim.Adam(nets["autoencoder"].parameters(), lr=self.lr)}, {}
+        net = _net(nets, "autoencoder", "AETask.make_optimizers")
+        return {"autoencoder": torch.optim.Adam(net.parameters(), lr=self.lr)}, {}
 
     def training_step(self, nets: Mapping[str, nn.Module], optimizers: Mapping[str, Any],
                       batch: Batch, step: int,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        net = nets["autoencoder"]
+        net = _net(nets, "autoencoder", "AETask.training_step")
+        opt = _optimizer(optimizers, "autoencoder", "AETask.training_step")
         model = _unwrap(net)
         assert isinstance(model, Autoencoder)
         net.train()
-        x = _to_net(batch[0], model)
+        x = _to_net(_batch(batch, "AETask.training_step")[0], model)
         # through the (possibly DDP-wrapped) network, so gradients are synchronised
         terms = cast(Any, net).loss_terms(x, generator)
-        opt = optimizers["autoencoder"]
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(terms["loss"])
         opt.step()
         with torch.no_grad():
-            model.update_code_stats(model.encode(x))
+            # a diverged network's NaN codes leave the moments alone (no raise, no host sync):
+            # the loop reports the non-finite loss itself
+            model.track_codes(model.encode(x))
         return {k: v.detach() for k, v in terms.items()}
 
     def sample(self, nets: Mapping[str, nn.Module], n: int, generator: torch.Generator | None,
                labels: Tensor | None = None) -> Tensor:
-        model = _unwrap(nets["autoencoder"])
+        n = _sample_count(n, "AETask")
+        model = _unwrap(_net(nets, "autoencoder", "AETask.sample"))
         assert isinstance(model, Autoencoder)
         with eval_mode(model):
             return model.sample(n, generator).clamp(0, 1) if model.output == "sigmoid" \
@@ -173,10 +220,10 @@ class AETask:
 
     def evaluate(self, nets: Mapping[str, nn.Module], batch: Batch,
                  generator: torch.Generator | None) -> dict[str, float]:
-        model = _unwrap(nets["autoencoder"])
+        model = _unwrap(_net(nets, "autoencoder", "AETask.evaluate"))
         assert isinstance(model, Autoencoder)
         with eval_mode(model), torch.no_grad():
-            x = _to_net(batch[0], model)
+            x = _to_net(_batch(batch, "AETask.evaluate")[0], model)
             terms = model.loss_terms(x, generator)
             mse = float(((model(x) - x) ** 2).mean())
         return {**{k: float(v) for k, v in terms.items()}, "clean_mse": mse}
@@ -201,16 +248,16 @@ class VAETask:
 
     def __init__(self, model: VAE, *, lr: float = 1e-3, objective: str = "elbo",
                  num_samples: int = 1, k: int = 5, eval_importance_samples: int = 100) -> None:
-        if objective not in ("elbo", "iwae"):
-            raise ValidationError("VAETask", "objective must be 'elbo' or 'iwae'",
-                                  found=repr(objective))
-        if num_samples < 1 or k < 1 or eval_importance_samples < 0:
-            raise ValidationError("VAETask", "num_samples and k must be >= 1, "
-                                  "eval_importance_samples >= 0",
-                                  found=(num_samples, k, eval_importance_samples))
-        self.model, self.lr, self.objective = model, float(lr), objective
-        self.num_samples, self.k = int(num_samples), int(k)
-        self.eval_importance_samples = int(eval_importance_samples)
+        if not isinstance(model, VAE):
+            raise ValidationError("VAETask model", "must be a generative.vae.VAE",
+                                  found=type(model).__name__)
+        check_choice(objective, "VAETask objective", ("elbo", "iwae"))
+        self.model, self.lr, self.objective = model, check_positive_real(lr, "VAETask lr"), \
+            objective
+        self.num_samples = check_int(num_samples, "VAETask num_samples", minimum=1)
+        self.k = check_int(k, "VAETask k", minimum=1)
+        self.eval_importance_samples = check_int(eval_importance_samples,
+                                                 "VAETask eval_importance_samples", minimum=0)
 
     def kind(self) -> str:
         """Registry kind: "iwae", "cvae" or "vae"."""
@@ -228,17 +275,20 @@ class VAETask:
         return {"vae": self.model}
 
     def make_optimizers(self, nets: Mapping[str, nn.Module]) -> tuple[Optimizers, Schedulers]:
-        return {"vae": torch.optim.Adam(nets["vae"].parameters(), lr=self.lr)}, {}
+        net = _net(nets, "vae", "VAETask.make_optimizers")
+        return {"vae": torch.optim.Adam(net.parameters(), lr=self.lr)}, {}
 
     def training_step(self, nets: Mapping[str, nn.Module], optimizers: Mapping[str, Any],
                       batch: Batch, step: int,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        net = nets["vae"]
+        net = _net(nets, "vae", "VAETask.training_step")
+        opt = _optimizer(optimizers, "vae", "VAETask.training_step")
         model = _unwrap(net)
         assert isinstance(model, VAE)
         net.train()
-        x = _to_net(batch[0], model)
-        y = _labels(batch[1], model.num_classes, "VAETask")
+        bx, by = _batch(batch, "VAETask.training_step")
+        x = _to_net(bx, model)
+        y = _labels(by, model.num_classes, "VAETask")
         if self.objective == "iwae":
             # through the (possibly DDP-wrapped) network, so gradients are synchronised
             bound = cast(Any, net).iwae_bound(x, y, k=self.k, generator=generator)
@@ -247,7 +297,6 @@ class VAETask:
         else:
             loss, t = cast(Any, net).loss(x, y, num_samples=self.num_samples, generator=generator)
             out = {"loss": loss, "recon": t.recon.mean(), "kl": t.kl.mean()}
-        opt = optimizers["vae"]
         opt.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         opt.step()
@@ -255,7 +304,8 @@ class VAETask:
 
     def sample(self, nets: Mapping[str, nn.Module], n: int, generator: torch.Generator | None,
                labels: Tensor | None = None) -> Tensor:
-        model = _unwrap(nets["vae"])
+        n = _sample_count(n, "VAETask")
+        model = _unwrap(_net(nets, "vae", "VAETask.sample"))
         assert isinstance(model, VAE)
         if model.num_classes is not None and labels is None:
             labels = torch.arange(n, device=_params(model)[1]) % model.num_classes
@@ -268,10 +318,11 @@ class VAETask:
 
     def evaluate(self, nets: Mapping[str, nn.Module], batch: Batch,
                  generator: torch.Generator | None) -> dict[str, float]:
-        model = _unwrap(nets["vae"])
+        model = _unwrap(_net(nets, "vae", "VAETask.evaluate"))
         assert isinstance(model, VAE)
-        x = _to_net(batch[0], model)
-        y = _labels(batch[1], model.num_classes, "VAETask")
+        bx, by = _batch(batch, "VAETask.evaluate")
+        x = _to_net(bx, model)
+        y = _labels(by, model.num_classes, "VAETask")
         with eval_mode(model), torch.no_grad():
             t = model.elbo_terms(x, y, generator=generator)
             out = {"elbo": float(t.elbo.mean()), "recon": float(t.recon.mean()),
@@ -329,24 +380,44 @@ class GANTask:
                  lr: float | None = None, lr_d: float | None = None,
                  optimizer: str | None = None, betas: Sequence[float] | None = None,
                  clip: float = 0.01, gp_weight: float = 10.0, kind: str | None = None) -> None:
-        if loss not in GAN_LOSSES:
-            raise ValidationError("GANTask", f"loss must be one of {GAN_LOSSES}", found=repr(loss))
+        if not isinstance(gan, GAN):
+            raise ValidationError("GANTask gan", "must be a generative.gan.GAN",
+                                  found=type(gan).__name__)
+        check_choice(loss, "GANTask loss", GAN_LOSSES)
         d = _GAN_DEFAULTS[loss]
         self.gan, self.loss = gan, loss
-        self.n_critic = int(d["n_critic"] if n_critic is None else n_critic)
-        self.lr = float(d["lr"] if lr is None else lr)
-        self.lr_d = float(self.lr if lr_d is None else lr_d)
-        self.optimizer = str(d["optimizer"] if optimizer is None else optimizer)
-        self.betas = tuple(float(b) for b in (d["betas"] if betas is None else betas))
-        self.clip, self.gp_weight = float(clip), float(gp_weight)
+        self.n_critic = check_int(d["n_critic"] if n_critic is None else n_critic,
+                                  "GANTask n_critic", minimum=1)
+        self.lr = check_positive_real(d["lr"] if lr is None else lr, "GANTask lr")
+        self.lr_d = check_positive_real(self.lr if lr_d is None else lr_d, "GANTask lr_d")
+        self.optimizer = check_choice(d["optimizer"] if optimizer is None else optimizer,
+                                      "GANTask optimizer", ("adam", "rmsprop"))
+        raw_betas = d["betas"] if betas is None else betas
+        if isinstance(raw_betas, str | bytes) or not isinstance(raw_betas, Sequence) \
+                or len(raw_betas) != 2:
+            raise ValidationError("GANTask betas", "must be two numbers (beta1, beta2)",
+                                  found=repr(raw_betas), fix="e.g. betas=(0.5, 0.999)")
+        self.betas = tuple(check_real(b, f"GANTask betas[{i}]", minimum=0.0, maximum=1.0,
+                                      strict_maximum=True) for i, b in enumerate(raw_betas))
+        self.clip = check_positive_real(clip, "GANTask clip")
+        self.gp_weight = check_real(gp_weight, "GANTask gp_weight", minimum=0.0)
+        if kind is not None and not isinstance(kind, str):
+            raise ValidationError("GANTask kind", "must be a string or None",
+                                  found=type(kind).__name__)
         self._kind = kind
-        if self.n_critic < 1 or self.optimizer not in ("adam", "rmsprop") or len(self.betas) != 2:
-            raise ValidationError("GANTask", "need n_critic >= 1, optimizer 'adam' or 'rmsprop' "
-                                  "and two betas",
-                                  found=(self.n_critic, self.optimizer, self.betas))
-        if not self.clip > 0 or self.gp_weight < 0:
-            raise ValidationError("GANTask", "clip must be > 0 and gp_weight >= 0",
-                                  found=(self.clip, self.gp_weight))
+
+    def _check_data(self, x: Tensor, where: str) -> None:
+        """A data batch: finite floating ``(B, *event)``, in ``[0, 1]`` for image GANs (the
+        generator's Tanh covers ``[-1, 1]`` = ``to_model_space([0, 1])`` only)."""
+        p = first_parameter(self.gan.generator)
+        shape = self.gan.event_shape
+        if shape is None:
+            check_vector_batch(x, f"{where} x", like=p)
+        elif self.gan.image:
+            check_batch(x, f"{where} x", shape, like=p, value_range=(0.0, 1.0),
+                        range_rule="image data must lie in [0, 1]")
+        else:
+            check_batch(x, f"{where} x", shape, like=p)
 
     def kind(self) -> str:
         """Registry kind: as given, else derived from the loss, conditioning and architecture."""
@@ -376,32 +447,42 @@ class GANTask:
         return torch.optim.Adam(params, lr=lr, betas=(self.betas[0], self.betas[1]))
 
     def make_optimizers(self, nets: Mapping[str, nn.Module]) -> tuple[Optimizers, Schedulers]:
-        return {"g": self._opt(nets["generator"].parameters(), self.lr),
-                "d": self._opt(nets["discriminator"].parameters(), self.lr_d)}, {}
+        g = _net(nets, "generator", "GANTask.make_optimizers")
+        d = _net(nets, "discriminator", "GANTask.make_optimizers")
+        return {"g": self._opt(g.parameters(), self.lr),
+                "d": self._opt(d.parameters(), self.lr_d)}, {}
 
     def training_step(self, nets: Mapping[str, nn.Module], optimizers: Mapping[str, Any],
                       batch: Batch, step: int,
                       generator: torch.Generator | None) -> dict[str, Tensor]:
-        g_net, d_net = nets["generator"], nets["discriminator"]
+        g_net = _net(nets, "generator", "GANTask.training_step")
+        d_net = _net(nets, "discriminator", "GANTask.training_step")
         g_net.train()
         d_net.train()
-        real = self.gan.to_model_space(_to_net(batch[0], _unwrap(d_net)))
-        y = _labels(batch[1], self.gan.num_classes, "GANTask")
+        bx, by = _batch(batch, "GANTask.training_step")
+        x = _to_net(bx, _unwrap(d_net))
+        self._check_data(x, "GANTask.training_step")
+        real = self.gan.to_model_space(x)
+        y = _labels(by, self.gan.num_classes, "GANTask")
         return train_step(self.gan, dict(optimizers), real, y, step, loss=self.loss,
                           n_critic=self.n_critic, clip=self.clip, gp_weight=self.gp_weight,
                           generator=generator, nets={"generator": g_net, "discriminator": d_net})
 
     def sample(self, nets: Mapping[str, nn.Module], n: int, generator: torch.Generator | None,
                labels: Tensor | None = None) -> Tensor:
-        g = _unwrap(nets["generator"])
+        n = _sample_count(n, "GANTask")
+        g = _unwrap(_net(nets, "generator", "GANTask.sample"))
         with eval_mode(g):
             return self.gan.sample(n, labels, generator=generator)
 
     def evaluate(self, nets: Mapping[str, nn.Module], batch: Batch,
                  generator: torch.Generator | None) -> dict[str, float]:
-        g, d = _unwrap(nets["generator"]), _unwrap(nets["discriminator"])
-        x = _to_net(batch[0], d)
-        y = _labels(batch[1], self.gan.num_classes, "GANTask")
+        g = _unwrap(_net(nets, "generator", "GANTask.evaluate"))
+        d = _unwrap(_net(nets, "discriminator", "GANTask.evaluate"))
+        bx, by = _batch(batch, "GANTask.evaluate")
+        x = _to_net(bx, d)
+        self._check_data(x, "GANTask.evaluate")
+        y = _labels(by, self.gan.num_classes, "GANTask")
         n = x.shape[0]
         with eval_mode(g, d), torch.no_grad():
             fake = self.gan.sample(n, y, generator=generator)

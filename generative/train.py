@@ -76,13 +76,27 @@ from torch import Tensor, nn
 
 import probforge
 from generative import distributed as gdist
-from generative.checkpoint import load_checkpoint, save_checkpoint
+from generative.checkpoint import (
+    check_training_checkpoint,
+    load_checkpoint,
+    load_networks,
+    load_states,
+    save_checkpoint,
+)
+from generative.checks import check_bool, check_float_dtype, check_optional_generator
 from generative.data.dataset import Dataset
 from generative.data.loader import BatchStream, derive_seed
 from generative.images import save_samples, write_bytes_atomic
 from generative.task import TrainTask
-from probforge.errors import CheckpointError, ConvergenceError, ValidationError
+from probforge.errors import (
+    CheckpointError,
+    ConvergenceError,
+    DtypeMismatchError,
+    ShapeError,
+    ValidationError,
+)
 from probforge.ops.random import random_seed
+from probforge.validate import check_choice, check_device, check_finite, check_int
 
 __all__ = ["CHECKPOINT_NAME", "FitResult", "NonFiniteLoss", "fit"]
 
@@ -155,20 +169,48 @@ class FitResult:
 def _check_count(name: str, value: Any, low: int, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValidationError(f"fit({name}=...)", f"must be an int >= {low}", found=repr(value))
-    return value
+    return check_int(value, f"fit({name}=...)", minimum=low)
 
 
 def _as_dataset(data: Any, what: str) -> Dataset:
     if isinstance(data, Dataset):
-        return data
-    if isinstance(data, Tensor):
-        return Dataset.from_tensors(data)
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
-        return Dataset.from_tensors(data[0], data[1])
-    raise ValidationError(f"fit({what}=...)", "must be a Dataset, a tensor x or a tuple (x, y)",
-                          found=type(data).__name__, fix="use generative.data.load(...)")
+        ds = data
+    elif isinstance(data, Tensor):
+        ds = Dataset.from_tensors(data)
+    elif isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+        ds = Dataset.from_tensors(data[0], data[1])
+    else:
+        raise ValidationError(f"fit({what}=...)", "must be a Dataset, a tensor x or a tuple "
+                              "(x, y)", found=type(data).__name__,
+                              fix="use generative.data.load(...)")
+    if len(ds) == 0:
+        raise ValidationError(f"fit({what}=...)", "holds no examples", found=tuple(ds.x.shape))
+    if not ds.x.is_floating_point():
+        raise DtypeMismatchError(f"fit({what}=...)", "x must be floating point (integer data "
+                                 "are refused, not cast)", found=ds.x.dtype,
+                                 fix="convert with .float() and scale images to [0, 1]")
+    # once per run, not per step: a NaN in the data would otherwise surface as a NaN loss
+    check_finite(ds.x, f"fit({what}=...) x", fix="remove or impute the NaN / inf examples")
+    return ds
+
+
+def _check_out_dir(out_dir: Any) -> Path | None:
+    if out_dir is None:
+        return None
+    if not isinstance(out_dir, str | os.PathLike):
+        raise ValidationError("fit(out_dir=...)", "must be a path (str or os.PathLike) or None",
+                              found=type(out_dir).__name__)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValidationError("fit(out_dir=...)", "is a file, not a folder", found=str(out),
+                              fix="give a folder path (it is created if missing)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValidationError("fit(out_dir=...)", f"cannot be created: {parent} is a "
+                                      "file", found=str(out))
+            break
+    return out
 
 
 class _Run:
@@ -378,8 +420,9 @@ def fit(
     if (steps is None) == (epochs is None):
         raise ValidationError("fit", "give exactly one of steps= and epochs=",
                               found={"steps": steps, "epochs": epochs})
-    _check_count("steps", steps, 0, allow_none=True)
-    _check_count("epochs", epochs, 0, allow_none=True)
+    # steps=0 / epochs=0 would write an untrained checkpoint and report success
+    _check_count("steps", steps, 1, allow_none=True)
+    _check_count("epochs", epochs, 1, allow_none=True)
     _check_count("batch_size", batch_size, 1)
     for name, value in (("eval_every", eval_every), ("sample_every", sample_every),
                         ("checkpoint_every", checkpoint_every)):
@@ -387,21 +430,28 @@ def fit(
     _check_count("eval_examples", eval_examples, 1)
     _check_count("num_samples", num_samples, 1)
     _check_count("log_every", log_every, 1)
-    if on_nonfinite not in ("raise", "stop"):
-        raise ValidationError("fit(on_nonfinite=...)", "must be 'raise' or 'stop'",
-                              found=repr(on_nonfinite))
+    check_choice(on_nonfinite, "fit(on_nonfinite=...)", ("raise", "stop"))
+    check_bool(progress, "fit(progress=...)")
+    if ddp is not None:
+        check_bool(ddp, "fit(ddp=...)")
+    if ddp_options is not None and not isinstance(ddp_options, dict):
+        raise ValidationError("fit(ddp_options=...)", "must be a dict or None",
+                              found=type(ddp_options).__name__)
+    if not isinstance(resume, bool):
+        if not isinstance(resume, str | os.PathLike) or not str(resume):
+            raise ValidationError("fit(resume=...)", "must be True, False or a checkpoint path",
+                                  found=repr(resume))
+    check_optional_generator(generator, "fit(generator=...)")
     if seed is None:
         seed = random_seed(generator)
     _check_count("seed", seed, 0)
-    out = Path(out_dir) if out_dir is not None else None
+    out = _check_out_dir(out_dir)
     if out is None and (sample_every or checkpoint_every or resume is True):
         raise ValidationError("fit", "sample_every, checkpoint_every and resume=True need "
                               "out_dir", fix="pass out_dir=FOLDER")
     train_ds = _as_dataset(data, "data")
-    dev = torch.device(device) if device is not None else train_ds.x.device
-    dt = dtype if dtype is not None else train_ds.x.dtype
-    if not dt.is_floating_point:
-        raise ValidationError("fit(dtype=...)", "must be floating point", found=dt)
+    dev = check_device(device, "fit(device=...)") if device is not None else train_ds.x.device
+    dt = check_float_dtype(dtype if dtype is not None else train_ds.x.dtype, "fit(dtype=...)")
 
     ctx = gdist.setup(ddp, dev)
     if ctx.enabled and dev.type == "cuda" and dev.index is None:
@@ -427,11 +477,25 @@ def _fit(task: TrainTask, train_ds: Dataset, eval_data: Any, steps: int | None,
          resume: bool | str | os.PathLike[str], seed: int, dev: torch.device, dt: torch.dtype,
          progress: bool, log_every: int, on_nonfinite: str, ctx: gdist.DistContext,
          ddp_options: dict[str, Any] | None) -> FitResult:
+    per_rank = len(train_ds) // ctx.world_size
+    if batch_size > per_rank:
+        # the last partial batch of an epoch is dropped, so an epoch would have no batch
+        raise ValidationError("fit(batch_size=...)", "is larger than the training data"
+                              + (" per process" if ctx.world_size > 1 else ""),
+                              found=(batch_size, per_rank),
+                              fix=f"use batch_size <= {per_rank} or more data")
     train_ds = train_ds.to(dev, dt)
     eval_ds = (_as_dataset(eval_data, "eval_data") if eval_data is not None else train_ds)
+    if eval_ds.info.event_shape != train_ds.info.event_shape:
+        raise ShapeError("fit(eval_data=...)", "must have the training data's event shape",
+                         found=(eval_ds.info.event_shape, train_ds.info.event_shape))
     eval_ds = eval_ds.subset(eval_examples).to(dev, dt)
     config = task.config()
-    config_json = json.dumps(config, sort_keys=True)
+    try:
+        config_json = json.dumps(config, sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"{type(task).__name__}.config", "must return a JSON-serialisable "
+                              "dict", found=repr(config)[:80]) from err
 
     raw = task.networks()
     if not isinstance(raw, Mapping) or not all(isinstance(n, nn.Module) for n in raw.values()):
@@ -461,24 +525,29 @@ def _fit(task: TrainTask, train_ds: Dataset, eval_data: Any, steps: int | None,
             raise CheckpointError(f"checkpoint {path}", "was written for another task "
                                   "configuration", found=ck.get("config"),
                                   fix=f"build the task from it (config {config_json})")
-        meta_ck = json.loads(ck["meta"])
-        if int(meta_ck["world_size"]) != ctx.world_size:
+        parts = check_training_checkpoint(ck, path)
+        meta_ck = parts.meta
+        if meta_ck["world_size"] != ctx.world_size:
             raise CheckpointError(f"checkpoint {path}", "was written by another number of "
                                   "processes", found=(meta_ck["world_size"], ctx.world_size),
                                   fix="resume with the same number of processes")
-        for k, net in raw.items():
-            net.load_state_dict(ck["nets"][k])
-        for k, opt in optimizers.items():
-            opt.load_state_dict(ck["optimizers"][k])
-        for k, sch in schedulers.items():
-            sch.load_state_dict(ck["schedulers"][k])
+        load_networks(raw, ck["nets"], path)
+        load_states(f"checkpoint {path}", "optimizers", optimizers, ck["optimizers"])
+        load_states(f"checkpoint {path}", "schedulers", schedulers, ck["schedulers"])
         stream.load_state_dict(ck["data"])
-        _set_rng_state(g_train, ck["rng"][ctx.rank], dev)
-        hist = json.loads(ck["history"])
-        run.history, run.eval_history = hist["train"], hist["eval"]
-        step = int(ck["step"])
+        try:
+            _set_rng_state(g_train, ck["rng"][ctx.rank], dev)
+        except (RuntimeError, TypeError, KeyError, IndexError) as err:
+            raise CheckpointError(f"checkpoint {path}", "has an unusable random-number state",
+                                  found=f"{type(err).__name__}: {err}"[:120]) from err
+        run.history, run.eval_history = parts.history["train"], parts.history["eval"]
+        step = parts.step
+        if steps is not None and step > steps:
+            raise ValidationError("fit(steps=...)", "counts the steps before a resume too, and "
+                                  f"the checkpoint has already done {step}", found=steps,
+                                  fix=f"pass steps > {step} to train further")
         run.checkpoint, run.checkpoint_step = path, step
-        seed = int(meta_ck["seed"])
+        seed = meta_ck["seed"]
 
     total = steps if steps is not None else (epochs or 0) * len(stream)
     meta = {"seed": seed, "world_size": ctx.world_size, "dtype": str(dt), "device": str(dev),

@@ -28,11 +28,13 @@ from dataclasses import replace
 
 import torch
 
+from generative.checks import check_optional_generator
 from generative.data.binarize import BINARIZE_MODES, binarize
 from generative.data.dataset import DataInfo, Dataset
 from generative.data.images import load_digits, load_fashion_mnist
 from generative.data.toys import TOYS, sample_toy
 from probforge.errors import ValidationError
+from probforge.validate import check_device, check_real
 
 __all__ = ["DATASETS", "DEFAULT_SEEDS", "info", "load"]
 
@@ -57,21 +59,21 @@ DATASETS: dict[str, str] = {
 
 
 def info(name: str, split: str = "train", *, binarize: str | None = None) -> DataInfo:
-    """The :class:`DataInfo` of a data set, without loading it."""
+    """The :class:`DataInfo` of a data set, without loading it (same checks as :func:`load`)."""
     _check(name, split, binarize)
     base = _IMAGE_INFO.get(name) or TOYS[name]
     return replace(base, split=split, binarized=binarize)
 
 
 def _check(name: str, split: str, mode: str | None) -> None:
-    if name not in DATASETS:
+    if not isinstance(name, str) or name not in DATASETS:
         raise ValidationError("data set", "unknown name", found=repr(name),
                               fix=f"use one of {sorted(DATASETS)}")
-    if split not in ("train", "test"):
+    if not isinstance(split, str) or split not in ("train", "test"):
         raise ValidationError(f"data set {name!r}", "split must be 'train' or 'test'",
                               found=repr(split))
     if mode is not None:
-        if mode not in BINARIZE_MODES:
+        if not isinstance(mode, str) or mode not in BINARIZE_MODES:
             raise ValidationError(f"data set {name!r}", "unknown binarize mode",
                                   found=repr(mode),
                                   fix=f"use None or one of {list(BINARIZE_MODES)}")
@@ -107,13 +109,33 @@ def load(name: str, split: str = "train", *, n: int | None = None,
     Returns
     -------
     Dataset
-        ``x`` (N, *event_shape), ``y`` (N,) or None, and its :class:`DataInfo`.
+        ``x`` (N, *event_shape), ``y`` (N,) or None, and its :class:`DataInfo`. ``n = 0`` gives
+        an empty data set.
+
+    Raises
+    ------
+    ValidationError
+        Unknown name, split or binarize mode; ``n`` not an int ``>= 0`` or, for an image data
+        set, more than its split holds; a non-floating dtype; a device this machine lacks; a
+        generator that is not a CPU ``torch.Generator``; a threshold outside ``[0, 1)``.
+    DataNotFoundError
+        Fashion-MNIST is not installed.
     """
     _check(name, split, binarize)
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise ValidationError(f"data set {name!r}", "n must be an int >= 0", found=repr(n))
-    if not dtype.is_floating_point:
-        raise ValidationError(f"data set {name!r}", "dtype must be floating point", found=dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError(f"data set {name!r}", "dtype must be floating point",
+                              found=repr(dtype))
+    dev = check_device(device, f"data set {name!r} device")
+    check_optional_generator(generator, f"data set {name!r} generator")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValidationError(f"data set {name!r} generator", "must be a CPU generator (data "
+                              "are drawn on the CPU, then moved)", found=str(generator.device),
+                              fix="pass make_generator(seed)")
+    if binarize == "fixed":
+        threshold = check_real(threshold, f"data set {name!r} threshold", minimum=0.0,
+                               maximum=1.0, strict_maximum=True)
     g = generator
     if g is None:
         g = torch.Generator().manual_seed(DEFAULT_SEEDS[split])
@@ -122,12 +144,16 @@ def load(name: str, split: str = "train", *, n: int | None = None,
     else:
         x, y = load_digits(split) if name == "digits" else load_fashion_mnist(split, root)
         if n is not None:
+            if n > x.shape[0]:
+                raise ValidationError(f"data set {name!r} n", f"the {split} split holds "
+                                      f"{x.shape[0]} examples", found=n,
+                                      fix=f"pass n <= {x.shape[0]} (or None for all)")
             x, y = x[:n], y[:n]
         x = x.to(dtype)
         if binarize is not None:
             x = _binarize_on_cpu(x, binarize, threshold, g)
     ds = Dataset(x, y, info(name, split, binarize=binarize))
-    return ds.to(device=device)
+    return ds.to(device=dev)
 
 
 def _binarize_on_cpu(x: torch.Tensor, mode: str, threshold: float,

@@ -42,7 +42,7 @@ _FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000)
 
 
 def _check_split(split: str, name: str) -> None:
-    if split not in ("train", "test"):
+    if not isinstance(split, str) or split not in ("train", "test"):
         raise ValidationError(f"data set {name!r}", "split must be 'train' or 'test'",
                               found=repr(split))
 
@@ -72,6 +72,9 @@ def _digits_arrays() -> tuple[Tensor, Tensor]:
 def fashion_mnist_root(root: str | os.PathLike[str] | None = None) -> Path:
     """``root``, else ``$PROBFORGE_FASHION_MNIST``, else :data:`FASHION_MNIST_ROOT`."""
     if root is not None:
+        if not isinstance(root, str | os.PathLike):
+            raise ValidationError("fashion-mnist root", "must be a folder path (str or "
+                                  "os.PathLike)", found=type(root).__name__)
         return Path(root)
     env = os.environ.get("PROBFORGE_FASHION_MNIST")
     return Path(env) if env else FASHION_MNIST_ROOT

@@ -33,10 +33,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from generative.checks import check_bool, check_optional_generator
 from generative.data.dataset import Dataset
 from generative.task import Batch
 from probforge.errors import CheckpointError, ValidationError
 from probforge.ops.random import random_seed
+from probforge.validate import check_int
 
 __all__ = ["BatchStream", "batches", "derive_seed"]
 
@@ -54,8 +56,11 @@ def derive_seed(seed: int, *parts: int) -> int:
     """A 63-bit seed mixed from ``seed`` and integer ``parts`` (splitmix64; deterministic).
 
     Different ``parts`` give unrelated seeds: one run seed yields independent streams for data
-    order, training, evaluation and sampling.
+    order, training, evaluation and sampling. ``seed`` and ``parts`` are ints (bools and floats
+    are refused); they are taken modulo ``2**64``.
     """
+    seed = check_int(seed, "derive_seed seed")
+    parts = tuple(check_int(p, f"derive_seed parts[{i}]") for i, p in enumerate(parts))
     x = _splitmix64(seed & _MASK64)
     for p in parts:
         x = _splitmix64(x ^ _splitmix64(p & _MASK64))
@@ -63,9 +68,7 @@ def derive_seed(seed: int, *parts: int) -> int:
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValidationError("BatchStream", f"{name} must be an int >= {low}", found=repr(value))
-    return value
+    return check_int(value, f"BatchStream {name}", minimum=low)
 
 
 class BatchStream:
@@ -110,9 +113,10 @@ class BatchStream:
         if rank >= world_size:
             raise ValidationError("BatchStream", "rank must be < world_size",
                                   found=(rank, world_size))
+        check_optional_generator(generator, "BatchStream generator")
         self.seed = _check_int("seed", seed, 0) if seed is not None else random_seed(generator)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = check_bool(shuffle, "BatchStream shuffle")
+        self.drop_last = check_bool(drop_last, "BatchStream drop_last")
         self.shard_size = len(dataset) // world_size
         if self.drop_last:
             self.batches_per_epoch = self.shard_size // batch_size
@@ -131,7 +135,8 @@ class BatchStream:
         return self.batches_per_epoch
 
     def epoch_order(self, epoch: int) -> Tensor:
-        """Indices (into the data set) of this rank's examples in ``epoch``, in order."""
+        """Indices (into the data set) of this rank's examples in ``epoch`` (>= 0), in order."""
+        epoch = _check_int("epoch", epoch, 0)
         n = len(self.dataset)
         if self.shuffle:
             g = torch.Generator().manual_seed(derive_seed(self.seed, epoch))
@@ -177,14 +182,35 @@ class BatchStream:
                 "drop_last": int(self.drop_last)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from ``state``; the data set and batching must be those it came from."""
+        """Continue from ``state``; the data set and batching must be those it came from.
+
+        Raises
+        ------
+        CheckpointError
+            ``state`` is not a dict of ints from :meth:`state_dict`, or it describes another
+            data set, batch size or number of processes, or an impossible position.
+        """
+        if not isinstance(state, dict):
+            raise CheckpointError("data position", "must be a dict from BatchStream.state_dict",
+                                  found=type(state).__name__)
+        for key in ("seed", "epoch", "position", "num_examples", "batch_size", "world_size",
+                    "shuffle", "drop_last"):
+            v = state.get(key)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise CheckpointError("data position", f"{key} must be an int",
+                                      found=repr(v)[:40], fix="use an intact checkpoint")
         for key in ("num_examples", "batch_size", "world_size", "shuffle", "drop_last"):
             mine = self.state_dict()[key]
-            if key not in state or int(state[key]) != mine:
+            if int(state[key]) != mine:
                 raise CheckpointError(
                     "data position", f"{key} differs from the checkpointed stream's",
                     found=(state.get(key), mine),
                     fix="resume with the same data set, batch size and number of processes")
+        if state["seed"] < 0 or state["epoch"] < 0 or \
+                not 0 <= state["position"] <= self.batches_per_epoch:
+            raise CheckpointError("data position", "seed and epoch must be >= 0 and position "
+                                  f"in [0, {self.batches_per_epoch}]",
+                                  found=(state["seed"], state["epoch"], state["position"]))
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
         self.position = int(state["position"])

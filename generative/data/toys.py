@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from generative.checks import check_optional_generator
 from generative.data.dataset import DataInfo
 from probforge.errors import ValidationError
 
@@ -139,16 +140,18 @@ def sample_toy(name: str, n: int, *, generator: torch.Generator | None = None,
     """``n`` points of the toy ``name``: ``x`` (n, 2) and labels ``y`` (n,) or None.
 
     Draws on the CPU from ``generator`` (torch's global RNG if None); move the result with
-    ``.to(device)``, so a seed gives the same points on every device.
+    ``.to(device)``, so a seed gives the same points on every device. ``n = 0`` gives empty
+    tensors ``(0, 2)`` and ``(0,)``.
     """
-    if name not in _SAMPLERS:
+    if not isinstance(name, str) or name not in _SAMPLERS:
         raise ValidationError("toy data set", "unknown name", found=repr(name),
                               fix=f"use one of {sorted(_SAMPLERS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValidationError(f"toy {name!r}", "n must be an int >= 0", found=repr(n))
+    check_optional_generator(generator, f"toy {name!r} generator")
     if generator is not None and generator.device.type != "cpu":
         raise ValidationError(f"toy {name!r}", "toys are drawn with a CPU generator",
                               found=generator.device, fix="pass make_generator(seed) (CPU)")
-    if not dtype.is_floating_point:
-        raise ValidationError(f"toy {name!r}", "dtype must be floating point", found=dtype)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError(f"toy {name!r}", "dtype must be floating point", found=repr(dtype))
     return _SAMPLERS[name](n, generator, dtype)

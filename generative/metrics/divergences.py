@@ -32,7 +32,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, NormalisationError, ShapeError, ValidationError
+from probforge.errors import (
+    DeviceMismatchError,
+    DtypeMismatchError,
+    NonFiniteError,
+    NormalisationError,
+    ShapeError,
+    ValidationError,
+)
+from probforge.validate import check_real, check_tensor
+
+from ..checks import broadcastable, check_bool
 
 __all__ = [
     "gaussian_w2",
@@ -46,11 +56,15 @@ __all__ = [
 
 
 def _check_probs(name: str, p: Tensor, atol: float) -> None:
-    if not p.is_floating_point():
-        raise ValidationError(name, "must be a floating-point tensor of probabilities",
-                              found=p.dtype)
-    if bool(torch.isnan(p).any()) or bool((p < 0).any()):
-        raise ValidationError(name, "probabilities must be non-negative and not NaN",
+    p = check_tensor(p, name, floating=True, min_ndim=1)
+    if p.shape[-1] == 0:
+        raise ShapeError(name, "needs at least one state (last dimension >= 1)",
+                         found=tuple(p.shape))
+    if bool(torch.isnan(p).any()):
+        raise NonFiniteError(name, "probabilities must not be NaN",
+                             fix="pass probabilities, not log-probabilities")
+    if bool((p < 0).any()):
+        raise ValidationError(name, "probabilities must be non-negative",
                               fix="pass probabilities, not log-probabilities")
     s = p.sum(-1)
     if bool(((s - 1).abs() > atol).any()):
@@ -59,13 +73,30 @@ def _check_probs(name: str, p: Tensor, atol: float) -> None:
                                  fix="normalise it yourself; nothing is renormalised here")
 
 
+def _check_pq(where: str, p: Tensor, q: Tensor, atol: float) -> float:
+    atol = check_real(atol, f"{where}: atol", minimum=0.0)
+    _check_probs(f"{where}: p", p, atol)
+    _check_probs(f"{where}: q", q, atol)
+    if p.device != q.device:
+        raise DeviceMismatchError(where, "p and q must be on one device",
+                                  found=(str(p.device), str(q.device)))
+    if not broadcastable(p.shape, q.shape):
+        raise ShapeError(where, "p and q must broadcast (same number of states K)",
+                         found=(tuple(p.shape), tuple(q.shape)))
+    if p.shape[-1] != q.shape[-1]:
+        raise ShapeError(where, "p and q must have the same number of states (last dimension)",
+                         found=(tuple(p.shape), tuple(q.shape)))
+    return atol
+
+
 def kl_discrete(p: Tensor, q: Tensor, atol: float = 1e-6) -> Tensor:
     """``KL(p || q)`` over the last dimension.
 
     Parameters
     ----------
     p, q : Tensor (..., K)
-        Probabilities, each row summing to 1 (checked to ``atol``); broadcastable.
+        Probabilities, each row summing to 1 (checked to ``atol``); broadcastable, ``K >= 1``,
+        the same ``K`` for both (no broadcasting over states).
     atol : float
         Tolerance of the normalisation check.
 
@@ -80,8 +111,7 @@ def kl_discrete(p: Tensor, q: Tensor, atol: float = 1e-6) -> Tensor:
     >>> kl_discrete(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]))
     tensor(0.)
     """
-    _check_probs("kl_discrete: p", p, atol)
-    _check_probs("kl_discrete: q", q, atol)
+    _check_pq("kl_discrete", p, q, atol)
     ratio_log = torch.log(p) - torch.log(q)  # -inf / nan where p == 0: masked below
     terms = torch.where(p > 0, p * ratio_log, torch.zeros_like(p))
     return terms.sum(-1)
@@ -107,8 +137,7 @@ def js_discrete(p: Tensor, q: Tensor, atol: float = 1e-6) -> Tensor:
     >>> js_discrete(torch.tensor([0.5, 0.5]), torch.tensor([0.5, 0.5]))
     tensor(0.)
     """
-    _check_probs("js_discrete: p", p, atol)
-    _check_probs("js_discrete: q", q, atol)
+    _check_pq("js_discrete", p, q, atol)
     m = 0.5 * (p + q)
     log_m = torch.log(m)
     a = torch.where(p > 0, p * (torch.log(p) - log_m), torch.zeros_like(p)).sum(-1)
@@ -126,12 +155,14 @@ def kl_normal_diag(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None,
     Parameters
     ----------
     mu_q, logvar_q : Tensor (..., d)
+        Finite, floating point, of one shape.
     mu_p, logvar_p : Tensor (..., d), optional
-        Default: the standard normal.
+        Default: the standard normal; finite and broadcastable with ``mu_q``.
 
     Returns
     -------
     Tensor (...)
+        ``0`` for ``d = 0`` (the KL between distributions on a zero-dimensional space).
 
     Examples
     --------
@@ -139,9 +170,20 @@ def kl_normal_diag(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None,
     >>> kl_normal_diag(torch.zeros(3), torch.zeros(3))
     tensor(0.)
     """
+    named = {"mu_q": mu_q, "logvar_q": logvar_q, "mu_p": mu_p, "logvar_p": logvar_p}
+    for name, t in named.items():
+        if t is not None or name.endswith("_q"):
+            check_tensor(t, f"kl_normal_diag {name}", floating=True, min_ndim=1, finite=True,
+                         device=mu_q.device if isinstance(mu_q, Tensor) else None)
     if mu_q.shape != logvar_q.shape:
         raise ShapeError("kl_normal_diag", "mu_q and logvar_q must have the same shape",
                          found=(tuple(mu_q.shape), tuple(logvar_q.shape)))
+    for name in ("mu_p", "logvar_p"):
+        t = named[name]
+        if t is not None:
+            if not broadcastable(mu_q.shape, t.shape):
+                raise ShapeError("kl_normal_diag", f"{name} must broadcast with mu_q",
+                                 found=(tuple(mu_q.shape), tuple(t.shape)))
     if mu_p is None and logvar_p is None:
         return 0.5 * (torch.exp(logvar_q) + mu_q**2 - 1.0 - logvar_q).sum(-1)
     mu_p = torch.zeros_like(mu_q) if mu_p is None else mu_p
@@ -152,10 +194,55 @@ def kl_normal_diag(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor | None = None,
 
 
 def _check_cov(name: str, mu: Tensor, cov: Tensor) -> None:
+    mu = check_tensor(mu, f"{name} mean", floating=True, min_ndim=1, finite=True)
+    cov = check_tensor(cov, name, floating=True, min_ndim=2, finite=True, device=mu.device)
     d = mu.shape[-1]
     if cov.shape[-2:] != (d, d):
         raise ShapeError(name, f"covariance must be (..., {d}, {d}) for a mean of size {d}",
                          found=tuple(cov.shape))
+    if d == 0:
+        raise ShapeError(name, "the dimension d must be >= 1", found=tuple(cov.shape))
+
+
+def _check_two(where: str, mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> None:
+    _check_cov(f"{where}: cov1", mu1, cov1)
+    _check_cov(f"{where}: cov2", mu2, cov2)
+    if mu1.device != mu2.device:
+        raise DeviceMismatchError(where, "both Gaussians must be on one device",
+                                  found=(str(mu1.device), str(mu2.device)))
+    if mu1.shape[-1] != mu2.shape[-1]:
+        raise ShapeError(where, "both Gaussians must have the same dimension d",
+                         found=(tuple(mu1.shape), tuple(mu2.shape)))
+    if cov1.dtype != cov2.dtype:
+        raise DtypeMismatchError(where, "cov1 and cov2 must share a dtype",
+                                 found=(cov1.dtype, cov2.dtype), fix="convert one of them")
+    if not broadcastable(mu1.shape[:-1], cov1.shape[:-2], mu2.shape[:-1], cov2.shape[:-2]):
+        raise ShapeError(where, "the batch dimensions of the means and covariances must "
+                         "broadcast", found=(tuple(mu1.shape), tuple(cov1.shape),
+                                             tuple(mu2.shape), tuple(cov2.shape)))
+
+
+def _psd_tolerance(a: Tensor) -> Tensor:
+    # rounding of a product such as S2^1/2 S1 S2^1/2 is about eps * |a|; sqrt(eps) leaves margin
+    eps = torch.finfo(a.dtype).eps
+    tol: Tensor = eps**0.5 * (1.0 + a.abs().amax((-2, -1)))
+    return tol
+
+
+def _check_symmetric_psd(name: str, a: Tensor) -> None:
+    """Refuse a matrix that is not symmetric, or has an eigenvalue below -tolerance."""
+    tol = _psd_tolerance(a)
+    asym = (a - a.transpose(-1, -2)).abs().amax((-2, -1))
+    if bool((asym > tol).any()):
+        raise ValidationError(name, "must be symmetric", found=f"max |A - A^T| = "
+                              f"{float(asym.max()):.3g}",
+                              fix="pass (A + A.T) / 2 yourself if the asymmetry is rounding")
+    evals = torch.linalg.eigvalsh(0.5 * (a + a.transpose(-1, -2)))
+    if bool((evals.amin(-1) < -tol).any()):
+        raise ValidationError(name, "must be positive semi-definite",
+                              found=f"smallest eigenvalue {float(evals.amin()):.3g}",
+                              fix="pass a covariance matrix (add a small jitter to the diagonal "
+                              "if it is rank-deficient)")
 
 
 def kl_gaussian(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> Tensor:
@@ -180,8 +267,9 @@ def kl_gaussian(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> Tensor:
     >>> float(kl_gaussian(torch.zeros(1), torch.eye(1), torch.ones(1), torch.eye(1)))
     0.5
     """
-    _check_cov("kl_gaussian: cov1", mu1, cov1)
-    _check_cov("kl_gaussian: cov2", mu2, cov2)
+    _check_two("kl_gaussian", mu1, cov1, mu2, cov2)
+    _check_symmetric_psd("kl_gaussian: cov1", cov1)
+    _check_symmetric_psd("kl_gaussian: cov2", cov2)
     l1, info1 = torch.linalg.cholesky_ex(cov1)
     l2, info2 = torch.linalg.cholesky_ex(cov2)
     if bool((info1 != 0).any()) or bool((info2 != 0).any()):
@@ -203,7 +291,18 @@ def sqrtm_psd(a: Tensor) -> Tensor:
     """Symmetric square root of a symmetric positive semi-definite matrix (..., d, d).
 
     By the eigendecomposition, with eigenvalues clamped at 0 (tiny negative values from rounding).
+    ``a`` must be finite, floating, square with ``d >= 1``, symmetric and positive semi-definite
+    up to rounding (``sqrt(eps) (1 + max |a|)``); anything further off is refused, not repaired.
     """
+    a = check_tensor(a, "sqrtm_psd", floating=True, min_ndim=2, finite=True)
+    if a.shape[-1] != a.shape[-2] or a.shape[-1] == 0:
+        raise ShapeError("sqrtm_psd", "must be square (..., d, d) with d >= 1",
+                         found=tuple(a.shape))
+    _check_symmetric_psd("sqrtm_psd", a)
+    return _sqrtm_psd(a)
+
+
+def _sqrtm_psd(a: Tensor) -> Tensor:
     a = 0.5 * (a + a.transpose(-1, -2))
     evals, evecs = torch.linalg.eigh(a)
     root = torch.sqrt(evals.clamp_min(0))
@@ -222,8 +321,9 @@ def gaussian_w2(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor, *,
     Parameters
     ----------
     mu1, mu2 : Tensor (..., d)
+        Finite, ``d >= 1``.
     cov1, cov2 : Tensor (..., d, d)
-        Symmetric positive semi-definite.
+        Symmetric positive semi-definite (up to rounding; checked), finite.
     squared : bool
         Return ``W_2^2`` (the Frechet distance is this squared form).
 
@@ -237,10 +337,12 @@ def gaussian_w2(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor, *,
     >>> float(gaussian_w2(torch.zeros(1), 4 * torch.eye(1), torch.zeros(1), torch.eye(1)))
     1.0
     """
-    _check_cov("gaussian_w2: cov1", mu1, cov1)
-    _check_cov("gaussian_w2: cov2", mu2, cov2)
-    r2 = sqrtm_psd(cov2)
-    cross = sqrtm_psd(r2 @ cov1 @ r2)
+    _check_two("gaussian_w2", mu1, cov1, mu2, cov2)
+    squared = check_bool(squared, "gaussian_w2 squared")
+    _check_symmetric_psd("gaussian_w2: cov1", cov1)
+    _check_symmetric_psd("gaussian_w2: cov2", cov2)
+    r2 = _sqrtm_psd(cov2)
+    cross = _sqrtm_psd(r2 @ cov1 @ r2)
     tr = (torch.diagonal(cov1, dim1=-2, dim2=-1).sum(-1) + torch.diagonal(cov2, dim1=-2, dim2=-1)
           .sum(-1) - 2 * torch.diagonal(cross, dim1=-2, dim2=-1).sum(-1))
     w2sq = ((mu1 - mu2) ** 2).sum(-1) + tr
@@ -272,8 +374,15 @@ def wasserstein_1d(u: Tensor, v: Tensor, p: float = 1.0) -> Tensor:
     >>> float(wasserstein_1d(torch.tensor([0.0, 1.0, 3.0]), torch.tensor([5.0, 6.0, 8.0])))
     5.0
     """
-    if p < 1:
-        raise ValidationError("wasserstein_1d", "the order p must be >= 1", found=p)
+    p = check_real(p, "wasserstein_1d p (the order)", minimum=1.0)
+    u = check_tensor(u, "wasserstein_1d u", floating=True, min_ndim=1)
+    v = check_tensor(v, "wasserstein_1d v", floating=True, min_ndim=1, device=u.device)
+    if u.dtype != v.dtype:
+        raise DtypeMismatchError("wasserstein_1d", "u and v must share a dtype",
+                                 found=(u.dtype, v.dtype), fix="convert one of them")
+    if not broadcastable(u.shape[:-1], v.shape[:-1]):
+        raise ShapeError("wasserstein_1d", "the leading (batch) dimensions must broadcast",
+                         found=(tuple(u.shape), tuple(v.shape)))
     if u.shape[-1] == 0 or v.shape[-1] == 0:
         raise ShapeError("wasserstein_1d", "both samples need at least one point",
                          found=(tuple(u.shape), tuple(v.shape)))

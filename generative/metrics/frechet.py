@@ -20,25 +20,36 @@ from __future__ import annotations
 from torch import Tensor
 
 from probforge.errors import ShapeError
+from probforge.validate import check_finite, check_tensor
 
 from .divergences import gaussian_w2
 
 __all__ = ["feature_moments", "frechet_distance"]
 
+
 def feature_moments(features: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean (d,) and unbiased covariance (d, d) of features (n, d), n >= 2."""
-    if features.dim() != 2 or features.shape[0] < 2:
-        raise ShapeError("frechet features", "must be (n, d) with n >= 2",
-                         found=tuple(features.shape))
+    """Mean (d,) and unbiased covariance (d, d) of finite floating features (n, d), n >= 2,
+    d >= 1."""
+    features = check_tensor(features, "frechet features", floating=True, ndim=2)
+    if features.shape[0] < 2 or features.shape[1] < 1:
+        raise ShapeError("frechet features", "must be (n, d) with n >= 2 and d >= 1",
+                         found=tuple(features.shape),
+                         fix="a covariance needs at least two feature vectors")
+    check_finite(features, "frechet features")
     mu = features.mean(0)
     c = features - mu
     return mu, c.T @ c / (features.shape[0] - 1)
 
+
 def frechet_distance(features_a: Tensor, features_b: Tensor) -> Tensor:
     """Frechet distance (a squared W2) between Gaussians fitted to two feature sets (n, d), (m, d).
 
-    Computed in float64 whatever the inputs' dtype.
+    Computed in float64 whatever the inputs' (floating) dtype. Both sets need ``n >= 2`` finite
+    rows of the same ``d >= 1`` on one device; identical sets give ``0``.
     """
+    features_a = check_tensor(features_a, "frechet_distance features_a", floating=True)
+    features_b = check_tensor(features_b, "frechet_distance features_b", floating=True,
+                              device=features_a.device)
     if features_a.dim() != 2 or features_b.dim() != 2 or \
             features_a.shape[1] != features_b.shape[1]:
         raise ShapeError("frechet_distance", "features must be (n, d) and (m, d)",

@@ -37,8 +37,9 @@ from typing import NamedTuple, Protocol
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.errors import DeviceMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.random import normal
+from probforge.validate import check_finite, check_int, check_tensor
 from samplers.importance import kish_ess
 
 __all__ = [
@@ -65,12 +66,23 @@ class DiagonalNormalProposal:
     Parameters
     ----------
     mu, logvar : Tensor (B, d)
+        Floating point, on one device.
+    check : bool
+        Refuse non-finite ``mu`` / ``logvar`` (one host synchronisation each).
     """
 
-    def __init__(self, mu: Tensor, logvar: Tensor) -> None:
+    def __init__(self, mu: Tensor, logvar: Tensor, *, check: bool = True) -> None:
+        mu = check_tensor(mu, "DiagonalNormalProposal mu", floating=True)
+        logvar = check_tensor(logvar, "DiagonalNormalProposal logvar", floating=True)
         if mu.shape != logvar.shape or mu.dim() != 2:
             raise ShapeError("DiagonalNormalProposal", "mu and logvar must both be (B, d)",
                              found=(tuple(mu.shape), tuple(logvar.shape)))
+        if mu.device != logvar.device:
+            raise DeviceMismatchError("DiagonalNormalProposal", "mu and logvar must be on one "
+                                      "device", found=(str(mu.device), str(logvar.device)))
+        if check:  # a model's own outputs skip this: the training loop handles their NaN
+            check_finite(mu, "DiagonalNormalProposal mu")
+            check_finite(logvar, "DiagonalNormalProposal logvar")
         self.mu, self.logvar = mu, logvar
         self.std = torch.exp(0.5 * logvar)
 
@@ -133,23 +145,36 @@ def importance_log_likelihood(
     LogLikelihoodEstimate
         Detached (computed under ``torch.no_grad``).
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValidationError("importance_log_likelihood", "num_samples must be an int >= 1",
-                              found=repr(num_samples))
-    if chunk_size < 1:
-        raise ValidationError("importance_log_likelihood", "chunk_size must be >= 1",
-                              found=chunk_size)
+    if not callable(log_joint):
+        raise ValidationError("importance_log_likelihood", "log_joint must be callable",
+                              found=type(log_joint).__name__)
+    if not (callable(getattr(proposal, "sample", None))
+            and callable(getattr(proposal, "log_prob", None))):
+        raise ValidationError("importance_log_likelihood", "proposal must have sample(num, "
+                              "generator) and log_prob(z) methods", found=type(proposal).__name__,
+                              fix="use DiagonalNormalProposal(mu, logvar)")
+    num_samples = check_int(num_samples, "importance_log_likelihood num_samples", minimum=1)
+    chunk_size = check_int(chunk_size, "importance_log_likelihood chunk_size", minimum=1)
     chunks: list[Tensor] = []
     with torch.no_grad():
         done = 0
         while done < num_samples:
             c = min(chunk_size, num_samples - done)
             z = proposal.sample(c, generator)
-            lw = log_joint(z) - proposal.log_prob(z)
+            lj, lq = log_joint(z), proposal.log_prob(z)
+            for name, v in (("log_joint", lj), ("proposal.log_prob", lq)):
+                if not isinstance(v, Tensor) or not v.is_floating_point():
+                    raise ValidationError("importance_log_likelihood", f"{name} must return a "
+                                          "floating-point tensor (c, B)",
+                                          found=getattr(v, "dtype", type(v).__name__))
+            lw = lj - lq
             if lw.dim() != 2 or lw.shape[0] != c:
                 raise ShapeError("importance_log_likelihood",
                                  f"log_joint and proposal.log_prob must return ({c}, B)",
                                  found=tuple(lw.shape))
+            if lw.shape[1] == 0:
+                raise ShapeError("importance_log_likelihood", "needs at least one data point "
+                                 "(B >= 1)", found=tuple(lw.shape))
             if bool(torch.isnan(lw).any()) or bool(torch.isposinf(lw).any()):
                 raise NonFiniteError("importance_log_likelihood",
                                      "log p(x, z) - log q(z | x) is NaN or +inf for some draws",

@@ -31,15 +31,18 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from probforge.errors import NonFiniteError, ShapeError, ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.random import normal
+from probforge.validate import check_int, check_real, check_tensor
 
+from ..checks import check_optional_generator, check_positive_real
 from .divergences import wasserstein_1d
 
 __all__ = ["PrecisionRecall", "median_bandwidth", "mmd2", "precision_recall",
@@ -47,13 +50,19 @@ __all__ = ["PrecisionRecall", "median_bandwidth", "mmd2", "precision_recall",
 
 
 def _flat_pair(name: str, x: Tensor, y: Tensor, min_n: int = 1) -> tuple[Tensor, Tensor]:
+    x = check_tensor(x, f"{name} x", floating=True)
+    y = check_tensor(y, f"{name} y", floating=True, device=x.device)
     if x.dim() < 1 or y.dim() < 1:
         raise ShapeError(name, "samples must be (n, *event)",
                          found=(tuple(x.shape), tuple(y.shape)))
-    xf, yf = x.reshape(x.shape[0], -1), y.reshape(y.shape[0], -1)
-    if xf.shape[1] != yf.shape[1]:
-        raise ShapeError(name, "both samples must have the same event size",
+    if x.dtype != y.dtype:
+        raise DtypeMismatchError(name, "both samples must share a dtype",
+                                 found=(x.dtype, y.dtype), fix="convert one of them")
+    if tuple(x.shape[1:]) != tuple(y.shape[1:]) or math.prod(x.shape[1:]) == 0:
+        raise ShapeError(name, "both samples must have the same, non-empty event shape",
                          found=(tuple(x.shape), tuple(y.shape)))
+    d = math.prod(x.shape[1:])
+    xf, yf = x.reshape(x.shape[0], d), y.reshape(y.shape[0], d)
     if xf.shape[0] < min_n or yf.shape[0] < min_n:
         raise ShapeError(name, f"each sample needs at least {min_n} points",
                          found=(xf.shape[0], yf.shape[0]))
@@ -73,8 +82,18 @@ def median_bandwidth(x: Tensor, y: Tensor) -> Tensor:
     Returns
     -------
     Tensor ()
+        ``1`` when every pooled point coincides (the median distance is 0: any positive
+        bandwidth is as good, and 1 keeps the kernel finite).
+
+    Raises
+    ------
+    ShapeError
+        Fewer than two points in all (no pair to measure).
     """
     xf, yf = _flat_pair("median_bandwidth", x, y)
+    if xf.shape[0] + yf.shape[0] < 2:
+        raise ShapeError("median_bandwidth", "needs at least two points in all",
+                         found=(xf.shape[0], yf.shape[0]))
     z = torch.cat([xf, yf]).detach()
     d = torch.cdist(z, z)
     iu = torch.triu_indices(z.shape[0], z.shape[0], 1, device=z.device)
@@ -112,10 +131,16 @@ def mmd2(x: Tensor, y: Tensor, *, bandwidth: float | Tensor | None = None,
     True
     """
     xf, yf = _flat_pair("mmd2", x, y, min_n=2)
-    h = median_bandwidth(xf, yf) if bandwidth is None else torch.as_tensor(
-        bandwidth, dtype=xf.dtype, device=xf.device)
-    if bool((h <= 0).any()) or any(s <= 0 for s in scales) or len(scales) == 0:
-        raise ValidationError("mmd2", "bandwidth and scales must be positive", found=(h, scales))
+    if isinstance(scales, str | bytes) or not isinstance(scales, Sequence) or not scales:
+        raise ValidationError("mmd2 scales", "must be a non-empty sequence of positive numbers",
+                              found=repr(scales))
+    scales = [check_positive_real(s, f"mmd2 scales[{i}]") for i, s in enumerate(scales)]
+    if bandwidth is None:
+        h = median_bandwidth(xf, yf)
+    else:
+        value = check_positive_real(bandwidth, "mmd2 bandwidth")
+        h = (bandwidth.to(dtype=xf.dtype, device=xf.device) if isinstance(bandwidth, Tensor)
+             else torch.as_tensor(value, dtype=xf.dtype, device=xf.device))
     n, m = xf.shape[0], yf.shape[0]
 
     def kernel(a: Tensor, b: Tensor) -> Tensor:
@@ -150,9 +175,10 @@ def sliced_wasserstein(x: Tensor, y: Tensor, *, num_projections: int = 128, p: f
     Tensor ()
     """
     xf, yf = _flat_pair("sliced_wasserstein", x, y)
-    if num_projections < 1:
-        raise ValidationError("sliced_wasserstein", "num_projections must be >= 1",
-                              found=num_projections)
+    num_projections = check_int(num_projections, "sliced_wasserstein num_projections",
+                                minimum=1)
+    p = check_real(p, "sliced_wasserstein p", minimum=1.0)
+    check_optional_generator(generator, "sliced_wasserstein generator", xf.device)
     d = xf.shape[1]
     theta = normal((d, num_projections), generator=generator, dtype=xf.dtype, device=xf.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
@@ -199,9 +225,8 @@ def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> PrecisionRecall:
     >>> precision_recall(x, x)
     PrecisionRecall(precision=1.0, recall=1.0)
     """
+    k = check_int(k, "precision_recall k", minimum=1)
     rf, ff = _flat_pair("precision_recall", real, fake, min_n=k + 1)
-    if k < 1:
-        raise ValidationError("precision_recall", "k must be >= 1", found=k)
     rf, ff = rf.detach(), ff.detach()
     r_real, r_fake = _knn_radii(rf, k), _knn_radii(ff, k)
     d = torch.cdist(ff, rf)  # (m, n)
