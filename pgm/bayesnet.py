@@ -37,12 +37,14 @@ from pgm.graph import (
     topological_order,
 )
 from probforge.errors import (
+    DtypeMismatchError,
     ShapeError,
     UnknownStateError,
     UnknownVariableError,
     ValidationError,
 )
 from probforge.ops import check_generator, gumbel
+from probforge.validate import check_int, check_names
 
 __all__ = ["BayesianNetwork", "assignment_tensor"]
 
@@ -55,10 +57,17 @@ def assignment_tensor(
 ) -> Tensor:
     """Full assignments as a LongTensor of shape (N, len(variables)).
 
-    ``assignment`` is either such a tensor already, or a mapping from every variable to a state
-    name, an index, a list of those (N rows) or a LongTensor of shape (N,).
+    ``assignment`` is either such a tensor already (an integer tensor: a floating-point or bool
+    tensor is refused, never rounded), or a mapping from every variable to a state name, an
+    index, a list of those (N rows, the same N for every variable, a scalar or one-row list
+    broadcasting; N = 0 gives no rows) or a LongTensor of shape (N,).
     """
     if isinstance(assignment, Tensor):
+        if assignment.is_floating_point() or assignment.is_complex() \
+                or assignment.dtype == torch.bool:
+            raise DtypeMismatchError(
+                "assignment", "must be an integer tensor of state indices", found=assignment.dtype,
+                fix="use a LongTensor, or a mapping of state names")
         if assignment.dim() == 1:
             assignment = assignment.unsqueeze(0)
         if assignment.dim() != 2 or assignment.shape[1] != len(variables):
@@ -73,7 +82,11 @@ def assignment_tensor(
                     f"variable {v!r}", f"state index out of range [0, {len(states[v])})",
                     found=col[(col < 0) | (col >= len(states[v]))][0].item(),
                 )
-        return assignment.long()
+        return assignment.long().to(device)
+    if not isinstance(assignment, Mapping):
+        raise ValidationError(
+            "assignment", "must be a mapping variable -> state(s) or a LongTensor (N, V)",
+            found=type(assignment).__name__)
     missing = [v for v in variables if v not in assignment]
     if missing:
         raise UnknownVariableError(
@@ -83,20 +96,31 @@ def assignment_tensor(
     if extra:
         raise UnknownVariableError("assignment", "names unknown variables", found=extra)
     cols = []
+    lengths: set[int] = set()  # rows given as lists / 1-D tensors; scalars broadcast
     for v in variables:
         a = assignment[v]
         if isinstance(a, Tensor) and a.dim() == 1:
             cols.append(assignment_tensor([v], states, a.unsqueeze(1))[:, 0])
+            lengths.add(int(a.shape[0]))
         elif isinstance(a, list | tuple):
-            cols.append(torch.tensor([state_index(v, states[v], s) for s in a]))
+            cols.append(torch.tensor([state_index(v, states[v], s) for s in a],
+                                     dtype=torch.long))
+            lengths.add(len(a))
         else:
-            cols.append(torch.tensor([state_index(v, states[v], a)]))
-    n = max(c.shape[0] for c in cols)
+            cols.append(torch.tensor([state_index(v, states[v], a)], dtype=torch.long))
+    if len(lengths) > 1:  # a one-row list broadcasts against N rows, as a scalar does
+        lengths.discard(1)
+    if len(lengths) > 1:
+        raise ShapeError("assignment", "every variable needs the same number of rows",
+                         found=sorted(lengths), fix="give each variable one value per row")
+    n = lengths.pop() if lengths else 1
+    if not cols:  # the empty network: one empty assignment
+        return torch.empty((n, 0), dtype=torch.long, device=device)
     return torch.stack([c.expand(n) for c in cols], dim=1).to(device)
 
 
-def _as_set(a: str | Any) -> set[str]:
-    return {a} if isinstance(a, str) else set(a)
+def _as_set(a: str | Any, subject: str) -> set[str]:
+    return set(check_names(a, subject))
 
 
 class BayesianNetwork:
@@ -105,12 +129,18 @@ class BayesianNetwork:
     Parameters
     ----------
     cpds : sequence of TabularCPD
-        One per node, in any order.
+        One per node, in any order. An empty sequence gives the empty network (no nodes):
+        its joint is the empty product, so ``log_prob`` of an assignment is 0.
     name : str
         Optional network name.
     """
 
     def __init__(self, cpds: Sequence[TabularCPD], name: str = "") -> None:
+        if not isinstance(name, str):
+            raise ValidationError("BayesianNetwork", "name must be a str", found=repr(name))
+        if isinstance(cpds, TabularCPD) or not isinstance(cpds, Sequence):
+            raise ValidationError(f"network {name!r}", "expects a sequence of TabularCPD objects",
+                                  found=type(cpds).__name__, fix="pass [cpd, ...]")
         by_var: dict[str, TabularCPD] = {}
         for c in cpds:
             if not isinstance(c, TabularCPD):
@@ -168,13 +198,17 @@ class BayesianNetwork:
 
     @property
     def dtype(self) -> torch.dtype:
-        """dtype of the CPD tables."""
-        return next(iter(self._cpds.values())).log_probs.dtype
+        """dtype of the CPD tables (float64 for the empty network)."""
+        for c in self._cpds.values():
+            return c.log_probs.dtype
+        return torch.float64
 
     @property
     def device(self) -> torch.device:
-        """Device of the CPD tables."""
-        return next(iter(self._cpds.values())).log_probs.device
+        """Device of the CPD tables (the CPU for the empty network)."""
+        for c in self._cpds.values():
+            return c.log_probs.device
+        return torch.device("cpu")
 
     @property
     def parents(self) -> dict[str, tuple[str, ...]]:
@@ -202,6 +236,9 @@ class BayesianNetwork:
         return list(self._cpds.values())
 
     def _check(self, node: str) -> None:
+        if not isinstance(node, str):
+            raise ValidationError(f"network {self.name!r}", "a node is given by its name (str)",
+                                  found=repr(node))
         if node not in self._cpds:
             raise UnknownVariableError(
                 f"network {self.name!r}", f"has no node {node!r}",
@@ -218,12 +255,22 @@ class BayesianNetwork:
         return moral_graph(self.parents)
 
     def markov_blanket(self, node: str) -> set[str]:
-        """Parents, children and co-parents of ``node``."""
+        """Parents, children and co-parents of ``node`` (one node name)."""
+        self._check(node)
         return markov_blanket(self.parents, node)
 
     def is_dseparated(self, x: Any, y: Any, given: Any = ()) -> bool:
-        """Whether node sets ``x`` and ``y`` are d-separated given ``given``."""
-        return d_separated(self.parents, _as_set(x), _as_set(y), _as_set(given))
+        """Whether node sets ``x`` and ``y`` are d-separated given ``given``.
+
+        Each of ``x``, ``y`` and ``given`` is one node name (a str) or a collection of names.
+        An empty ``x`` or ``y`` is trivially d-separated (True); a node in both ``x`` and ``y``
+        and not in ``given`` is not separated from itself (False).
+        """
+        xs, ys = _as_set(x, "is_dseparated x"), _as_set(y, "is_dseparated y")
+        zs = _as_set(given, "is_dseparated given")
+        for v in (*xs, *ys, *zs):
+            self._check(v)
+        return d_separated(self.parents, xs, ys, zs)
 
     # numbers --------------------------------------------------------------------------------
     def factors(self) -> list[Factor]:
@@ -258,7 +305,7 @@ class BayesianNetwork:
         Parameters
         ----------
         n : int
-            Number of joint draws.
+            Number of joint draws, an int >= 0; ``n = 0`` returns an empty (0, V) tensor.
         generator : torch.Generator, optional
 
         Returns
@@ -266,6 +313,7 @@ class BayesianNetwork:
         LongTensor, shape (n, V)
             State indices, columns in :attr:`variables` order.
         """
+        n = check_int(n, "sample n", minimum=0)
         check_generator(generator, self.device)
         x = torch.empty((n, len(self._cpds)), dtype=torch.long, device=self.device)
         col = {v: j for j, v in enumerate(self.variables)}

@@ -23,8 +23,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pgm.factor import Factor, default_states
-from probforge.errors import NonFiniteError, NormalisationError, ShapeError, ValidationError
+from pgm.factor import Factor, check_state_names, default_states
+from probforge.errors import (
+    DtypeMismatchError,
+    NonFiniteError,
+    NormalisationError,
+    ShapeError,
+    ValidationError,
+)
+from probforge.validate import check_names, check_real
 
 __all__ = ["DEFAULT_ATOL", "TabularCPD", "sigmoid_cpd"]
 
@@ -42,13 +49,19 @@ class TabularCPD:
     variable : str
         The child variable.
     probs : Tensor or nested sequence, shape (*parent_cards, card)
-        Probabilities, parents first and the child last.
-    parents : sequence of str
-        Parent names in the order of the table's leading axes.
+        Probabilities, parents first and the child last: a floating-point tensor (an integer
+        or bool tensor is refused, not cast) or nested sequences of numbers (converted with the
+        default dtype). NaN, ``+inf`` and negative entries are refused; every axis needs at
+        least one entry.
+    parents : str or sequence of str
+        Parent names in the order of the table's leading axes (one string is one parent).
     states : mapping, optional
         State names for the child and (optionally) the parents; default ``"0"``, ``"1"``, ...
     atol : float
-        Tolerance for each row's sum; a row outside ``1 +- atol`` raises NormalisationError.
+        Tolerance (>= 0) for each row's sum; a row outside ``1 +- atol`` raises
+        NormalisationError.
+    log : bool
+        ``probs`` holds log-probabilities (``-inf`` for zero).
     """
 
     __slots__ = ("_log_probs", "_parents", "_states", "_variable")
@@ -63,22 +76,50 @@ class TabularCPD:
         atol: float = DEFAULT_ATOL,
         log: bool = False,
     ) -> None:
-        parents = tuple(parents)
-        t = probs if isinstance(probs, Tensor) else torch.as_tensor(
-            probs, dtype=torch.get_default_dtype())
-        if not t.is_floating_point():
-            t = t.to(torch.get_default_dtype())
+        if not isinstance(variable, str):
+            raise ValidationError("TabularCPD", "the variable must be a name (str)",
+                                  found=repr(variable))
         where = f"CPD of {variable!r}"
-        if variable in parents or len(set(parents)) != len(parents):
+        if not isinstance(parents, str | Tensor) and isinstance(parents, Sequence):
+            parents = tuple(parents)
+            if variable in parents or len(set(parents)) != len(parents):
+                raise ValidationError(where, "parents repeat or include the child",
+                                      found=parents)
+        parents = tuple(check_names(parents, f"parents of {variable!r}"))
+        if variable in parents:
             raise ValidationError(where, "parents repeat or include the child", found=parents)
+        atol = check_real(atol, f"{where}: atol", minimum=0.0)
+        if not isinstance(log, bool):
+            raise ValidationError(where, "log must be a bool", found=repr(log))
+        if states is not None and not isinstance(states, Mapping):
+            raise ValidationError(where, "states must be a mapping variable -> state names",
+                                  found=type(states).__name__)
+        if isinstance(probs, Tensor):
+            if not probs.is_floating_point():
+                raise DtypeMismatchError(where, "the table must be a floating-point tensor",
+                                         found=probs.dtype,
+                                         fix="convert with .double() or .float()")
+            t = probs
+        else:
+            try:
+                t = torch.as_tensor(probs, dtype=torch.get_default_dtype())
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ValidationError(where, "the table must be a tensor or nested sequences "
+                                      "of numbers of one rectangular shape",
+                                      found=type(probs).__name__) from err
         if t.dim() != len(parents) + 1:
             raise ShapeError(
                 where,
                 f"table needs {len(parents) + 1} axes (parents {list(parents)} then the child)",
                 found=tuple(t.shape),
             )
+        if 0 in t.shape:
+            raise ShapeError(where, "every variable needs at least one state",
+                             found=tuple(t.shape))
         if bool(torch.isnan(t).any()):
             raise NonFiniteError(where, "table contains NaN")
+        if not log and bool(torch.isinf(t).any()):
+            raise NonFiniteError(where, "table contains inf", fix="use probabilities in [0, 1]")
         log_p = t if log else torch.log(t)
         if not log and bool((t < 0).any()):
             raise ValidationError(where, "probabilities must be >= 0", found=float(t.min()))
@@ -96,7 +137,8 @@ class TabularCPD:
             )
         st: dict[str, tuple[str, ...]] = {}
         for v, c in zip((*parents, variable), t.shape, strict=True):
-            names = tuple(states[v]) if states is not None and v in states else default_states(c)
+            names = (check_state_names(states[v], f"{where}: states of {v!r}")
+                     if states is not None and v in states else default_states(c))
             if len(names) != c:
                 raise ShapeError(
                     where, f"{len(names)} state names for {v!r} but the table axis has {c}",
@@ -157,6 +199,9 @@ class TabularCPD:
         new = object.__new__(TabularCPD)
         new._variable, new._parents, new._states = self._variable, self._parents, self._states
         new._log_probs = self._log_probs.to(*args, **kwargs)
+        if not new._log_probs.is_floating_point():  # log-probabilities cannot be integers
+            raise DtypeMismatchError(repr(self), "can only be cast to a floating-point dtype",
+                                     found=new._log_probs.dtype)
         return new
 
     def __repr__(self) -> str:
@@ -178,19 +223,41 @@ def sigmoid_cpd(
     Parameters
     ----------
     variable : str
-    parents : sequence of str
-        ``M`` binary parents.
-    weights : Tensor, shape (M,)
-    bias : float
+    parents : str or sequence of str
+        ``M`` binary parents (one string is one parent).
+    weights : Tensor or sequence of float, shape (M,)
+        A floating-point tensor (an integer tensor is refused) or numbers; finite.
+    bias : float or 0-d floating Tensor
+        Finite.
 
     Returns
     -------
     TabularCPD
         Table of shape ``(2,) * M + (2,)``.
     """
-    w = weights if isinstance(weights, Tensor) and weights.is_floating_point() else \
-        torch.as_tensor(weights, dtype=torch.get_default_dtype())
-    parents = tuple(parents)
+    where = f"sigmoid CPD of {variable!r}"
+    parents = tuple(check_names(parents, f"parents of {variable!r}"))
+    if isinstance(weights, Tensor):
+        if not weights.is_floating_point():
+            raise DtypeMismatchError(f"{where}: weights", "must be a floating-point tensor",
+                                     found=weights.dtype, fix="convert with .double()")
+        w = weights
+    else:
+        try:
+            w = torch.as_tensor(weights, dtype=torch.get_default_dtype())
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError(f"{where}: weights", "must be a tensor or a sequence of "
+                                  "numbers", found=type(weights).__name__) from err
+    if isinstance(bias, Tensor):
+        if bias.dim() != 0 or not bias.is_floating_point():
+            raise ValidationError(f"{where}: bias", "must be a number or a 0-d floating tensor",
+                                  found=f"{bias.dtype} of shape {tuple(bias.shape)}")
+        if not bool(torch.isfinite(bias)):
+            raise NonFiniteError(f"{where}: bias", "must be finite", found=float(bias))
+    else:
+        bias = check_real(bias, f"{where}: bias")
+    if not bool(torch.isfinite(w).all()):
+        raise NonFiniteError(f"{where}: weights", "must be finite", found=w.tolist())
     if w.shape != (len(parents),):
         raise ShapeError(f"sigmoid CPD of {variable!r}", "needs one weight per parent",
                          found=tuple(w.shape))

@@ -18,6 +18,7 @@ tensor([0.3571, 0.6429])
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
     UnknownStateError,
@@ -33,8 +35,33 @@ from probforge.errors import (
     ZeroProbabilityEvidence,
 )
 from probforge.ops import contract, logsumexp
+from probforge.validate import check_names, check_real
 
-__all__ = ["Factor", "default_states", "state_index"]
+__all__ = ["Factor", "check_state_names", "default_states", "state_index"]
+
+
+def check_state_names(names: Any, subject: str) -> tuple[str, ...]:
+    """State names as a tuple of distinct strings (one string is refused: it is not a list).
+
+    Parameters
+    ----------
+    names : sequence of str
+        The state names of one variable.
+    subject : str
+        The variable, for the error message.
+    """
+    if isinstance(names, str | bytes) or not isinstance(names, Sequence):
+        raise ValidationError(subject, "state names must be a sequence of strings, not "
+                              f"{type(names).__name__}", found=repr(names),
+                              fix="pass e.g. ['no', 'yes']")
+    out = tuple(names)
+    for n in out:
+        if not isinstance(n, str):
+            raise ValidationError(subject, "state names must be strings", found=repr(n),
+                                  fix="name the states, e.g. [str(i) for i in range(card)]")
+    if len(set(out)) != len(out):
+        raise ValidationError(subject, "state names repeat", found=out)
+    return out
 
 
 def default_states(card: int) -> tuple[str, ...]:
@@ -57,14 +84,16 @@ def state_index(variable: str, states: Sequence[str], state: Any) -> int:
                 found=repr(state),
                 fix=f"use one of {list(states)}",
             ) from None
-    if isinstance(state, bool) or not isinstance(state, int):
-        if isinstance(state, Tensor) and state.dim() == 0 and not state.is_floating_point():
+    if isinstance(state, bool) or not isinstance(state, numbers.Integral):
+        if isinstance(state, Tensor) and state.dim() == 0 and not state.is_floating_point() \
+                and not state.is_complex() and state.dtype != torch.bool:
             state = int(state)
         else:
             raise ValidationError(
                 f"variable {variable!r}", "a state must be a state name or an int index",
                 found=repr(state),
             )
+    state = int(state)
     if not 0 <= state < len(states):
         raise UnknownStateError(
             f"variable {variable!r}",
@@ -80,12 +109,15 @@ class Factor:
 
     Parameters
     ----------
-    variables : sequence of str
-        Names of the trailing dimensions of ``log_values``, in order.
+    variables : str or sequence of str
+        Names of the trailing dimensions of ``log_values``, in order (one string is one
+        variable, never a list of one-letter names).
     log_values : Tensor, shape batch + (card(v) for v in variables)
-        Log-potentials; ``-inf`` is zero. NaN and ``+inf`` are rejected.
+        Log-potentials, a floating-point tensor (an integer tensor is refused, not cast);
+        ``-inf`` is zero. NaN and ``+inf`` are rejected; every variable needs at least one state.
     states : mapping str -> sequence of str, optional
-        State names per variable (default ``"0"``, ``"1"``, ...).
+        State names per variable (default ``"0"``, ``"1"``, ...); entries for other variables
+        are ignored, so one mapping can serve several factors.
     """
 
     __slots__ = ("_log_values", "_states", "_variables")
@@ -96,15 +128,22 @@ class Factor:
         log_values: Tensor,
         states: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        variables = tuple(variables)
-        if len(set(variables)) != len(variables):
-            raise ShapeError("Factor", "variables repeat", found=variables)
-        if not isinstance(log_values, Tensor) or not log_values.is_floating_point():
+        if not isinstance(variables, str):
+            variables = tuple(variables) if isinstance(variables, Sequence) else variables
+            if isinstance(variables, tuple) and len(set(variables)) != len(variables):
+                raise ShapeError("Factor", "variables repeat", found=variables)
+        variables = tuple(check_names(variables, "Factor variables"))
+        if not isinstance(log_values, Tensor):
             raise ValidationError(
+                f"Factor over {variables}", "log_values must be a torch.Tensor",
+                found=type(log_values).__name__, fix="convert with torch.as_tensor(...)")
+        if not log_values.is_floating_point():
+            raise DtypeMismatchError(
                 f"Factor over {variables}", "log_values must be a floating-point tensor",
-                found=type(log_values).__name__ if not isinstance(log_values, Tensor)
-                else log_values.dtype,
-            )
+                found=log_values.dtype, fix="pass torch.log(probs) as a float tensor")
+        if states is not None and not isinstance(states, Mapping):
+            raise ValidationError(f"Factor over {variables}", "states must be a mapping "
+                                  "variable -> state names", found=type(states).__name__)
         if log_values.dim() < len(variables):
             raise ShapeError(
                 f"Factor over {variables}",
@@ -119,15 +158,17 @@ class Factor:
         cards = log_values.shape[log_values.dim() - len(variables):]
         st: dict[str, tuple[str, ...]] = {}
         for v, c in zip(variables, cards, strict=True):
-            names = tuple(states[v]) if states is not None and v in states else default_states(c)
+            if c == 0:  # a variable without states has no distribution (every sum is 0)
+                raise ShapeError(f"Factor variable {v!r}", "needs at least one state",
+                                 found=tuple(log_values.shape))
+            names = (check_state_names(states[v], f"Factor variable {v!r}")
+                     if states is not None and v in states else default_states(c))
             if len(names) != c:
                 raise ShapeError(
                     f"Factor variable {v!r}",
                     f"{len(names)} state names for a dimension of size {c}",
                     found=names,
                 )
-            if len(set(names)) != len(names):
-                raise ValidationError(f"Factor variable {v!r}", "state names repeat", found=names)
             st[v] = names
         self._variables = variables
         self._log_values = log_values
@@ -141,14 +182,27 @@ class Factor:
         probs: Tensor,
         states: Mapping[str, Sequence[str]] | None = None,
     ) -> Factor:
-        """Build from non-negative values (probabilities or potentials); 0 becomes ``-inf``."""
+        """Build from non-negative values (probabilities or potentials); 0 becomes ``-inf``.
+
+        ``probs`` is a floating-point tensor (an integer tensor is refused, not cast) or a
+        nested sequence of numbers (converted with the default dtype); NaN and ``inf`` are
+        refused.
+        """
+        where = f"Factor over {variables if isinstance(variables, str) else tuple(variables)}"
         if not isinstance(probs, Tensor):
-            probs = torch.as_tensor(probs, dtype=torch.get_default_dtype())
+            try:
+                probs = torch.as_tensor(probs, dtype=torch.get_default_dtype())
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ValidationError(where, "probs must be a tensor or a nested sequence of "
+                                      "numbers", found=type(probs).__name__) from err
+        elif not probs.is_floating_point():
+            raise DtypeMismatchError(where, "probs must be a floating-point tensor",
+                                     found=probs.dtype, fix="convert with .double() or .float()")
+        if not bool(torch.isfinite(probs).all()):
+            raise NonFiniteError(where, "probs contain NaN or inf",
+                                 fix="use finite non-negative values (0 for impossible)")
         if bool((probs < 0).any()):
-            raise ValidationError(
-                f"Factor over {tuple(variables)}", "values must be non-negative",
-                found=float(probs.min()),
-            )
+            raise ValidationError(where, "values must be non-negative", found=float(probs.min()))
         return cls(variables, torch.log(probs), states)
 
     # properties ----------------------------------------------------------------------------
@@ -187,6 +241,9 @@ class Factor:
 
     # algebra -------------------------------------------------------------------------------
     def _merge_states(self, other: Factor) -> dict[str, tuple[str, ...]]:
+        if not isinstance(other, Factor):
+            raise ValidationError(repr(self), "can only be combined with another Factor",
+                                  found=type(other).__name__)
         merged = dict(self._states)
         for v, s in other._states.items():
             if v in merged and merged[v] != s:
@@ -198,8 +255,17 @@ class Factor:
         return merged
 
     def product(self, other: Factor) -> Factor:
-        """Pointwise product (sum of log-values) over the union of variables."""
+        """Pointwise product (sum of log-values) over the union of variables.
+
+        Both factors must share dtype and device (nothing is cast) and agree on the states of
+        shared variables; their batch shapes broadcast.
+        """
         states = self._merge_states(other)
+        a, b = self._log_values, other._log_values
+        if a.dtype != b.dtype or a.device != b.device:
+            raise DtypeMismatchError(repr(self), "the factors of a product must share dtype and "
+                                     "device", found=f"{a.dtype} on {a.device} vs {b.dtype} on "
+                                     f"{b.device}", fix="cast one with .to(...)")
         out = tuple(dict.fromkeys(self._variables + other._variables))
         vals = contract(
             [self._log_values, other._log_values], [self._variables, other._variables], out,
@@ -210,23 +276,25 @@ class Factor:
     def __mul__(self, other: Factor) -> Factor:
         return self.product(other)
 
-    def _check_vars(self, variables: Sequence[str]) -> None:
-        for v in variables:
+    def _check_vars(self, variables: str | Sequence[str]) -> list[str]:
+        names = check_names(variables, f"variables of {self!r}")
+        for v in names:
             if v not in self._states:
                 raise UnknownVariableError(
                     repr(self), f"has no variable {v!r}", fix=f"use one of {list(self._variables)}"
                 )
+        return names
 
-    def marginalize(self, variables: Sequence[str]) -> Factor:
-        """Sum out ``variables`` (log-sum-exp)."""
-        self._check_vars(variables)
+    def marginalize(self, variables: str | Sequence[str]) -> Factor:
+        """Sum out ``variables`` (log-sum-exp); one string is one variable."""
+        variables = self._check_vars(variables)
         keep = tuple(v for v in self._variables if v not in set(variables))
         vals = contract([self._log_values], [self._variables], keep, validate=False)
         return Factor(keep, vals, {v: self._states[v] for v in keep})
 
-    def maximize(self, variables: Sequence[str]) -> Factor:
-        """Max out ``variables``."""
-        self._check_vars(variables)
+    def maximize(self, variables: str | Sequence[str]) -> Factor:
+        """Max out ``variables``; one string is one variable."""
+        variables = self._check_vars(variables)
         keep = tuple(v for v in self._variables if v not in set(variables))
         vals = contract([self._log_values], [self._variables], keep, semiring="max",
                         validate=False)
@@ -235,8 +303,12 @@ class Factor:
     def reduce(self, evidence: Mapping[str, Any]) -> Factor:
         """Condition on ``evidence`` (variable -> state name or index) by slicing.
 
-        Variables of the evidence that are not in this factor are ignored.
+        Variables of the evidence that are not in this factor are ignored (so one evidence
+        mapping can reduce every factor of a model).
         """
+        if not isinstance(evidence, Mapping):
+            raise ValidationError(f"evidence for {self!r}", "must be a mapping variable -> state",
+                                  found=type(evidence).__name__, fix="pass e.g. {'rain': 'yes'}")
         vals, vars_ = self._log_values, list(self._variables)
         for v, s in evidence.items():
             if v not in self._states:
@@ -269,9 +341,9 @@ class Factor:
         """``log`` of the sum over every configuration, shape ``batch_shape``."""
         return contract([self._log_values], [self._variables], (), validate=False)
 
-    def permute(self, variables: Sequence[str]) -> Factor:
+    def permute(self, variables: str | Sequence[str]) -> Factor:
         """The same factor with its variables in the given order."""
-        variables = tuple(variables)
+        variables = tuple(check_names(variables, f"variables of {self!r}"))
         if sorted(variables) != sorted(self._variables):
             raise UnknownVariableError(
                 repr(self), "permute needs exactly the factor's variables", found=variables
@@ -286,6 +358,10 @@ class Factor:
 
     def allclose(self, other: Factor, atol: float = 1e-10) -> bool:
         """Same variables, states and values (after aligning variable order)."""
+        if not isinstance(other, Factor):
+            raise ValidationError(repr(self), "allclose compares with another Factor",
+                                  found=type(other).__name__)
+        atol = check_real(atol, "allclose atol", minimum=0.0)
         if set(self._variables) != set(other._variables) or self._merge_states(other) is None:
             return False
         o = other.permute(self._variables)

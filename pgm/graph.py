@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 
-from probforge.errors import CycleError, UnknownVariableError
+from probforge.errors import CycleError, UnknownVariableError, ValidationError
+from probforge.validate import check_names
 
 __all__ = [
     "all_cliques",
@@ -126,7 +127,10 @@ def undirected_from_scopes(scopes: Iterable[Sequence[str]], nodes: Iterable[str]
 
 
 def markov_blanket(parents: Parents, node: str) -> set[str]:
-    """Parents, children and the children's other parents of ``node``."""
+    """Parents, children and the children's other parents of ``node`` (one node name)."""
+    if not isinstance(node, str):
+        raise ValidationError("markov_blanket", "a node is given by its name (str)",
+                              found=repr(node))
     if node not in parents:
         raise UnknownVariableError("graph", f"has no node {node!r}")
     kids = children_of(parents)[node]
@@ -167,12 +171,17 @@ def all_cliques(adj: Mapping[str, set[str]], min_size: int = 1) -> list[frozense
     return sorted(found, key=lambda c: (len(c), sorted(c)))
 
 
-def d_separated(parents: Parents, x: set[str], y: set[str], given: set[str]) -> bool:
+def d_separated(parents: Parents, x: Iterable[str] | str, y: Iterable[str] | str,
+                given: Iterable[str] | str) -> bool:
     """Whether ``x`` and ``y`` are d-separated by ``given`` in the DAG (reachability algorithm).
 
     Follows Koller & Friedman's Algorithm 3.1: a trail is active when every collider on it is
-    in ``given`` or has a descendant there, and no other node on it is in ``given``.
+    in ``given`` or has a descendant there, and no other node on it is in ``given``. Each node
+    set is a collection of names or one name (a str is one node, never its characters).
     """
+    x = set(check_names(x, "d_separated x"))
+    y = set(check_names(y, "d_separated y"))
+    given = set(check_names(given, "d_separated given"))
     _check_known(parents)
     for v in (*x, *y, *given):
         if v not in parents:

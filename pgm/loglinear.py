@@ -32,7 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -40,16 +39,36 @@ import torch
 from torch import Tensor
 
 from pgm.bayesnet import assignment_tensor
-from pgm.factor import Factor, default_states
+from pgm.factor import Factor, check_state_names, default_states
 from pgm.inference.elimination import VariableElimination
 from pgm.markov import MarkovNetwork
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
+    UnknownStateError,
     UnknownVariableError,
     ValidationError,
 )
 from probforge.ops import logsumexp
+from probforge.validate import check_int, check_names, check_real
+
+
+def _float_tensor(value: Any, subject: str) -> Tensor:
+    """A floating-point tensor from a tensor (integer tensors refused, not cast) or numbers."""
+    if isinstance(value, Tensor):
+        if not value.is_floating_point():
+            raise DtypeMismatchError(subject, "must be a floating-point tensor", found=value.dtype,
+                                     fix="convert with .double()")
+        return value
+    try:
+        t = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValidationError(subject, "must be a tensor or nested sequences of numbers",
+                              found=type(value).__name__) from err
+    if t.is_complex() or t.dtype == torch.bool:
+        raise ValidationError(subject, "must hold real numbers", found=t.dtype)
+    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
 
 __all__ = ["LogLinearFit", "LogLinearModel", "MaxEntClassifier", "fit_loglinear"]
 
@@ -60,17 +79,20 @@ class LogLinearModel:
     Parameters
     ----------
     states : mapping str -> int or sequence of str
-        Every variable with its number of states or its state names.
+        Every variable with its number of states (an int >= 1) or its state names.
     features : sequence of (scope, table)
-        Feature ``k`` is a real-valued table of shape ``tuple(card(v) for v in scope)``:
-        ``f_k(x_scope) = table[x_scope]``. Indicator features give the classic maxent model.
+        Feature ``k`` is a finite real-valued table of shape ``tuple(card(v) for v in scope)``
+        (a floating-point tensor, or nested sequences of numbers; an integer tensor is
+        refused): ``f_k(x_scope) = table[x_scope]``. A scope given as one string is one
+        variable. Indicator features give the classic maxent model.
     weights : Tensor of shape (K,), optional
-        ``theta``; zeros by default (the uniform distribution).
+        ``theta`` (finite); zeros by default (the uniform distribution).
     name : str
         Optional name.
 
     Examples
     --------
+    >>> import math
     >>> import torch
     >>> m = LogLinearModel({"a": 2}, [(("a",), torch.tensor([0.0, 1.0]))],
     ...                    weights=torch.tensor([math.log(3.0)]))
@@ -86,19 +108,37 @@ class LogLinearModel:
         *,
         name: str = "",
     ) -> None:
+        if not isinstance(name, str):
+            raise ValidationError("LogLinearModel", "name must be a str", found=repr(name))
         self.name = name
+        if not isinstance(states, Mapping):
+            raise ValidationError(f"log-linear model {name!r}", "states must be a mapping "
+                                  "variable -> number of states or state names",
+                                  found=type(states).__name__)
         st: dict[str, tuple[str, ...]] = {}
         for v, s in states.items():
+            if not isinstance(v, str):
+                raise ValidationError(f"log-linear model {name!r}", "variable names must be "
+                                      "strings", found=repr(v))
             if isinstance(s, int) and not isinstance(s, bool):
                 if s < 1:
                     raise ValidationError(f"log-linear model {name!r}",
                                           f"variable {v!r} needs at least one state", found=s)
                 st[v] = default_states(s)
+            elif isinstance(s, Sequence) and not isinstance(s, str):
+                st[v] = check_state_names([str(x) for x in s], f"states of {v!r}")
+                if not st[v]:
+                    raise ValidationError(f"log-linear model {name!r}",
+                                          f"variable {v!r} needs at least one state", found=s)
             else:
-                st[v] = tuple(str(x) for x in s)  # type: ignore[union-attr]
+                raise ValidationError(f"states of {v!r}", "must be a number of states (int "
+                                      ">= 1) or a sequence of state names", found=repr(s))
         if not st:
             raise ValidationError(f"log-linear model {name!r}", "needs at least one variable")
         self._states = st
+        if isinstance(features, str) or not isinstance(features, Sequence):
+            raise ValidationError(f"log-linear model {name!r}", "features must be a sequence "
+                                  "of (scope, table) pairs", found=type(features).__name__)
         if not features:
             raise ValidationError(f"log-linear model {name!r}", "needs at least one feature")
         scopes: list[tuple[str, ...]] = []
@@ -109,16 +149,18 @@ class LogLinearModel:
             except (TypeError, ValueError):
                 raise ValidationError(f"feature {k}", "must be a (scope, table) pair",
                                       found=type(item).__name__) from None
-            scope = tuple(scope)
+            if not isinstance(scope, str):
+                scope = tuple(scope) if isinstance(scope, Sequence) else scope
+                if isinstance(scope, tuple) and len(set(scope)) != len(scope):
+                    raise ShapeError(f"feature {k}", "scope repeats a variable", found=scope)
+            scope = tuple(check_names(scope, f"feature {k} scope"))
             for v in scope:
                 if v not in st:
                     raise UnknownVariableError(f"feature {k}", f"names unknown variable {v!r}",
                                                fix=f"use one of {list(st)}")
             if len(set(scope)) != len(scope):
                 raise ShapeError(f"feature {k}", "scope repeats a variable", found=scope)
-            t = torch.as_tensor(table)
-            if not t.is_floating_point():
-                t = t.to(torch.get_default_dtype())
+            t = _float_tensor(table, f"feature {k} over {scope}")
             want = tuple(len(st[v]) for v in scope)
             if tuple(t.shape) != want:
                 raise ShapeError(f"feature {k} over {scope}",
@@ -143,7 +185,8 @@ class LogLinearModel:
         if weights is None:
             w = torch.zeros(n, dtype=dtype, device=device)
         else:
-            w = torch.as_tensor(weights, dtype=dtype, device=device)
+            w = _float_tensor(weights, f"log-linear model {name!r} weights").to(
+                dtype=dtype, device=device)
             if w.shape != (n,):
                 raise ShapeError(f"log-linear model {name!r}", f"needs {n} weights",
                                  found=tuple(w.shape))
@@ -191,6 +234,11 @@ class LogLinearModel:
     def _theta(self, weights: Tensor | None) -> Tensor:
         if weights is None:
             return self._weights
+        if not isinstance(weights, Tensor) or not weights.is_floating_point():
+            raise DtypeMismatchError(f"log-linear model {self.name!r} weights",
+                                     "must be a floating-point tensor",
+                                     found=weights.dtype if isinstance(weights, Tensor)
+                                     else type(weights).__name__)
         if weights.shape != self._weights.shape:
             raise ShapeError(f"log-linear model {self.name!r}",
                              f"needs {self.num_features} weights", found=tuple(weights.shape))
@@ -247,8 +295,19 @@ class LogLinearModel:
         return torch.stack(cols, dim=1)
 
     def empirical_features(self, data: Mapping[str, Any] | Tensor) -> Tensor:
-        """Empirical expectations ``E_p~[f_k]`` (11.37), shape (K,)."""
-        return self.feature_values(data).mean(0)
+        """Empirical expectations ``E_p~[f_k]`` (11.37), shape (K,).
+
+        Raises
+        ------
+        ValidationError
+            For zero data rows: the average over no data is undefined (never NaN).
+        """
+        values = self.feature_values(data)
+        if values.shape[0] == 0:
+            raise ValidationError(f"data for log-linear model {self.name!r}",
+                                  "has no rows: the empirical expectation is undefined",
+                                  fix="pass at least one data row")
+        return values.mean(0)
 
     def log_prob(self, data: Mapping[str, Any] | Tensor,
                  weights: Tensor | None = None) -> Tensor:
@@ -258,7 +317,11 @@ class LogLinearModel:
 
     def log_likelihood(self, data: Mapping[str, Any] | Tensor, weights: Tensor | None = None,
                        l2: float = 0.0) -> Tensor:
-        """Average log-likelihood (11.31) minus ``l2 / 2 * ||theta||^2``, shape ()."""
+        """Average log-likelihood (11.31) minus ``l2 / 2 * ||theta||^2``, shape ().
+
+        ``l2`` is a finite number >= 0; the data need at least one row.
+        """
+        l2 = check_real(l2, "log_likelihood l2", minimum=0.0)
         theta = self._theta(weights)
         ll = self.empirical_features(data) @ theta - self.log_partition(theta)
         return ll - 0.5 * l2 * (theta * theta).sum()
@@ -266,6 +329,7 @@ class LogLinearModel:
     def gradient(self, data: Mapping[str, Any] | Tensor, weights: Tensor | None = None,
                  l2: float = 0.0) -> Tensor:
         """Gradient of :meth:`log_likelihood`: ``E_p~[f] - E_p[f] - l2 * theta`` (11.37)."""
+        l2 = check_real(l2, "gradient l2", minimum=0.0)
         theta = self._theta(weights).detach()
         return self.empirical_features(data) - self.expected_features(theta) - l2 * theta
 
@@ -321,17 +385,19 @@ def fit_loglinear(
     data : LongTensor (N, V) or mapping
         Fully observed training rows, columns in ``model.variables`` order.
     l2 : float
-        L2 penalty strength (>= 0). With ``l2 = 0`` the MLE exists only if no feature's empirical
-        mean lies on the boundary of what the model can reach (e.g. an indicator of a
+        L2 penalty strength (finite, >= 0). With ``l2 = 0`` the MLE exists only if no feature's
+        empirical mean lies on the boundary of what the model can reach (e.g. an indicator of a
         configuration that never occurs drives its weight to ``-inf``).
     method : {"lbfgs", "gradient"}
         L-BFGS with a strong Wolfe line search, or gradient ascent with step ``lr``.
     max_iter : int
-        Iteration cap.
+        Iteration cap, an int >= 1.
     tol : float
-        Stop when every gradient entry is below ``tol`` in absolute value.
+        Stop when every gradient entry is below ``tol`` (finite, > 0) in absolute value.
     lr : float
-        Step size of gradient ascent (ignored by L-BFGS).
+        Step size of gradient ascent (finite, > 0; ignored by L-BFGS).
+
+    Zero data rows are refused (the average log-likelihood of no data is undefined).
 
     Returns
     -------
@@ -346,16 +412,16 @@ def fit_loglinear(
     >>> fit.model.to_markov_network().log_prob(torch.tensor([[0], [1], [2]])).exp()
     tensor([0.2500, 0.5000, 0.2500], dtype=torch.float64)
     """
+    if not isinstance(model, LogLinearModel):
+        raise ValidationError("fit_loglinear", "needs a LogLinearModel",
+                              found=type(model).__name__)
     if method not in ("lbfgs", "gradient"):
         raise ValidationError("fit_loglinear", "method must be 'lbfgs' or 'gradient'",
                               found=repr(method))
-    if not (l2 >= 0 and math.isfinite(l2)):
-        raise ValidationError("fit_loglinear", "l2 must be a finite number >= 0", found=l2)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValidationError("fit_loglinear", "max_iter must be an int >= 1",
-                              found=repr(max_iter))
-    if not tol > 0 or not lr > 0:
-        raise ValidationError("fit_loglinear", "tol and lr must be > 0", found=(tol, lr))
+    l2 = check_real(l2, "fit_loglinear l2", minimum=0.0)
+    max_iter = check_int(max_iter, "fit_loglinear max_iter", minimum=1)
+    tol = check_real(tol, "fit_loglinear tol", minimum=0.0, strict_minimum=True)
+    lr = check_real(lr, "fit_loglinear lr", minimum=0.0, strict_minimum=True)
     emp = model.empirical_features(data)
     theta = model.weights.clone()
     n_iter = 0
@@ -406,12 +472,16 @@ class MaxEntClassifier:
     Parameters
     ----------
     l2 : float, default 0
-        L2 penalty on the weights ``W`` (not on ``b``). 0 gives the MLE, which is finite only if
-        the classes are not separable.
+        L2 penalty on the weights ``W`` (not on ``b``), finite and >= 0. 0 gives the MLE, which
+        is finite only if the classes are not separable.
     max_iter : int
-        L-BFGS iteration cap.
+        L-BFGS iteration cap, an int >= 1.
     tol : float
-        Convergence threshold on the largest gradient entry.
+        Convergence threshold (finite, > 0) on the largest gradient entry.
+
+    ``X`` is a finite floating-point tensor (an integer tensor is refused; array-likes of
+    numbers are converted to float64); fitting needs at least two classes among the labels.
+    Predicting on zero rows gives a (0, C) result.
 
     Attributes
     ----------
@@ -437,19 +507,22 @@ class MaxEntClassifier:
     n_iter_: int
 
     def __init__(self, *, l2: float = 0.0, max_iter: int = 1000, tol: float = 1e-8) -> None:
-        if not (l2 >= 0 and math.isfinite(l2)):
-            raise ValidationError("MaxEntClassifier", "l2 must be a finite number >= 0",
-                                  found=l2)
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValidationError("MaxEntClassifier", "max_iter must be an int >= 1",
-                                  found=repr(max_iter))
-        self.l2 = float(l2)
-        self.max_iter = max_iter
-        self.tol = float(tol)
+        self.l2 = check_real(l2, "MaxEntClassifier l2", minimum=0.0)
+        self.max_iter = check_int(max_iter, "MaxEntClassifier max_iter", minimum=1)
+        self.tol = check_real(tol, "MaxEntClassifier tol", minimum=0.0, strict_minimum=True)
 
     @staticmethod
     def _x(X: Any, d: int | None) -> Tensor:
-        x = torch.as_tensor(X)
+        if isinstance(X, Tensor) and not X.is_floating_point():
+            raise DtypeMismatchError("MaxEntClassifier: X", "must be a floating-point tensor",
+                                     found=X.dtype, fix="convert with .double()")
+        try:
+            x = torch.as_tensor(X)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError("MaxEntClassifier: X", "must be a tensor or an array-like of "
+                                  "numbers", found=type(X).__name__) from err
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValidationError("MaxEntClassifier: X", "must hold real numbers", found=x.dtype)
         if not x.is_floating_point():
             x = x.to(torch.float64)
         if x.dim() != 2 or (d is not None and x.shape[1] != d):
@@ -464,7 +537,13 @@ class MaxEntClassifier:
         """``f(x, y) = e_y ⊗ (x, 1)``, shape (N, C * (D + 1)); ``theta = [W | b]`` flattened."""
         self._check_fitted()
         x = self._x(X, self.coef_.shape[1])
-        yi = torch.searchsorted(self.classes_, torch.as_tensor(y, device=x.device))
+        yt = self._labels(y, x.shape[0]).to(x.device)
+        yi = torch.searchsorted(self.classes_, yt).clamp_max(self.classes_.shape[0] - 1)
+        unknown = self.classes_[yi] != yt
+        if bool(unknown.any()):
+            i = int(torch.nonzero(unknown)[0])
+            raise UnknownStateError(f"MaxEntClassifier: y[{i}]", "is not a class seen in fit",
+                                    found=yt[i].item(), fix=f"use one of {self.classes_.tolist()}")
         phi = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
         onehot = torch.nn.functional.one_hot(yi, self.classes_.shape[0]).to(x.dtype)
         return (onehot[:, :, None] * phi[:, None, :]).reshape(x.shape[0], -1)
@@ -480,10 +559,7 @@ class MaxEntClassifier:
         """
         x = self._x(X, None)
         n, d = x.shape
-        yt = torch.as_tensor(y, device=x.device)
-        if yt.shape != (n,) or yt.is_floating_point():
-            raise ShapeError("MaxEntClassifier: y", f"must be integer labels of shape ({n},)",
-                             found=(tuple(yt.shape), yt.dtype))
+        yt = self._labels(y, n).to(x.device)
         classes, yi = torch.unique(yt, sorted=True, return_inverse=True)
         c = classes.shape[0]
         if c < 2:
@@ -519,6 +595,22 @@ class MaxEntClassifier:
         self.converged_ = g < self.tol
         self.n_iter_ = evals[0]
         return self
+
+    @staticmethod
+    def _labels(y: Any, n: int) -> Tensor:
+        """Integer labels of shape (n,) (floats, bools and strings refused)."""
+        try:
+            yt = torch.as_tensor(y)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError("MaxEntClassifier: y", "must be integer labels",
+                                  found=type(y).__name__) from err
+        if yt.is_floating_point() or yt.is_complex() or yt.dtype == torch.bool:
+            raise DtypeMismatchError("MaxEntClassifier: y", "must be integer labels",
+                                     found=yt.dtype, fix="map labels to integers first")
+        if yt.shape != (n,):
+            raise ShapeError("MaxEntClassifier: y", f"must be integer labels of shape ({n},)",
+                             found=(tuple(yt.shape), yt.dtype))
+        return yt
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

@@ -24,8 +24,15 @@ from torch import Tensor
 from pgm.bayesnet import assignment_tensor
 from pgm.factor import Factor
 from pgm.graph import all_cliques, maximal_cliques, undirected_from_scopes
-from probforge.errors import ShapeError, UnknownVariableError, ValidationError
+from probforge.errors import (
+    DtypeMismatchError,
+    NonFiniteError,
+    ShapeError,
+    UnknownVariableError,
+    ValidationError,
+)
 from probforge.ops import contract
+from probforge.validate import check_int, check_real
 
 __all__ = ["MarkovNetwork", "ising_grid", "potts_grid"]
 
@@ -42,6 +49,11 @@ class MarkovNetwork:
     """
 
     def __init__(self, factors: Sequence[Factor], name: str = "") -> None:
+        if not isinstance(name, str):
+            raise ValidationError("MarkovNetwork", "name must be a str", found=repr(name))
+        if isinstance(factors, Factor) or not isinstance(factors, Sequence):
+            raise ValidationError(f"Markov network {name!r}", "expects a sequence of Factor "
+                                  "objects", found=type(factors).__name__, fix="pass [f, ...]")
         if not factors:
             raise ValidationError(f"Markov network {name!r}", "needs at least one factor")
         states: dict[str, tuple[str, ...]] = {}
@@ -77,9 +89,41 @@ class MarkovNetwork:
         temperature: float = 1.0,
         name: str = "",
     ) -> MarkovNetwork:
-        """Boltzmann form: ``phi_c = exp(-E_c / T)``."""
-        if temperature <= 0:
-            raise ValidationError("from_energies", "temperature must be > 0", found=temperature)
+        """Boltzmann form: ``phi_c = exp(-E_c / T)``.
+
+        Parameters
+        ----------
+        scopes : sequence of (str or sequence of str)
+            The variables of each energy table (one string is one variable).
+        energies : sequence of Tensor
+            Floating-point tables, one per scope; ``+inf`` is a forbidden configuration (zero
+            potential), NaN and ``-inf`` are refused.
+        states : mapping, optional
+            State names per variable.
+        temperature : float
+            ``T > 0``.
+        name : str
+        """
+        temperature = check_real(temperature, "from_energies temperature", minimum=0.0,
+                                 strict_minimum=True)
+        if isinstance(scopes, str) or not isinstance(scopes, Sequence) \
+                or not isinstance(energies, Sequence) or isinstance(energies, Tensor):
+            raise ValidationError("from_energies", "scopes and energies must be sequences (one "
+                                  "entry per factor)", found=f"{type(scopes).__name__}, "
+                                  f"{type(energies).__name__}")
+        if len(scopes) != len(energies):
+            raise ShapeError("from_energies", "needs one energy table per scope",
+                             found=f"{len(scopes)} scopes, {len(energies)} energies")
+        for i, e in enumerate(energies):
+            if not isinstance(e, Tensor) or not e.is_floating_point():
+                raise DtypeMismatchError(
+                    f"from_energies: energy {i}", "must be a floating-point tensor",
+                    found=e.dtype if isinstance(e, Tensor) else type(e).__name__,
+                    fix="convert with torch.as_tensor(..., dtype=torch.float64)")
+            if bool(torch.isnan(e).any()) or bool(torch.isneginf(e).any()):
+                raise NonFiniteError(
+                    f"from_energies: energy {i}", "contains NaN or -inf (an infinite potential)",
+                    fix="use +inf for forbidden configurations and finite values elsewhere")
         return cls([Factor(s, -e / temperature, states) for s, e in
                     zip(scopes, energies, strict=True)], name=name)
 
@@ -118,6 +162,9 @@ class MarkovNetwork:
 
     def neighbours(self, variable: str) -> set[str]:
         """Neighbours of ``variable`` (its Markov blanket, textbook 11.15)."""
+        if not isinstance(variable, str):
+            raise ValidationError(f"Markov network {self.name!r}",
+                                  "a variable is given by its name (str)", found=repr(variable))
         if variable not in self._states:
             raise UnknownVariableError(f"Markov network {self.name!r}",
                                        f"has no variable {variable!r}")
@@ -130,7 +177,9 @@ class MarkovNetwork:
         return maximal_cliques(self.graph())
 
     def cliques(self, min_size: int = 2) -> list[frozenset[str]]:
-        """All cliques of at least ``min_size`` variables (textbook Fig. 11.7 lists size >= 2)."""
+        """All cliques of at least ``min_size`` (an int >= 1) variables (textbook Fig. 11.7
+        lists size >= 2)."""
+        min_size = check_int(min_size, "cliques min_size", minimum=1)
         return all_cliques(self.graph(), min_size)
 
     def log_potential(self, assignment: Mapping[str, Any] | Tensor) -> Tensor:
@@ -158,6 +207,30 @@ class MarkovNetwork:
     def __repr__(self) -> str:
         return (f"MarkovNetwork({self.name!r}, {len(self._states)} variables, "
                 f"{len(self._factors)} factors)")
+
+
+def _check_grid(rows: Any, cols: Any, periodic: Any, dtype: Any, who: str) -> tuple[int, int]:
+    rows = check_int(rows, f"{who} rows", minimum=1)
+    cols = check_int(cols, f"{who} cols", minimum=1)
+    if not isinstance(periodic, bool):
+        raise ValidationError(f"{who} periodic", "must be a bool", found=repr(periodic))
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError(f"{who} dtype", "must be a floating-point torch.dtype",
+                              found=repr(dtype), fix="use torch.float64 or torch.float32")
+    return rows, cols
+
+
+def _scalar_param(value: Any, subject: str, dtype: torch.dtype,
+                  device: torch.device | str | None) -> Tensor:
+    """A finite scalar parameter (a number, or a 0-d floating tensor kept for autograd)."""
+    if isinstance(value, Tensor):
+        if value.dim() != 0 or not value.is_floating_point():
+            raise ValidationError(subject, "must be a number or a 0-d floating-point tensor",
+                                  found=f"{value.dtype} of shape {tuple(value.shape)}")
+        if not bool(torch.isfinite(value)):
+            raise NonFiniteError(subject, "must be finite", found=float(value))
+        return value.to(dtype=dtype, device=device)
+    return torch.tensor(check_real(value, subject), dtype=dtype, device=device)
 
 
 def _grid_names(rows: int, cols: int) -> list[list[str]]:
@@ -193,18 +266,33 @@ def ising_grid(
 
     Parameters
     ----------
+    rows, cols : int
+        Grid size, ints >= 1.
     coupling : float or Tensor
-        ``J`` for every edge (a scalar).
-    field : float or Tensor of shape (rows, cols)
-        External field ``h``.
+        ``J`` for every edge: a finite number or a 0-d floating-point tensor.
+    field : float or Tensor broadcastable to (rows, cols)
+        External field ``h``: a finite number or a floating-point tensor.
     periodic : bool
         Wrap around (torus) when the side is longer than 2.
+    dtype : torch.dtype
+        A floating-point dtype.
     """
-    if rows < 1 or cols < 1:
-        raise ValidationError("ising_grid", "needs rows, cols >= 1", found=(rows, cols))
+    rows, cols = _check_grid(rows, cols, periodic, dtype, "ising_grid")
     spins = torch.tensor([-1.0, 1.0], dtype=dtype, device=device)
-    j = torch.as_tensor(coupling, dtype=dtype, device=device)
-    h = torch.as_tensor(field, dtype=dtype, device=device).expand(rows, cols)
+    j = _scalar_param(coupling, "ising_grid coupling", dtype, device)
+    if isinstance(field, Tensor):
+        if not field.is_floating_point():
+            raise DtypeMismatchError("ising_grid field", "must be a floating-point tensor",
+                                     found=field.dtype, fix="convert with .double()")
+        if not bool(torch.isfinite(field).all()):
+            raise NonFiniteError("ising_grid field", "must be finite")
+        try:
+            h = field.to(dtype=dtype, device=device).expand(rows, cols)
+        except RuntimeError as err:
+            raise ShapeError("ising_grid field", f"must broadcast to ({rows}, {cols})",
+                             found=tuple(field.shape)) from err
+    else:
+        h = _scalar_param(field, "ising_grid field", dtype, device).expand(rows, cols)
     names = _grid_names(rows, cols)
     st = {"": ("-1", "+1")}
     factors = []
@@ -228,11 +316,24 @@ def potts_grid(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> MarkovNetwork:
-    """``q``-state Potts model on a grid: ``log phi(x_i, x_j) = J [x_i == x_j]``."""
-    if q < 2:
-        raise ValidationError("potts_grid", "needs q >= 2 states", found=q)
+    """``q``-state Potts model on a grid: ``log phi(x_i, x_j) = J [x_i == x_j]``.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Grid size, ints >= 1.
+    q : int
+        Number of states, an int >= 2.
+    coupling : float or Tensor
+        ``J``: a finite number or a 0-d floating-point tensor.
+    periodic : bool
+    dtype : torch.dtype
+        A floating-point dtype.
+    """
+    rows, cols = _check_grid(rows, cols, periodic, dtype, "potts_grid")
+    q = check_int(q, "potts_grid q", minimum=2)
     names = _grid_names(rows, cols)
-    pair = torch.as_tensor(coupling, dtype=dtype, device=device) * torch.eye(
+    pair = _scalar_param(coupling, "potts_grid coupling", dtype, device) * torch.eye(
         q, dtype=dtype, device=device)
     factors = [Factor([names[a][b], names[c][d]], pair)
                for (a, b), (c, d) in _grid_edges(rows, cols, periodic)]

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -38,6 +38,8 @@ from torch import Tensor
 from pgm.bayesnet import BayesianNetwork
 from pgm.cpd import TabularCPD
 from probforge.errors import (
+    DtypeMismatchError,
+    MemoryBudgetExceeded,
     NonFiniteError,
     NormalisationError,
     ShapeError,
@@ -46,8 +48,13 @@ from probforge.errors import (
     ZeroProbabilityEvidence,
 )
 from probforge.ops import logsumexp
+from probforge.validate import check_int, check_names, check_real
 
-__all__ = ["CategoricalNaiveBayes", "GaussianNaiveBayes"]
+__all__ = ["MAX_TABLE_ENTRIES", "CategoricalNaiveBayes", "GaussianNaiveBayes"]
+
+#: Largest (classes x features x categories) table :class:`CategoricalNaiveBayes` allocates
+#: (2**27 entries, 1 GiB in float64): a stray huge category index must not exhaust memory.
+MAX_TABLE_ENTRIES = 2**27
 
 
 def _as_tensor(x: Any, what: str) -> Tensor:
@@ -75,11 +82,21 @@ def _labels(y: Any, n: int, who: str) -> tuple[Tensor, Tensor]:
 
 def _check_prior(prior: Any, n_classes: int, who: str, dtype: torch.dtype,
                  device: torch.device) -> Tensor:
-    p = torch.as_tensor(prior, dtype=dtype, device=device)
+    if isinstance(prior, Tensor) and not prior.is_floating_point():
+        raise DtypeMismatchError(f"{who}: class_prior", "must be a floating-point tensor",
+                                 found=prior.dtype, fix="convert with .double()")
+    try:
+        p = torch.as_tensor(prior, dtype=dtype, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValidationError(f"{who}: class_prior", "must be a tensor or a sequence of "
+                              "probabilities", found=type(prior).__name__) from err
     if p.shape != (n_classes,):
         raise ShapeError(f"{who}: class_prior", f"needs one probability per class ({n_classes})",
                          found=tuple(p.shape))
-    if bool(torch.isnan(p).any()) or bool((p < 0).any()):
+    if not bool(torch.isfinite(p).all()):
+        raise NonFiniteError(f"{who}: class_prior", "probabilities must be finite",
+                             found=p.tolist())
+    if bool((p < 0).any()):
         raise ValidationError(f"{who}: class_prior", "probabilities must be >= 0",
                               found=p.tolist())
     if abs(float(p.sum()) - 1.0) > 1e-8:
@@ -143,17 +160,23 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
     Parameters
     ----------
     alpha : float, default 1.0
-        Dirichlet (additive) smoothing; 1 is Laplace smoothing, 0 the MLE (unseen categories
-        get probability zero, ``-inf`` in log space).
+        Dirichlet (additive) smoothing, a finite number >= 0; 1 is Laplace smoothing, 0 the
+        MLE (unseen categories get probability zero, ``-inf`` in log space).
     fit_prior : bool, default True
         Learn ``p(y)`` from class frequencies; False uses a uniform prior.
     class_prior : Tensor of shape (C,), optional
-        Fixed class prior (overrides ``fit_prior``); must sum to one.
+        Fixed class prior (overrides ``fit_prior``); finite, non-negative, summing to one.
     n_categories : int or sequence of int, optional
-        Minimum number of categories per feature (scikit-learn's ``min_categories``); by default
-        ``max(X[:, m]) + 1`` from the training data.
+        Minimum number of categories per feature (scikit-learn's ``min_categories``), ints
+        >= 1; by default ``max(X[:, m]) + 1`` from the training data.
     dtype : torch.dtype, default float64
-        dtype of the fitted log-probabilities.
+        Floating dtype of the fitted log-probabilities.
+
+    ``X`` holds category indices (0, 1, ...): an integer tensor, or a floating one whose
+    entries are whole numbers (read exactly as those integers). At least one row and one
+    feature are needed to fit; predicting on zero rows gives a (0, C) result. A category index
+    so large that the (classes x features x categories) table would exceed
+    :data:`MAX_TABLE_ENTRIES` entries raises :class:`~probforge.errors.MemoryBudgetExceeded`.
 
     Attributes
     ----------
@@ -186,10 +209,24 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
         n_categories: int | Sequence[int] | None = None,
         dtype: torch.dtype = torch.float64,
     ) -> None:
-        if not (isinstance(alpha, int | float) and math.isfinite(alpha) and alpha >= 0):
+        try:
+            self.alpha = check_real(alpha, f"{self._name}: alpha", minimum=0.0)
+        except ValidationError as err:
             raise ValidationError(self._name, "alpha must be a finite number >= 0",
-                                  found=repr(alpha))
-        self.alpha = float(alpha)
+                                  found=repr(alpha)) from err
+        if not isinstance(fit_prior, bool):
+            raise ValidationError(f"{self._name}: fit_prior", "must be a bool",
+                                  found=repr(fit_prior))
+        if n_categories is not None:
+            many = isinstance(n_categories, Sequence) or (
+                isinstance(n_categories, Tensor) and n_categories.dim() > 0)
+            items: list[Any] = list(cast(Sequence[Any], n_categories)) if many \
+                else [n_categories]
+            for k in items:
+                check_int(k, f"{self._name}: n_categories", minimum=1)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValidationError(f"{self._name}: dtype", "must be a floating-point torch.dtype",
+                                  found=repr(dtype))
         self.fit_prior = fit_prior
         self.class_prior = class_prior
         self.n_categories = n_categories
@@ -229,6 +266,9 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
         n, m = x.shape
         if n == 0:
             raise ValidationError(self._name, "needs at least one training row", found=n)
+        if m == 0:
+            raise ShapeError(f"{self._name}: X", "needs at least one feature column",
+                             found=tuple(x.shape))
         classes, yi = _labels(y, n, self._name)
         c = classes.shape[0]
         dt, dev = self.dtype, x.device
@@ -243,6 +283,12 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
                                  f"({m})", found=tuple(k_min.shape))
         k = torch.maximum(k_data, k_min)
         k_max = int(k.max())
+        if c * m * k_max > MAX_TABLE_ENTRIES:  # before bincount allocates it
+            raise MemoryBudgetExceeded(
+                f"{self._name}: X", f"the count table would have {c} classes x {m} features x "
+                f"{k_max} categories = {c * m * k_max:,} entries, over {MAX_TABLE_ENTRIES:,}",
+                found=f"largest category index {k_max - 1}",
+                fix="re-code the categories as 0, 1, ... (e.g. with torch.unique)")
         # counts[c, m, k] by one scatter over (class, feature, category)
         flat = (yi[:, None] * m + torch.arange(m, device=x.device)) * k_max + x
         counts = torch.bincount(flat.reshape(-1), minlength=c * m * k_max)
@@ -300,8 +346,9 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
         ----------
         class_name : str
             Name of the class node; its states are the class labels as strings.
-        feature_names : sequence of str, optional
-            Feature node names (default ``x0, x1, ...``); states ``"0", "1", ...``.
+        feature_names : str or sequence of str, optional
+            Feature node names (default ``x0, x1, ...``; one string is one name); states
+            ``"0", "1", ...``.
 
         Returns
         -------
@@ -320,7 +367,11 @@ class CategoricalNaiveBayes(_NaiveBayesBase):
         """
         self._check_fitted()
         m = int(self.n_categories_.shape[0])
-        names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(m)]
+        if not isinstance(class_name, str):
+            raise ValidationError(f"{self._name}.to_bayesian_network", "class_name must be a str",
+                                  found=repr(class_name))
+        names = (check_names(feature_names, f"{self._name}.to_bayesian_network feature_names")
+                 if feature_names is not None else [f"x{j}" for j in range(m)])
         if len(names) != m or len(set(names)) != m or class_name in names:
             raise ValidationError(f"{self._name}.to_bayesian_network",
                                   f"needs {m} distinct feature names, none equal to the class "
@@ -347,9 +398,13 @@ class GaussianNaiveBayes(_NaiveBayesBase):
     Parameters
     ----------
     var_smoothing : float, default 1e-9
-        Fraction of the largest feature variance added to all variances.
+        Fraction (finite, >= 0) of the largest feature variance added to all variances.
     class_prior : Tensor of shape (C,), optional
         Fixed class prior (scikit-learn's ``priors``); by default the class frequencies.
+
+    ``X`` is a floating-point tensor (an integer tensor is refused, not cast; array-likes of
+    numbers are converted to float64), finite, with at least one row and one feature to fit.
+    Predicting on zero rows gives a (0, C) result.
 
     Attributes
     ----------
@@ -380,17 +435,23 @@ class GaussianNaiveBayes(_NaiveBayesBase):
         var_smoothing: float = 1e-9,
         class_prior: Tensor | Sequence[float] | None = None,
     ) -> None:
-        if not (isinstance(var_smoothing, int | float) and math.isfinite(var_smoothing)
-                and var_smoothing >= 0):
+        try:
+            self.var_smoothing = check_real(var_smoothing, f"{self._name}: var_smoothing",
+                                            minimum=0.0)
+        except ValidationError as err:
             raise ValidationError(self._name, "var_smoothing must be a finite number >= 0",
-                                  found=repr(var_smoothing))
-        self.var_smoothing = float(var_smoothing)
+                                  found=repr(var_smoothing)) from err
         self.class_prior = class_prior
 
     def _check_x(self, X: Any, n_features: int | None) -> Tensor:
+        if isinstance(X, Tensor) and not X.is_floating_point():
+            raise DtypeMismatchError(f"{self._name}: X", "must be a floating-point tensor",
+                                     found=X.dtype, fix="convert with .double()")
         x = _as_tensor(X, f"{self._name}: X")
         if x.dim() != 2:
             raise ShapeError(f"{self._name}: X", "must have shape (N, M)", found=tuple(x.shape))
+        if x.is_complex() or x.dtype == torch.bool:
+            raise ValidationError(f"{self._name}: X", "must hold real numbers", found=x.dtype)
         if not x.is_floating_point():
             x = x.to(torch.float64)
         if not bool(torch.isfinite(x).all()):
@@ -420,6 +481,9 @@ class GaussianNaiveBayes(_NaiveBayesBase):
         n = x.shape[0]
         if n == 0:
             raise ValidationError(self._name, "needs at least one training row", found=n)
+        if x.shape[1] == 0:
+            raise ShapeError(f"{self._name}: X", "needs at least one feature column",
+                             found=tuple(x.shape))
         classes, yi = _labels(y, n, self._name)
         c = classes.shape[0]
         onehot = torch.nn.functional.one_hot(yi, c).to(x.dtype)  # (N, C)
@@ -430,6 +494,11 @@ class GaussianNaiveBayes(_NaiveBayesBase):
         total_mean = x.mean(0)
         epsilon = self.var_smoothing * ((x - total_mean) ** 2).mean(0).max()
         var = var + epsilon
+        if not (bool(torch.isfinite(var).all()) and bool(torch.isfinite(theta).all())):
+            raise NonFiniteError(
+                f"{self._name}: X", f"values up to {float(x.abs().max()):.3g} are too large for "
+                f"{x.dtype}: the class means or variances overflow",
+                fix="standardise the features (subtract the mean, divide by the scale)")
         if bool((var <= 0).any()):
             cls, feat = (int(i) for i in torch.nonzero(var <= 0)[0])
             raise ValidationError(

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from pgm.factor import Factor
 from pgm.inference.evidence import Evidence
+from pgm.inference.ordering import BEST, HEURISTICS, OrderSpec
 from probforge.errors import (
     MemoryBudgetExceeded,
     UnknownVariableError,
@@ -17,12 +18,17 @@ from probforge.errors import (
     ZeroProbabilityEvidence,
 )
 from probforge.ops import ContractionCost
+from probforge.validate import check_int, check_names
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "DiscreteModel",
     "MAPResult",
     "check_budget",
+    "check_memory_budget",
+    "check_model",
+    "check_model_variables",
+    "check_order",
     "check_query",
     "raise_if_zero",
 ]
@@ -83,9 +89,68 @@ class MAPResult(NamedTuple):
         return out
 
 
-def check_query(model: DiscreteModel, variables: Sequence[str], ev: Evidence) -> None:
-    """Query variables must exist and carry no hard evidence."""
-    for v in variables:
+def check_model(model: Any, who: str) -> None:
+    """An inference engine's model: a Bayesian or Markov network with at least one variable.
+
+    Checked once at construction (attribute look-ups only), so every later error names the
+    model instead of failing inside the engine.
+    """
+    for attr in ("variables", "states", "cards", "factors"):
+        if not hasattr(model, attr):
+            raise ValidationError(
+                who, "needs a BayesianNetwork or MarkovNetwork (an object with variables, "
+                "states, cards and factors())", found=type(model).__name__,
+                fix="build the model with pgm.BayesianNetwork or pgm.MarkovNetwork")
+    if not model.variables:
+        raise ValidationError(who, "the model has no variables, so there is nothing to infer",
+                              found=repr(model))
+
+
+def check_memory_budget(budget: Any, who: str) -> int:
+    """``memory_budget``: an int number of bytes >= 1 (a bool or a float is refused)."""
+    return check_int(budget, f"{who} memory_budget", minimum=1)
+
+
+def check_order(order: Any, who: str, model: DiscreteModel | None = None) -> OrderSpec:
+    """An elimination order spec: a heuristic name, a sequence of variable names or a callable.
+
+    Checked at construction so that a typo fails before the first query (an explicit order's
+    names against ``model``); that it lists exactly the variables to eliminate is checked when
+    it is used.
+    """
+    if isinstance(order, str):
+        if order not in (*HEURISTICS, BEST):
+            raise ValidationError(
+                f"{who} order", "unknown heuristic", found=repr(order),
+                fix=f"use one of {[*HEURISTICS, BEST]}, a list of variables or a callable")
+        return order
+    if callable(order):
+        fn: OrderSpec = order
+        return fn
+    if isinstance(order, Sequence) and not isinstance(order, bytes):
+        if model is not None:
+            return check_model_variables(model, order, f"{who} order")
+        return check_names(order, f"{who} order")
+    raise ValidationError(f"{who} order", "must be a heuristic name, a list of variables or a "
+                          "callable (adjacency, cards, keep) -> order", found=type(order).__name__)
+
+
+def check_model_variables(model: DiscreteModel, names: Any, subject: str) -> list[str]:
+    """Variable names (one str is one name) that the model has; duplicates refused."""
+    out = check_names(names, subject)
+    for v in out:
+        if v not in model.states:
+            raise UnknownVariableError(
+                f"model {model.name!r}", f"has no variable {v!r} ({subject})",
+                fix="check the spelling against model.variables")
+    return out
+
+
+def check_query(model: DiscreteModel, variables: Any, ev: Evidence) -> list[str]:
+    """Query variables (one str is one variable) must exist, be distinct and carry no hard
+    evidence; returns them as a list."""
+    names = check_names(variables, "query variables")
+    for v in names:
         if v not in model.states:
             raise UnknownVariableError(
                 f"model {model.name!r}", f"has no variable {v!r}",
@@ -96,8 +161,7 @@ def check_query(model: DiscreteModel, variables: Sequence[str], ev: Evidence) ->
                 f"query variable {v!r}", "is also observed as evidence",
                 fix="drop it from the query or from the evidence",
             )
-    if len(set(variables)) != len(variables):
-        raise ValidationError("query", "repeats a variable", found=list(variables))
+    return names
 
 
 def check_budget(cost: ContractionCost, dtype: torch.dtype, batch: tuple[int, ...],

@@ -29,7 +29,12 @@ from typing import Any
 
 from torch import Tensor
 
-from pgm.inference._common import DiscreteModel
+from pgm.inference._common import (
+    DiscreteModel,
+    check_model,
+    check_model_variables,
+    check_order,
+)
 from pgm.inference._prob_queries import prob_query
 from pgm.inference._query_forest import QueryForest
 from pgm.inference.elimination import VariableElimination
@@ -65,8 +70,9 @@ class PosteriorMarginals:
     Parameters
     ----------
     model : BayesianNetwork or MarkovNetwork
-    evidence_vars, soft_evidence_vars : sequence of str
-        The variables that will carry hard (observed in every row) and soft evidence.
+    evidence_vars, soft_evidence_vars : str or sequence of str
+        The variables that will carry hard (observed in every row) and soft evidence; one
+        string is one variable, and no variable may be in both.
     method : {"auto", "junction_tree", "per_variable"}
         "junction_tree": one calibrated tree. "per_variable": one variable-elimination query
         per unobserved variable (on a Bayesian network each contracts only the ancestral set of
@@ -88,9 +94,19 @@ class PosteriorMarginals:
     def __init__(self, model: DiscreteModel, evidence_vars: Sequence[str] = (),
                  soft_evidence_vars: Sequence[str] = (), *, method: str = "auto",
                  order: OrderSpec = BEST) -> None:
+        check_model(model, "PosteriorMarginals")
         if method not in _METHODS:
             raise ValidationError("PosteriorMarginals", f"method must be one of {_METHODS}",
                                   found=repr(method))
+        evidence_vars = check_model_variables(model, evidence_vars,
+                                              "PosteriorMarginals evidence_vars")
+        soft_evidence_vars = check_model_variables(model, soft_evidence_vars,
+                                                   "PosteriorMarginals soft_evidence_vars")
+        both = sorted(set(evidence_vars) & set(soft_evidence_vars))
+        if both:
+            raise ValidationError("PosteriorMarginals", "a variable cannot carry both hard and "
+                                  "soft evidence", found=both, fix="give each variable one kind")
+        order = check_order(order, "PosteriorMarginals", model)
         self.model = model
         self.evidence_vars = tuple(evidence_vars)
         self.soft_evidence_vars = tuple(soft_evidence_vars)
@@ -121,21 +137,31 @@ class PosteriorMarginals:
         self.method = "junction_tree" if self._tree is not None else "per_variable"
 
     def __call__(self, evidence: Any = None, soft_evidence: Any = None) -> dict[str, Tensor]:
-        """Posteriors given evidence on exactly the declared variables."""
+        """Posteriors given evidence on exactly the declared variables.
+
+        Every declared hard-evidence variable must be observed in every row (and no other);
+        N = 0 rows give tensors with a leading dimension 0.
+
+        Raises
+        ------
+        ValidationError
+            Evidence on other variables than declared, or a declared one unobserved in a row.
+        """
         if self._tree is not None:
             return self._tree.calibrate(evidence, soft_evidence).marginals()
         assert self._ve is not None
-        given = set(evidence) if evidence is not None and hasattr(evidence, "keys") else set()
-        if given != set(self.evidence_vars):
+        # (no evidence, None or {}, has nothing to resolve: 6 us of a 0.5 ms call on mildew;
+        # anything else is resolved once here and checked against the declared pattern, as
+        # the junction tree does: every declared variable observed in every row, no other)
+        empty = evidence is None or (isinstance(evidence, Mapping) and not evidence)
+        hard = {} if empty else resolve_evidence(self.model.states, evidence, None).hard
+        if set(hard) != set(self.evidence_vars) or any(
+                bool((t < 0).any()) for t in hard.values()):
             raise ValidationError(
                 "PosteriorMarginals",
-                f"was built for hard evidence on {sorted(self.evidence_vars)}",
-                found=sorted(given), fix="build one for this evidence pattern")
+                f"was built for hard evidence on {sorted(self.evidence_vars)}, observed in "
+                "every row", found=sorted(hard), fix="build one for this evidence pattern")
         if self._forest is not None and soft_evidence is None and native_enabled():
-            # (no evidence, None or {}, has nothing to resolve: 6 us of a 0.5 ms call on
-            # mildew; anything else is checked)
-            empty = evidence is None or (isinstance(evidence, Mapping) and not evidence)
-            hard = {} if empty else resolve_evidence(self.model.states, evidence, None).hard
             out = self._forest.run(hard)
             if out is not None:  # else zero-probability evidence or underflow: torch tells
                 if not self._forest.left and list(out) == self._hidden:

@@ -38,11 +38,15 @@ from pgm.inference._common import (
     DiscreteModel,
     MAPResult,
     check_budget,
+    check_memory_budget,
+    check_model,
+    check_order,
     check_query,
     raise_if_zero,
 )
 from pgm.inference.evidence import Evidence, apply_evidence, resolve_evidence
 from pgm.inference.ordering import OrderSpec, elimination_order, order_to_path
+from probforge.errors import ValidationError
 from probforge.ops import ContractionCost, contract, contract_argmax, contraction_cost
 
 __all__ = ["VariableElimination"]
@@ -59,7 +63,14 @@ class VariableElimination:
         Elimination order heuristic (``"min_fill"``, ``"min_neighbours"``, ``"min_weight"``,
         ``"weighted_min_fill"``), an explicit order, or a callable; see :mod:`.ordering`.
     memory_budget : int
-        Largest table (bytes, all evidence rows together) a query may form.
+        Largest table (bytes, all evidence rows together) a query may form; an int >= 1.
+
+    Notes
+    -----
+    Everywhere a list of variables is taken, one string is one variable: ``query("lung")`` is
+    ``query(["lung"])``, and ``query("RW")`` asks for a variable named ``RW``. A query variable
+    may not be observed, nor named twice. Evidence with N = 0 rows gives results with a leading
+    dimension 0.
     """
 
     def __init__(
@@ -68,9 +79,10 @@ class VariableElimination:
         order: OrderSpec = "min_fill",
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
+        check_model(model, "VariableElimination")
         self.model = model
-        self.order = order
-        self.memory_budget = memory_budget
+        self.order = check_order(order, "VariableElimination", model)
+        self.memory_budget = check_memory_budget(memory_budget, "VariableElimination")
         self._factors = model.factors()
         self._dtype = self._factors[0].log_values.dtype
         self._device = self._factors[0].log_values.device
@@ -123,10 +135,11 @@ class VariableElimination:
         return tables, scopes, path
 
     # queries ----------------------------------------------------------------------------------
-    def cost(self, variables: Sequence[str] = (), evidence: Any = None,
+    def cost(self, variables: str | Sequence[str] = (), evidence: Any = None,
              soft_evidence: Any = None) -> ContractionCost:
         """Size of the tables a query would form, without running it."""
         ev = self._evidence(evidence, soft_evidence)
+        variables = check_query(self.model, variables, ev)
         _, scopes = apply_evidence(self._relevant(ev, variables), ev)
         order = elimination_order(undirected_from_scopes(scopes), self.model.cards, self.order,
                                   keep=variables)
@@ -146,7 +159,7 @@ class VariableElimination:
 
     def query(
         self,
-        variables: Sequence[str],
+        variables: str | Sequence[str],
         evidence: Any = None,
         soft_evidence: Any = None,
         *,
@@ -156,8 +169,9 @@ class VariableElimination:
 
         Parameters
         ----------
-        variables : sequence of str
-            Query variables (not observed).
+        variables : str or sequence of str
+            Query variables (not observed, each named once); one string is one variable. An
+            empty list gives the factor over no variables (probability 1).
         evidence, soft_evidence
             See :func:`pgm.inference.evidence.resolve_evidence`.
         joint : bool
@@ -168,10 +182,13 @@ class VariableElimination:
         ------
         ZeroProbabilityEvidence
             If some evidence row has probability zero.
+        UnknownVariableError, ValidationError
+            An unknown, repeated or observed query variable.
         """
-        variables = list(variables)
+        if not isinstance(joint, bool):
+            raise ValidationError("query", "joint must be a bool", found=repr(joint))
         ev = self._evidence(evidence, soft_evidence)
-        check_query(self.model, variables, ev)
+        variables = check_query(self.model, variables, ev)
         if not joint:
             margs = self._marginals(ev, variables)
             return {v: Factor([v], torch.log(m), {v: self.model.states[v]})
@@ -185,9 +202,16 @@ class VariableElimination:
 
     def marginals(
         self, evidence: Any = None, soft_evidence: Any = None,
-        variables: Sequence[str] | None = None,
+        variables: str | Sequence[str] | None = None,
     ) -> dict[str, Tensor]:
         """Every single-variable posterior at once (the gradient of log Z).
+
+        Parameters
+        ----------
+        evidence, soft_evidence
+            See :func:`pgm.inference.evidence.resolve_evidence`.
+        variables : str or sequence of str, optional
+            The variables wanted (one string is one variable); default every unobserved one.
 
         Returns
         -------
@@ -197,8 +221,8 @@ class VariableElimination:
         ev = self._evidence(evidence, soft_evidence)
         if variables is None:
             variables = [v for v in self.model.variables if v not in ev.hard]
-        check_query(self.model, list(variables), ev)
-        return self._marginals(ev, list(variables))
+        variables = check_query(self.model, variables, ev)
+        return self._marginals(ev, variables)
 
     def _marginals(self, ev: Evidence, variables: list[str]) -> dict[str, Tensor]:
         if not variables:
@@ -225,8 +249,9 @@ class VariableElimination:
 
         Parameters
         ----------
-        variables : sequence of str, optional
-            None (default): the MPE over every unobserved variable. A subset: marginal MAP,
+        variables : str or sequence of str, optional
+            None (default): the MPE over every unobserved variable. A subset (one string is
+            one variable): marginal MAP,
             ``argmax_q sum_rest p(q, rest, e)``, computed exactly from the joint table over
             ``variables`` (checked against the memory budget).
 
@@ -235,11 +260,11 @@ class VariableElimination:
         MAPResult
         """
         ev = self._evidence(evidence, soft_evidence)
+        if variables is not None:  # checked before any work
+            variables = check_query(self.model, variables, ev)
         log_e = self.log_evidence(evidence, soft_evidence)
         raise_if_zero(log_e, ev, f"MAP query on model {self.model.name!r}")
         if variables is not None:
-            variables = list(variables)
-            check_query(self.model, variables, ev)
             tables, scopes, path = self._plan(ev, variables)
             table = contract(tables, scopes, variables, optimize=path, validate=False)
             best = contract_argmax([table], [tuple(variables)], validate=False)

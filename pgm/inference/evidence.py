@@ -6,6 +6,13 @@ leading dimension N. Within a batch a row may leave a variable unobserved (``Non
 DataFrame, -1 in a tensor). Soft (virtual) evidence ``{var: likelihood}`` multiplies in a
 non-negative likelihood vector of shape (card,) or (N, card).
 
+Zero rows (empty lists, tensors of shape (0,) or (0, card), an empty DataFrame with columns) are
+a batch of N = 0: every exact and approximate method then answers with tensors whose leading
+dimension is 0 (there is nothing to compute, and nothing is NaN).
+
+A variable can carry evidence only once: a mapping has one entry per key, a DataFrame with a
+repeated column and a variable with both hard and soft evidence are refused.
+
 Examples
 --------
 >>> from pgm.inference.evidence import resolve_evidence
@@ -25,6 +32,7 @@ from torch import Tensor
 
 from pgm.factor import Factor, state_index
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
     UnknownStateError,
@@ -64,9 +72,12 @@ def _is_missing(s: Any) -> bool:
 
 def _column(var: str, states: Sequence[str], value: Any) -> Tensor:
     if isinstance(value, Tensor):
-        if value.is_floating_point():
-            raise ValidationError(f"evidence on {var!r}", "state indices must be integers",
-                                  found=value.dtype)
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise DtypeMismatchError(f"evidence on {var!r}", "state indices must be integers",
+                                     found=value.dtype, fix="use a LongTensor (-1: unobserved)")
+        if value.dim() > 1:
+            raise ShapeError(f"evidence on {var!r}", "a tensor of state indices must have shape "
+                             "() or (N,)", found=tuple(value.shape))
         t = value.long()
         bad = (t < -1) | (t >= len(states))
         if bool(bad.any()):
@@ -97,11 +108,32 @@ def resolve_evidence(
     evidence : mapping or pandas.DataFrame, optional
         Hard evidence, see the module docstring.
     soft_evidence : mapping, optional
-        ``variable -> likelihood`` (non-negative, not all zero), shape (card,) or (N, card).
+        ``variable -> likelihood`` (non-negative, finite, not all zero), shape (card,) or
+        (N, card): a floating-point tensor (an integer tensor is refused, not cast) or a
+        sequence of numbers.
+    dtype : torch.dtype
+        Floating dtype of the soft-evidence log-likelihoods.
+
+    Returns
+    -------
+    Evidence
+        ``batch_shape`` is ``(N,)`` for N rows, N = 0 included (an empty batch).
     """
+    if not isinstance(states, Mapping):
+        raise ValidationError("resolve_evidence", "states must be a mapping variable -> names",
+                              found=type(states).__name__)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError("resolve_evidence", "dtype must be a floating-point torch.dtype",
+                              found=repr(dtype))
     hard: dict[str, Tensor] = {}
     if evidence is not None:
         if hasattr(evidence, "to_dict") and hasattr(evidence, "columns"):  # pandas DataFrame
+            cols = list(evidence.columns)
+            dup = sorted({str(c) for c in cols if cols.count(c) > 1})
+            if dup:
+                raise ValidationError("evidence", "a DataFrame column is repeated, so a "
+                                      "variable would be observed twice", found=dup,
+                                      fix="keep one column per variable")
             evidence = {c: list(evidence[c]) for c in evidence.columns}
         if not isinstance(evidence, Mapping):
             raise ValidationError("evidence", "must be a mapping or a pandas DataFrame",
@@ -112,17 +144,32 @@ def resolve_evidence(
                                            fix="check the spelling against model.variables")
             hard[v] = _column(v, states[v], val).to(device)
     soft: dict[str, Tensor] = {}
+    if soft_evidence is not None and not isinstance(soft_evidence, Mapping):
+        raise ValidationError("soft evidence", "must be a mapping variable -> likelihoods",
+                              found=type(soft_evidence).__name__,
+                              fix="pass e.g. {'xray': [0.9, 0.2]}")
     for v, lik in (soft_evidence or {}).items():
         if v not in states:
             raise UnknownVariableError("soft evidence", f"names unknown variable {v!r}")
-        t = torch.as_tensor(lik, dtype=dtype, device=device)
+        if isinstance(lik, Tensor) and not lik.is_floating_point():
+            raise DtypeMismatchError(f"soft evidence on {v!r}",
+                                     "likelihoods must be a floating-point tensor",
+                                     found=lik.dtype, fix="convert with .double()")
+        try:
+            t = torch.as_tensor(lik, dtype=dtype, device=device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError(f"soft evidence on {v!r}", "likelihoods must be a tensor or "
+                                  "a sequence of numbers", found=type(lik).__name__) from err
         if t.shape[-1:] != (len(states[v]),) or t.dim() > 2:
             raise ShapeError(f"soft evidence on {v!r}",
                              f"needs shape ({len(states[v])},) or (N, {len(states[v])})",
                              found=tuple(t.shape))
-        if bool(torch.isnan(t).any()) or bool((t < 0).any()) or bool(torch.isinf(t).any()):
+        if not bool(torch.isfinite(t).all()):
             raise NonFiniteError(f"soft evidence on {v!r}",
-                                 "likelihoods must be finite and non-negative", found=t.tolist())
+                                 "likelihoods must be finite", found=t.tolist())
+        if bool((t < 0).any()):
+            raise ValidationError(f"soft evidence on {v!r}",
+                                  "likelihoods must be non-negative", found=t.tolist())
         if bool((t.sum(-1) == 0).any()):
             raise ValidationError(f"soft evidence on {v!r}",
                                   "a likelihood vector is zero for every state")

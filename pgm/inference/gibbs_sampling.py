@@ -47,12 +47,17 @@ import torch
 from torch import Tensor
 
 from pgm.factor import Factor, state_index
+from pgm.inference._common import check_model
 from probforge.errors import (
+    DtypeMismatchError,
     MemoryBudgetExceeded,
+    ShapeError,
+    UnknownStateError,
     UnknownVariableError,
     ValidationError,
 )
 from probforge.ops import check_generator, gumbel, make_generator
+from probforge.validate import check_int, check_names
 from samplers.gibbs import Gibbs
 from samplers.run import sample
 from samplers.samples import Samples
@@ -81,11 +86,12 @@ class GibbsSampler:
         Anything with ``variables``, ``states``, ``cards``, ``factors()``, ``dtype`` and
         ``device``.
     evidence : mapping str -> state name or index, optional
-        Hard evidence, clamped.
+        Hard evidence, clamped (one state per variable; batches of evidence rows are not
+        supported here).
     blocks : "auto", "single" or list of lists of variable names
         ``"auto"``: deterministic nodes merged with their parents (see the module docstring);
         ``"single"``: single-site Gibbs; or explicit blocks covering every unobserved variable
-        exactly once.
+        exactly once (a block given as one string is one variable).
     scan : {"systematic", "random", "colour"}
         See the module docstring (``"checkerboard"`` is accepted for ``"colour"``).
     """
@@ -98,6 +104,7 @@ class GibbsSampler:
         blocks: str | Sequence[Sequence[str]] = "auto",
         scan: str = "systematic",
     ) -> None:
+        check_model(model, "GibbsSampler")
         if scan == "checkerboard":
             scan = "colour"
         if scan not in ("systematic", "random", "colour"):
@@ -106,6 +113,9 @@ class GibbsSampler:
         self.model = model
         self.scan = scan
         states = model.states
+        if evidence is not None and not isinstance(evidence, Mapping):
+            raise ValidationError("GibbsSampler evidence", "must be a mapping variable -> state",
+                                  found=type(evidence).__name__, fix="pass e.g. {'dysp': 'yes'}")
         ev: dict[str, int] = {}
         for v, s in (evidence or {}).items():
             if v not in states:
@@ -157,7 +167,10 @@ class GibbsSampler:
             for b in out:
                 b.sort(key=self.free.index)
         else:
-            out = [list(b) for b in blocks]
+            if not isinstance(blocks, Sequence):
+                raise ValidationError("GibbsSampler blocks", "must be 'auto', 'single' or a list "
+                                      "of lists of variables", found=type(blocks).__name__)
+            out = [check_names(b, "GibbsSampler block") for b in blocks]
             seen = [v for b in out for v in b]
             if sorted(seen) != sorted(self.free) or len(set(seen)) != len(seen):
                 raise ValidationError(
@@ -268,7 +281,8 @@ class GibbsSampler:
     def initial_position(self, num_chains: int,
                          generator: torch.Generator | None = None) -> Tensor:
         """Starting states (chains, F): ancestral draws for a Bayesian network (evidence
-        ignored), uniform states otherwise."""
+        ignored), uniform states otherwise. ``num_chains`` is an int >= 1."""
+        num_chains = check_int(num_chains, "GibbsSampler num_chains", minimum=1)
         check_generator(generator, self.model.device)
         if hasattr(self.model, "sample") and hasattr(self.model, "cpd"):
             full: Tensor = self.model.sample(num_chains, generator=generator)
@@ -296,6 +310,7 @@ class GibbsSampler:
         Parameters
         ----------
         num_chains, num_draws : int
+            Ints >= 1 (zero chains or draws are refused: there would be no samples).
         num_warmup : int
             Discarded sweeps (a fixed burn-in).
         thin : int
@@ -303,12 +318,15 @@ class GibbsSampler:
         seed : int, optional
             Used when ``generator`` is None.
         initial_position : LongTensor (chains, F), optional
-            States of the unobserved variables (order of :attr:`free`).
+            States of the unobserved variables (order of :attr:`free`), ``num_chains`` rows.
         """
+        num_chains = check_int(num_chains, "GibbsSampler num_chains", minimum=1)
         if generator is None and seed is not None:
             generator = make_generator(seed, self.model.device)
-        x0 = initial_position if initial_position is not None else \
-            self.initial_position(num_chains, generator)
+        if initial_position is not None:
+            x0 = self._check_position(initial_position, num_chains)
+        else:
+            x0 = self.initial_position(num_chains, generator)
         raw = sample(self.kernel, self.log_density, x0, num_draws=num_draws,
                      num_warmup=num_warmup, thin=thin, generator=generator, seed=seed,
                      progress=progress)
@@ -326,6 +344,28 @@ class GibbsSampler:
             f"{v}={self.model.states[v][i]}" for v, i in self.evidence.items())
         attrs["blocks"] = [" ".join(b) for b in self.blocks]
         return Samples(draws, raw.stats, attrs)
+
+    def _check_position(self, x0: Any, num_chains: int) -> Tensor:
+        """A starting position: an integer tensor (num_chains, F) of valid state indices."""
+        if not isinstance(x0, Tensor):
+            raise ValidationError("GibbsSampler initial_position", "must be a LongTensor",
+                                  found=type(x0).__name__)
+        if x0.is_floating_point() or x0.is_complex() or x0.dtype == torch.bool:
+            raise DtypeMismatchError("GibbsSampler initial_position",
+                                     "must hold integer state indices", found=x0.dtype)
+        if tuple(x0.shape) != (num_chains, len(self.free)):
+            raise ShapeError("GibbsSampler initial_position",
+                             f"must have shape (num_chains, {len(self.free)}) = "
+                             f"({num_chains}, {len(self.free)}), columns {self.free[:5]}...",
+                             found=tuple(x0.shape))
+        cards = torch.tensor([self.model.cards[v] for v in self.free], device=x0.device)
+        bad = (x0 < 0) | (x0 >= cards)
+        if bool(bad.any()):
+            row, col = (int(i) for i in torch.nonzero(bad)[0])
+            raise UnknownStateError(f"GibbsSampler initial_position[{row}, {col}]",
+                                    f"state index of {self.free[col]!r} out of range "
+                                    f"[0, {int(cards[col])})", found=int(x0[row, col]))
+        return x0.long()
 
     def marginals(self, samples: Samples) -> dict[str, Tensor]:
         """Estimated marginal of every variable from ``samples`` (frequencies), shape (card,)."""

@@ -45,6 +45,10 @@ from pgm.inference._common import (
     DEFAULT_MEMORY_BUDGET,
     DiscreteModel,
     check_budget,
+    check_memory_budget,
+    check_model,
+    check_model_variables,
+    check_order,
     raise_if_zero,
 )
 from pgm.inference._flat_tree import FlatTree
@@ -54,6 +58,7 @@ from pgm.inference.ordering import OrderSpec, elimination_order, triangulate
 from probforge.errors import UnknownVariableError, ValidationError
 from probforge.ops import ContractionCost, contract
 from probforge.ops.native import enabled as native_enabled
+from probforge.validate import check_names
 
 __all__ = ["DENSE_CLIQUE_ENTRIES", "NATIVE_TREE_ENTRIES", "CalibratedTree", "JunctionTree"]
 
@@ -80,14 +85,15 @@ class JunctionTree:
     Parameters
     ----------
     model : BayesianNetwork or MarkovNetwork
-    evidence_vars : sequence of str
-        Variables that will carry hard evidence (fully observed in every row).
-    soft_evidence_vars : sequence of str
-        Variables that will carry soft evidence.
+    evidence_vars : str or sequence of str
+        Variables that will carry hard evidence (fully observed in every row); one string is
+        one variable.
+    soft_evidence_vars : str or sequence of str
+        Variables that will carry soft evidence (none of them also in ``evidence_vars``).
     order : elimination order spec used for triangulation.
     memory_budget : int
         Bytes allowed for the largest clique table (per evidence row times rows, checked at
-        calibration).
+        calibration); an int >= 1.
     method : {"auto", "flat", "dense"}
         How sum-product calibration runs: one flat level-by-level program over all cliques
         (fastest for many small cliques), dense per-clique contractions (fastest for large
@@ -104,14 +110,20 @@ class JunctionTree:
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         method: str = "auto",
     ) -> None:
+        check_model(model, "JunctionTree")
         if method not in ("auto", "flat", "dense"):
             raise ValidationError("JunctionTree", "method must be 'auto', 'flat' or 'dense'",
                                   found=repr(method))
-        for v in (*evidence_vars, *soft_evidence_vars):
-            if v not in model.states:
-                raise UnknownVariableError(f"model {model.name!r}", f"has no variable {v!r}")
+        evidence_vars = check_model_variables(model, evidence_vars, "JunctionTree evidence_vars")
+        soft_evidence_vars = check_model_variables(model, soft_evidence_vars,
+                                                   "JunctionTree soft_evidence_vars")
+        both = sorted(set(evidence_vars) & set(soft_evidence_vars))
+        if both:
+            raise ValidationError("JunctionTree", "a variable cannot carry both hard and soft "
+                                  "evidence", found=both, fix="give each variable one kind")
+        order = check_order(order, "JunctionTree", model)
         self.model = model
-        self.memory_budget = memory_budget
+        self.memory_budget = check_memory_budget(memory_budget, "JunctionTree")
         self.evidence_vars = frozenset(evidence_vars)
         self._evidence_order = sorted(self.evidence_vars)
         self._states = model.states
@@ -440,6 +452,9 @@ class CalibratedTree:
         For the max semiring: the max-marginal divided by the overall max (its largest entry
         is 1).
         """
+        if not isinstance(variable, str):
+            raise ValidationError("calibrated tree", "marginal takes one variable name (str)",
+                                  found=repr(variable), fix="use joint([...]) for several")
         if variable not in self.tree.home:
             raise UnknownVariableError("calibrated tree", f"has no hidden variable {variable!r}")
         if self._tables is not None:
@@ -457,16 +472,26 @@ class CalibratedTree:
         m = self._marg[:, o:o + self.tree._cards[variable]]
         return self._expand_rows(m if self._ev.batch_shape else m[0])
 
-    def joint(self, variables: Sequence[str]) -> Tensor:
+    def joint(self, variables: str | Sequence[str]) -> Tensor:
         """Posterior over variables that lie in one clique, shape batch + cards.
+
+        ``variables`` are hidden (unobserved) variables, each named once; one string is one
+        variable. The joint over no variables is 1 (shape batch).
 
         Raises
         ------
+        UnknownVariableError
+            A variable that is not a hidden variable of the tree.
         ValidationError
             If no clique contains all of them (use VariableElimination for such queries).
         """
         t = self.tree
-        variables = list(variables)
+        variables = check_names(variables, "calibrated tree joint variables")
+        for v in variables:
+            if v not in t.home:
+                raise UnknownVariableError("calibrated tree", f"has no hidden variable {v!r}",
+                                           fix="observed variables have no joint here; check "
+                                           "the spelling against model.variables")
         fits = [i for i, c in enumerate(t.cliques) if set(variables) <= set(c)]
         if not fits:
             raise ValidationError(

@@ -38,21 +38,26 @@ True
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pgm.inference._common import DiscreteModel
+from pgm.inference._common import DiscreteModel, check_model
 from pgm.inference.evidence import Evidence, apply_evidence, resolve_evidence
 from probforge.errors import (
     ConvergenceError,
+    DeviceMismatchError,
+    DtypeMismatchError,
+    NonFiniteError,
     ShapeError,
     ValidationError,
     ZeroProbabilityEvidence,
 )
 from probforge.ops import check_generator, finite_shift, logaddexp, logmatmulexp, logsumexp
+from probforge.validate import check_int, check_real
 
 __all__ = [
     "ChainBPResult",
@@ -158,6 +163,7 @@ class _PaddedFactorGraph:
         self.variables = [v for v in model.variables if v in in_scope]
         index = {v: i for i, v in enumerate(self.variables)}
         all_cards = model.cards
+        self.model_cards = all_cards
         self.cards = [all_cards[v] for v in self.variables]
         self.k = max(self.cards, default=1)
         k = self.k
@@ -280,20 +286,22 @@ def _normalise(logm: Tensor) -> Tensor:
     return logm - finite_shift(logsumexp(logm, -1, keepdim=True))
 
 
-def _check_options(semiring: str, damping: float, max_iter: int, tol: float) -> None:
+def _check_options(semiring: Any, damping: Any, max_iter: Any, tol: Any
+                   ) -> tuple[str, float, int, float]:
+    """The options as (semiring, damping in [0, 1), max_iter >= 1, finite tol > 0)."""
     if semiring not in _SEMIRINGS:
         raise ValidationError("loopy belief propagation", "semiring must be 'sum' or 'max'",
                               found=repr(semiring), fix="use semiring='sum' or 'max'")
-    if not 0.0 <= float(damping) < 1.0:
+    if isinstance(damping, bool) or not isinstance(damping, numbers.Real | Tensor) or not (
+            0.0 <= float(damping) < 1.0):
         raise ValidationError(
-            "loopy belief propagation", "damping must lie in [0, 1)", found=damping,
-            fix="use 0 for none, about 0.5 to stabilise oscillating messages",
-        )
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValidationError("loopy belief propagation", "max_iter must be an int >= 1",
-                              found=repr(max_iter))
-    if not tol > 0:
-        raise ValidationError("loopy belief propagation", "tol must be > 0", found=tol)
+            "loopy belief propagation", "damping must be a number in [0, 1)",
+            found=repr(damping),
+            fix="use 0 for none, about 0.5 to stabilise oscillating messages")
+    damping = check_real(damping, "loopy belief propagation damping")
+    max_iter = check_int(max_iter, "loopy belief propagation max_iter", minimum=1)
+    tol = check_real(tol, "loopy belief propagation tol", minimum=0.0, strict_minimum=True)
+    return semiring, damping, max_iter, tol
 
 
 class LoopyBeliefPropagation:
@@ -308,12 +316,15 @@ class LoopyBeliefPropagation:
     damping : float in [0, 1)
         Each new message is ``(1 - damping) * new + damping * old`` (in probability).
     max_iter : int
-        Iteration cap.
+        Iteration cap, an int >= 1.
     tol : float
-        Convergence threshold on the largest change of a message probability. On a tree (a
-        forest factor graph) without damping the run instead continues until the messages stop
-        changing (to rounding), which takes at most the graph's diameter in iterations and makes
-        the result exact.
+        Convergence threshold (finite, > 0) on the largest change of a message probability. On
+        a tree (a forest factor graph) without damping the run instead continues until the
+        messages stop changing (to rounding), which takes at most the graph's diameter in
+        iterations and makes the result exact.
+
+    Evidence with N = 0 rows gives a result with a leading dimension 0 everywhere
+    (``converged=True``, ``n_iter=0``): there is nothing to iterate on.
 
     Examples
     --------
@@ -334,12 +345,13 @@ class LoopyBeliefPropagation:
         max_iter: int = 200,
         tol: float = 1e-8,
     ) -> None:
-        _check_options(semiring, damping, max_iter, tol)
+        check_model(model, "loopy belief propagation")
+        semiring, damping, max_iter, tol = _check_options(semiring, damping, max_iter, tol)
         self.model = model
         self.semiring = semiring
-        self.damping = float(damping)
+        self.damping = damping
         self.max_iter = max_iter
-        self.tol = float(tol)
+        self.tol = tol
 
     def _factor_to_var(self, fg: _PaddedFactorGraph, m_v2f: Tensor) -> Tensor:
         nb = len(fg.batch_shape)
@@ -394,6 +406,8 @@ class LoopyBeliefPropagation:
         Returns
         -------
         LoopyBPResult
+            With N = 0 evidence rows: every tensor has leading dimension 0, ``converged`` is
+            True and ``n_iter`` 0.
 
         Raises
         ------
@@ -404,8 +418,19 @@ class LoopyBeliefPropagation:
             If the messages become NaN (never expected; a guard against silent garbage).
         """
         fg = _PaddedFactorGraph(self.model, evidence, soft_evidence)
+        check_generator(generator, fg.device)  # also when there is nothing to iterate
         hidden = [v for v in fg.variables if v not in fg.evidence.hard]
         where = f"loopy BP on model {fg.model_name!r}"
+        if 0 in fg.batch_shape:  # no evidence rows: empty answers, nothing to iterate
+            cards = fg.model_cards
+            empty = torch.zeros(fg.batch_shape, dtype=fg.dtype, device=fg.device)
+            margs = {v: torch.zeros((*fg.batch_shape, cards[v]), dtype=fg.dtype,
+                                    device=fg.device) for v in hidden}
+            if self.semiring == "max":
+                best = {v: torch.zeros(fg.batch_shape, dtype=torch.long, device=fg.device)
+                        for v in hidden}
+                return LoopyBPResult(margs, True, 0, empty, None, best)
+            return LoopyBPResult(margs, True, 0, empty, empty.clone(), None)
         if not fg.variables:
             _raise_if_impossible(fg.const, fg, where)
             empty = torch.zeros(fg.batch_shape, dtype=fg.dtype, device=fg.device)
@@ -566,9 +591,12 @@ def chain_belief_propagation(
     Parameters
     ----------
     log_potentials : Tensor, shape batch + (T - 1, K, K)
-        ``log phi_t(x_t, x_{t+1})``; ``-inf`` is a zero potential. ``T >= 2``.
+        ``log phi_t(x_t, x_{t+1})``, a floating-point tensor; ``-inf`` is a zero potential,
+        NaN and ``+inf`` are refused. ``T >= 2`` and ``K >= 1``. An empty batch (a batch
+        dimension of size 0) gives empty results.
     log_unary : Tensor, shape batch + (T, K), optional
-        Node potentials ``log psi_t(x_t)`` (absent from the textbook's chain; zero by default).
+        Node potentials ``log psi_t(x_t)`` (absent from the textbook's chain; zero by default):
+        a floating-point tensor of the same dtype and device, no NaN or ``+inf``.
 
     Returns
     -------
@@ -589,25 +617,44 @@ def chain_belief_propagation(
     """
     lp = log_potentials
     if not isinstance(lp, Tensor) or not lp.is_floating_point() or lp.dim() < 3 \
-            or lp.shape[-1] != lp.shape[-2] or lp.shape[-3] < 1:
+            or lp.shape[-1] != lp.shape[-2] or lp.shape[-3] < 1 or lp.shape[-1] < 1:
         raise ShapeError(
             "chain_belief_propagation", "log_potentials must be a float tensor of shape "
             "batch + (T - 1, K, K) with T >= 2",
             found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
         )
     if bool(torch.isnan(lp).any()) or bool(torch.isposinf(lp).any()):
-        raise ValidationError("chain_belief_propagation", "log_potentials contain NaN or +inf",
-                              fix="use -inf for zero potentials")
+        raise NonFiniteError("chain_belief_propagation", "log_potentials contain NaN or +inf",
+                             fix="use -inf for zero potentials")
     t_len, k = lp.shape[-3] + 1, lp.shape[-1]
     batch = lp.shape[:-3]
     if log_unary is None:
         u = torch.zeros((*batch, t_len, k), dtype=lp.dtype, device=lp.device)
     else:
-        if log_unary.shape[-2:] != (t_len, k):
+        if not isinstance(log_unary, Tensor):
+            raise ValidationError("chain_belief_propagation", "log_unary must be a torch.Tensor",
+                                  found=type(log_unary).__name__)
+        if log_unary.dtype != lp.dtype:
+            raise DtypeMismatchError("chain_belief_propagation", "log_unary must have the dtype "
+                                     "of log_potentials", found=f"{log_unary.dtype} vs "
+                                     f"{lp.dtype}", fix=f"convert with .to({lp.dtype})")
+        if log_unary.device != lp.device:
+            raise DeviceMismatchError("chain_belief_propagation", "log_unary must be on the "
+                                      "device of log_potentials",
+                                      found=f"{log_unary.device} vs {lp.device}")
+        if log_unary.dim() < 2 or log_unary.shape[-2:] != (t_len, k):
             raise ShapeError("chain_belief_propagation", f"log_unary needs shape batch + "
                              f"({t_len}, {k})", found=tuple(log_unary.shape))
-        u = log_unary.to(lp.dtype)
-        batch = torch.Size(torch.broadcast_shapes(batch, u.shape[:-2]))  # type: ignore[no-untyped-call]
+        if bool(torch.isnan(log_unary).any()) or bool(torch.isposinf(log_unary).any()):
+            raise NonFiniteError("chain_belief_propagation", "log_unary contains NaN or +inf",
+                                 fix="use -inf for zero potentials")
+        u = log_unary
+        try:
+            batch = torch.Size(torch.broadcast_shapes(batch, u.shape[:-2]))  # type: ignore[no-untyped-call]
+        except RuntimeError as err:
+            raise ShapeError("chain_belief_propagation", "the batch shapes of log_potentials "
+                             "and log_unary do not broadcast",
+                             found=f"{tuple(batch)} vs {tuple(u.shape[:-2])}") from err
         u = u.expand(*batch, t_len, k)
         lp = lp.expand(*batch, t_len - 1, k, k)
     one = torch.zeros((*batch, k), dtype=lp.dtype, device=lp.device)

@@ -44,10 +44,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from pgm.inference._common import DiscreteModel
+from pgm.inference._common import DiscreteModel, check_model
 from pgm.inference.loopy_bp import _PaddedFactorGraph
-from probforge.errors import ValidationError, ZeroProbabilityEvidence
+from probforge.errors import ZeroProbabilityEvidence
 from probforge.ops import check_generator, finite_shift, logsumexp
+from probforge.validate import check_int, check_real
 
 __all__ = ["MeanField", "MeanFieldResult", "mean_field"]
 
@@ -100,9 +101,13 @@ class MeanField:
     model : BayesianNetwork or MarkovNetwork
         Anything with ``variables``, ``states``, ``cards`` and ``factors()``.
     max_iter : int
-        Cap on the number of sweeps.
+        Cap on the number of sweeps, an int >= 1.
     tol : float
-        Convergence threshold on the largest change of a ``q_j`` probability in one sweep.
+        Convergence threshold (finite, > 0) on the largest change of a ``q_j`` probability in
+        one sweep.
+
+    Evidence with N = 0 rows gives a result with a leading dimension 0 everywhere
+    (``elbo_history`` of shape (1, 0), ``converged=True``, ``n_iter=0``).
 
     Examples
     --------
@@ -113,14 +118,10 @@ class MeanField:
     """
 
     def __init__(self, model: DiscreteModel, *, max_iter: int = 500, tol: float = 1e-8) -> None:
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValidationError("mean field", "max_iter must be an int >= 1",
-                                  found=repr(max_iter))
-        if not tol > 0:
-            raise ValidationError("mean field", "tol must be > 0", found=tol)
+        check_model(model, "mean field")
         self.model = model
-        self.max_iter = max_iter
-        self.tol = float(tol)
+        self.max_iter = check_int(max_iter, "mean field max_iter", minimum=1)
+        self.tol = check_real(tol, "mean field tol", minimum=0.0, strict_minimum=True)
 
     # preparation --------------------------------------------------------------------------------
     @staticmethod
@@ -259,7 +260,15 @@ class MeanField:
             fully factorised ``q`` with positive mass from this start.
         """
         fg = _PaddedFactorGraph(self.model, evidence, soft_evidence)
+        check_generator(generator, fg.device)  # also when there is nothing to iterate
         where = f"mean field on model {fg.model_name!r}"
+        if 0 in fg.batch_shape:  # no evidence rows: empty answers, nothing to iterate
+            cards = self.model.cards
+            margs = {v: torch.zeros((*fg.batch_shape, cards[v]), dtype=fg.dtype,
+                                    device=fg.device)
+                     for v in fg.variables if v not in fg.evidence.hard}
+            empty = torch.zeros((1, *fg.batch_shape), dtype=fg.dtype, device=fg.device)
+            return MeanFieldResult(margs, empty, True, 0)
         split = self._split_tables(fg)
         q = self._initial(fg, generator)
         if not fg.variables:

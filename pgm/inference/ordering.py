@@ -34,6 +34,7 @@ import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from probforge.errors import UnknownVariableError, ValidationError
+from probforge.validate import check_names
 
 __all__ = [
     "BEST", "HEURISTICS", "OrderSpec", "elimination_order", "order_to_path", "triangulate",
@@ -114,17 +115,29 @@ def elimination_order(
     spec : str, sequence or callable
         Heuristic name (or ``"best"``), an explicit order (checked to cover exactly the
         variables to eliminate), or a callable ``(adjacency, cards, keep) -> order``.
-    keep : collection
-        Variables that stay (query variables).
+    keep : str or collection of str
+        Variables that stay (query variables); one string is one variable.
     best_above : int
         Under ``"best"``: keep min-fill's order when its elimination creates at most this many
         table entries (then the other heuristics cost more time to run than they could save).
     """
-    todo = [v for v in adjacency if v not in set(keep)]
+    if not isinstance(adjacency, Mapping) or not isinstance(cards, Mapping):
+        raise ValidationError("elimination order", "adjacency and cards must be mappings",
+                              found=f"{type(adjacency).__name__}, {type(cards).__name__}")
+    no_card = [v for v in adjacency if v not in cards]
+    if no_card:
+        raise UnknownVariableError("elimination order", "cards give no cardinality for "
+                                   f"{no_card[:5]}", fix="pass model.cards")
+    keep = set(check_names(keep, "elimination order keep"))
+    todo = [v for v in adjacency if v not in keep]
     if callable(spec) and not isinstance(spec, str):
         order = list(spec(adjacency, cards, keep))
     elif not isinstance(spec, str):
-        order = list(spec)
+        if not isinstance(spec, Sequence) or isinstance(spec, bytes):
+            raise ValidationError(
+                "elimination order", "must be a heuristic name, a list of variables or a "
+                "callable", found=type(spec).__name__)
+        order = check_names(spec, "elimination order")
     elif spec == BEST:
         first = _greedy(adjacency, cards, HEURISTICS[0], todo)
         if first[1] <= best_above:

@@ -18,6 +18,7 @@ from probforge.errors import (
 )
 from probforge.ops.device import common_device_dtype
 from probforge.ops.special import logsumexp
+from probforge.validate import check_int, check_real
 
 
 def _check_float_dtype(dtype: torch.dtype, subject: str) -> None:
@@ -57,20 +58,11 @@ def _check_data(x: object, subject: str = "x") -> Tensor:
 
 
 def _check_int(value: object, subject: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValidationError(subject, f"must be an int >= {minimum}", found=repr(value))
-    return value
+    return check_int(value, subject, minimum=minimum)
 
 
 def _check_nonneg_float(value: object, subject: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValidationError(subject, "must be a finite number >= 0", found=repr(value))
-    return float(value)
+    return check_real(value, subject, minimum=0.0)
 
 
 def _check_n_components(n_components: object, n: int) -> int:

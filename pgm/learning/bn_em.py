@@ -64,9 +64,10 @@ from pgm.learning.counts import (
     encode_data,
 )
 from pgm.learning.em_monitor import EMMonitor
-from pgm.learning.parameters import Prior, dirichlet_pseudo_counts, model_from_counts
+from pgm.learning.parameters import Prior, counts_to_model, dirichlet_pseudo_counts
 from probforge.errors import ValidationError, ZeroProbabilityEvidence
 from probforge.ops import check_generator
+from probforge.validate import check_int, check_real
 
 __all__ = [
     "EMResult",
@@ -137,6 +138,9 @@ def _patterns(st: NetworkStructure, x: Tensor, cols: Sequence[str], weights: Ten
     first = torch.full((m,), full.shape[0], dtype=torch.long, device=full.device)
     first = first.scatter_reduce(0, inverse, order, reduce="amin")
     keep = wsum > 0  # zero-weight rows change nothing (and must not raise on zero probability)
+    if not bool(keep.any()):
+        raise ValidationError("weights", "are zero for every data row, so there is nothing to "
+                              "fit or score", fix="give some rows a positive weight")
     rows, wsum, first = rows[keep], wsum[keep], first[keep]
     observed = tuple(v for j, v in enumerate(st.variables) if bool((rows[:, j] >= 0).any()))
     if not observed:
@@ -208,8 +212,9 @@ def observed_log_likelihood(
     model : BayesianNetwork
     x : LongTensor, shape (N, k)
         State indices, -1 where missing, columns named by ``columns`` (variables of ``model``;
-        the others are summed out).
-    columns : sequence of str
+        the others are summed out). Checked like :func:`~pgm.learning.counts.encode_data`.
+    columns : str or sequence of str
+        One string is one column.
     weights : Tensor, shape (N,), optional
 
     Returns
@@ -230,8 +235,16 @@ def observed_log_likelihood(
     >>> round(float(observed_log_likelihood(asia, x, ["smoke", "dysp"])), 6)
     -1.770683
     """
+    if not isinstance(model, BayesianNetwork):
+        raise ValidationError("observed_log_likelihood", "needs a BayesianNetwork",
+                              found=type(model).__name__)
     st = as_structure(model)
-    pat = _patterns(st, x, columns, weights, model.dtype)
+    if not isinstance(x, Tensor):
+        raise ValidationError("observed_log_likelihood x", "must be a LongTensor of state "
+                              "indices", found=type(x).__name__)
+    x, cols = encode_data(model, x, variables=columns, allow_missing=True, allow_absent=True)
+    weights = check_weights(weights, x.shape[0], x.device)
+    pat = _patterns(st, x, cols, weights, model.dtype)
     cal = _calibrate(model, pat, st)
     w = pat.weights.to(device=model.device, dtype=model.dtype)
     return (w * cal.log_evidence).sum()
@@ -332,6 +345,9 @@ def initial_model(
     True
     """
     st = as_structure(structure)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError("initial_model dtype", "must be a floating-point torch.dtype",
+                              found=repr(dtype))
     dev = torch.device(device) if device is not None else torch.device("cpu")
     if isinstance(init, BayesianNetwork):
         _check_init_structure(init, st)
@@ -409,10 +425,10 @@ def fit_em(
     variables : sequence of str, optional
         Column names of a tensor (default: all the structure's variables, topological order).
     max_iter : int
-        Most EM iterations.
+        Most EM iterations, an int >= 0 (0 scores the initial parameters only).
     tol : float
-        Stop when the objective improves by less than ``tol`` per unit of row weight (the
-        monitor's threshold is ``tol * sum(weights)``).
+        Stop when the objective improves by less than ``tol`` (finite, >= 0) per unit of row
+        weight (the monitor's threshold is ``tol * sum(weights)``).
     dtype : torch.dtype, optional
         Of the tables (default: ``init``'s dtype for a network, else the structure's dtype for a
         network, else float64).
@@ -448,6 +464,8 @@ def fit_em(
     True
     """
     st = as_structure(model_or_structure)
+    max_iter = check_int(max_iter, "fit_em: max_iter", minimum=0)
+    tol = check_real(tol, "fit_em: tol", minimum=0.0)
     if isinstance(init, BayesianNetwork):
         out_dtype = dtype if dtype is not None else init.dtype
     elif dtype is not None:
@@ -456,7 +474,7 @@ def fit_em(
         out_dtype = model_or_structure.dtype
     else:
         out_dtype = torch.float64
-    if not out_dtype.is_floating_point:
+    if not isinstance(out_dtype, torch.dtype) or not out_dtype.is_floating_point:
         raise ValidationError("dtype", "must be a floating-point dtype", found=out_dtype)
     x, cols = encode_data(model_or_structure, data, variables=variables, allow_missing=True,
                           allow_absent=True)
@@ -483,8 +501,8 @@ def fit_em(
     lls.append(float(ll))
     done = monitor.update(ll + _log_prior(model, alpha))
     while not done:
-        model = model_from_counts(st, counts, alpha, unseen="keep", previous=model,
-                                  dtype=out_dtype, name=model_name)
+        model = counts_to_model(st, st, counts, alpha, unseen="keep", previous=model,
+                                dtype=out_dtype, name=model_name)
         counts, ll = _e_step(model, pat, st)
         lls.append(float(ll))
         done = monitor.update(ll + _log_prior(model, alpha))

@@ -42,6 +42,7 @@ from torch import Tensor
 from pgm.bayesnet import BayesianNetwork
 from pgm.graph import topological_order
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
     UnknownStateError,
@@ -193,9 +194,10 @@ def encode_data(
     structure : BayesianNetwork, NetworkStructure or (parents, states) pair
     data : LongTensor of shape (N, k) or pandas.DataFrame
         State indices with columns named by ``variables``, or a DataFrame of state names.
-    variables : sequence of str, optional
-        Column names of a tensor (default: all of the structure's variables, topological order).
-        Not allowed with a DataFrame (its column labels name the variables).
+    variables : str or sequence of str, optional
+        Column names of a tensor (default: all of the structure's variables, topological order);
+        one string is one column name. Not allowed with a DataFrame (its column labels name the
+        variables).
     allow_missing : bool
         Accept missing values (-1 in a tensor, ``None``/NaN in a DataFrame); they come back as -1.
     allow_absent : bool
@@ -250,10 +252,27 @@ def encode_data(
         else:
             raise ValidationError("data", "must be a LongTensor of state indices or a pandas "
                                   "DataFrame of state names", found=type(data).__name__)
-        cols = tuple(st.variables if variables is None else variables)
+        cols = _column_names(st, variables)
         x = _encode_tensor(st, t, cols, allow_missing)
     _check_columns(st, cols, allow_absent)
     return x, cols
+
+
+def _column_names(st: NetworkStructure, variables: Any) -> tuple[str, ...]:
+    """Column names of a data tensor: one str is one name (repeats are reported later, naming
+    the columns)."""
+    if variables is None:
+        return st.variables
+    if isinstance(variables, str):
+        return (variables,)
+    if isinstance(variables, bytes | Tensor) or not isinstance(variables, Sequence):
+        raise ValidationError("variables", "must be a column name (str) or a sequence of names",
+                              found=type(variables).__name__)
+    out = tuple(variables)
+    for c in out:
+        if not isinstance(c, str):
+            raise ValidationError("variables", "column names must be strings", found=repr(c))
+    return out
 
 
 def _check_columns(st: NetworkStructure, cols: tuple[str, ...], allow_absent: bool) -> None:
@@ -370,12 +389,24 @@ def family_index(x: Tensor, columns: Sequence[int], cards: Sequence[int]) -> Ten
 
 
 def check_weights(weights: Tensor | None, n: int, device: torch.device) -> Tensor | None:
-    """Check row weights: shape (n,), finite, >= 0; returned as a float tensor on ``device``."""
+    """Check row weights: shape (n,), finite, >= 0; returned as a float tensor on ``device``.
+
+    ``weights`` is a floating-point tensor (an integer or bool tensor is refused, not cast) or
+    a sequence of numbers (converted to float64).
+    """
     if weights is None:
         return None
-    w = torch.as_tensor(weights)
-    if not w.is_floating_point():
-        w = w.to(torch.float64)
+    if isinstance(weights, Tensor):
+        if not weights.is_floating_point():
+            raise DtypeMismatchError("weights", "must be a floating-point tensor",
+                                     found=weights.dtype, fix="convert with .double()")
+        w = weights
+    else:
+        try:
+            w = torch.as_tensor(weights, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise ValidationError("weights", "must be a tensor or a sequence of numbers",
+                                  found=type(weights).__name__) from err
     if w.shape != (n,):
         raise ShapeError("weights", f"must have shape ({n},), one per data row",
                          found=tuple(w.shape))
@@ -404,10 +435,12 @@ def family_counts(
         Complete data, see :func:`encode_data`; every variable of the structure must be present.
     weights : Tensor, shape (N,), optional
         Non-negative row weights (default 1 each).
-    variables : sequence of str, optional
+    variables : str or sequence of str, optional
         Column names of a tensor (default: the structure's variables in topological order).
     dtype : torch.dtype
         Floating dtype of the counts (float64 keeps integer counts exact up to 2^53).
+
+    Zero data rows give all-zero counts (the empty sum).
 
     Returns
     -------
@@ -428,6 +461,9 @@ def family_counts(
     >>> family_counts(s, df)["wet"].tolist()
     [[1.0, 1.0], [0.0, 1.0]]
     """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError("family_counts dtype", "must be a floating-point torch.dtype",
+                              found=repr(dtype))
     st = as_structure(structure)
     x, cols = encode_data(structure, data, variables=variables)
     w = check_weights(weights, x.shape[0], x.device)

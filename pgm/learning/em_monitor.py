@@ -21,10 +21,13 @@ Examples
 from __future__ import annotations
 
 import math
+import numbers
 
+import torch
 from torch import Tensor
 
 from probforge.errors import ConvergenceError, ValidationError
+from probforge.validate import check_int, check_real
 
 __all__ = ["EMMonitor"]
 
@@ -67,21 +70,11 @@ class EMMonitor:
         decrease_rtol: float = 1e-9,
         name: str = "EM",
     ) -> None:
-        if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
-            raise ValidationError(f"{name}: tol", "must be a finite number >= 0", found=tol)
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-            raise ValidationError(f"{name}: max_iter", "must be an int >= 0", found=max_iter)
-        if not (
-            isinstance(decrease_rtol, int | float)
-            and math.isfinite(decrease_rtol)
-            and decrease_rtol >= 0
-        ):
-            raise ValidationError(
-                f"{name}: decrease_rtol", "must be a finite number >= 0", found=decrease_rtol
-            )
-        self.tol = float(tol)
-        self.max_iter = max_iter
-        self.decrease_rtol = float(decrease_rtol)
+        if not isinstance(name, str):
+            raise ValidationError("EMMonitor", "name must be a str", found=repr(name))
+        self.tol = check_real(tol, f"{name}: tol", minimum=0.0)
+        self.max_iter = check_int(max_iter, f"{name}: max_iter", minimum=0)
+        self.decrease_rtol = check_real(decrease_rtol, f"{name}: decrease_rtol", minimum=0.0)
         self.name = name
         self.history: list[float] = []
         self.converged = False
@@ -123,8 +116,13 @@ class EMMonitor:
             If ``value`` is NaN or ``+inf``, is ``-inf`` twice in a row, or is lower than the
             previous value by more than ``decrease_rtol * max(|old|, |new|, 1)``.
         """
-        new = float(value)
         it = len(self.history)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real | Tensor) or (
+                isinstance(value, Tensor) and (value.numel() != 1 or value.dtype == torch.bool
+                                               or value.is_complex())):
+            raise ValidationError(f"{self.name} iteration {it}", "the objective must be a real "
+                                  "number or a one-element tensor", found=repr(value)[:60])
+        new = float(value)
         if math.isnan(new) or new == math.inf:
             raise ConvergenceError(
                 f"{self.name} iteration {it}",

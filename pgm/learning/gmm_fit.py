@@ -44,6 +44,7 @@ tensor([-3.,  3.], dtype=torch.float64)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,7 +72,7 @@ from pgm.learning.gmm import (
     _m_step,
     _scale,
 )
-from probforge.errors import ValidationError
+from probforge.errors import NonFiniteError, ValidationError
 from probforge.ops.device import common_device_dtype
 from probforge.ops.random import check_generator, split, uniform
 from probforge.ops.special import safe_log
@@ -242,7 +243,7 @@ def fit_gmm(
     Raises
     ------
     NonFiniteError
-        If ``x`` has NaN or inf.
+        If ``x`` has NaN or inf, or values so large that sums of squares overflow its dtype.
     ValidationError
         For a bad argument (``n_components > N``, unknown ``covariance_type``, ...).
     ConvergenceError
@@ -263,6 +264,15 @@ def fit_gmm(
     x = _check_data(x)
     _check_float_dtype(x.dtype, "x")
     n, d = x.shape
+    # Every step sums N squared deviations over D dimensions: data whose scale makes that
+    # overflow the dtype would turn the fit into inf / NaN (one host read, at entry only).
+    top = float(x.abs().max())
+    if top > 0 and 2.0 * math.log(top) + math.log(n * d) >= math.log(torch.finfo(x.dtype).max):
+        raise NonFiniteError(
+            "x", f"values up to {top:.3g} are too large for {x.dtype}: sums of squared "
+            "deviations would overflow", found=top,
+            fix="standardise the data (subtract the mean, divide by the scale)"
+            + (" or use float64" if x.dtype != torch.float64 else ""))
     k = _check_n_components(n_components, n)
     ct = _check_cov_type(covariance_type)
     max_iter = _check_int(max_iter, "max_iter", 0)

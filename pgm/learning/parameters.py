@@ -56,11 +56,19 @@ from pgm.learning.counts import (
     counts_from_indices,
     encode_data,
 )
-from probforge.errors import NonFiniteError, ShapeError, UnknownVariableError, ValidationError
+from probforge.errors import (
+    DtypeMismatchError,
+    NonFiniteError,
+    ShapeError,
+    UnknownVariableError,
+    ValidationError,
+)
+from probforge.validate import check_real
 
 __all__ = [
     "NetworkStructure",
     "UnseenParentConfigurationError",
+    "counts_to_model",
     "dirichlet_pseudo_counts",
     "fit_bayesian",
     "fit_mle",
@@ -135,9 +143,10 @@ def model_from_counts(
     ----------
     structure : BayesianNetwork, NetworkStructure or (parents, states) pair
     counts : mapping str -> Tensor of shape (*parent_cards, card)
-        Observed or expected family counts (non-negative), one table per variable.
+        Observed or expected family counts (finite, non-negative; integer or floating tensors),
+        one table per variable.
     pseudo_counts : mapping str -> Tensor broadcastable to (*parent_cards, card), optional
-        Non-negative Dirichlet pseudo-counts added to the counts.
+        Finite, non-negative Dirichlet pseudo-counts added to the counts, one per variable.
     unseen : {"error", "uniform", "keep"}
         What to do with a row whose total (counts + pseudo-counts) is zero: raise
         :class:`UnseenParentConfigurationError`, use the uniform row, or keep the row of
@@ -161,6 +170,42 @@ def model_from_counts(
     tensor([0.7500, 0.2500], dtype=torch.float64)
     """
     st = as_structure(structure)
+    for what, table in (("counts", counts), ("pseudo_counts", pseudo_counts)):
+        if table is None and what == "pseudo_counts":
+            continue
+        if not isinstance(table, Mapping):
+            raise ValidationError(what, "must be a mapping variable -> tensor",
+                                  found=type(table).__name__)
+        for v in st.variables:
+            if v not in table:
+                raise UnknownVariableError(what, f"have no table for variable {v!r}")
+            t = table[v]
+            if not isinstance(t, Tensor) or t.is_complex() or t.dtype == torch.bool:
+                raise ValidationError(f"{what} of {v!r}", "must be a real-valued tensor",
+                                      found=t.dtype if isinstance(t, Tensor)
+                                      else type(t).__name__)
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(f"{what} of {v!r}", "must be finite")
+            if bool((t < 0).any()):
+                raise ValidationError(f"{what} of {v!r}", "must be >= 0", found=float(t.min()))
+    return counts_to_model(st, structure, counts, pseudo_counts, unseen=unseen,
+                              previous=previous, dtype=dtype, name=name)
+
+
+def counts_to_model(
+    st: NetworkStructure,
+    structure: StructureLike,
+    counts: Mapping[str, Tensor],
+    pseudo_counts: Mapping[str, Tensor] | None = None,
+    *,
+    unseen: Literal["error", "uniform", "keep"] = "error",
+    previous: BayesianNetwork | None = None,
+    dtype: torch.dtype | None = None,
+    name: str | None = None,
+) -> BayesianNetwork:
+    """:func:`model_from_counts` without checking the counts: for counts this package
+    computed itself (the M-steps of :func:`fit_mle`, :func:`fit_bayesian` and EM), which are
+    finite and non-negative by construction; its per-iteration checks would be wasted syncs."""
     out_dtype = _out_dtype(structure, dtype)
     if unseen not in ("error", "uniform", "keep"):
         raise ValidationError("unseen", "must be 'error', 'uniform' or 'keep'", found=repr(unseen))
@@ -179,7 +224,14 @@ def model_from_counts(
                              "then the child)", found=tuple(n.shape))
         n = n.to(torch.float64)
         if pseudo_counts is not None:
-            n = n + pseudo_counts[v].to(device=n.device, dtype=torch.float64)
+            try:
+                n = n + pseudo_counts[v].to(device=n.device, dtype=torch.float64)
+            except RuntimeError as err:
+                raise ShapeError(f"pseudo_counts of {v!r}", f"must broadcast to {shape}",
+                                 found=tuple(pseudo_counts[v].shape)) from err
+            if tuple(n.shape) != shape:
+                raise ShapeError(f"pseudo_counts of {v!r}", f"must broadcast to {shape}",
+                                 found=tuple(pseudo_counts[v].shape))
         total = n.sum(-1, keepdim=True)
         empty = total[..., 0] <= 0
         log_p = torch.log(n / total)  # divide first: exp(log_p) is then n / total to 1 ulp
@@ -241,7 +293,8 @@ def fit_mle(
     Raises
     ------
     UnseenParentConfigurationError
-        With ``unseen="error"``, for parent configurations that never occur.
+        With ``unseen="error"``, for parent configurations that never occur (with zero data
+        rows, every configuration: then ``unseen="uniform"`` gives the uniform network).
     ValidationError, ShapeError, UnknownVariableError, UnknownStateError
         Bad data, see :func:`pgm.learning.counts.encode_data`.
 
@@ -262,7 +315,7 @@ def fit_mle(
     x, cols = encode_data(structure, data, variables=variables)
     w = check_weights(weights, x.shape[0], x.device)
     counts = counts_from_indices(st, x, cols, w)
-    return model_from_counts(structure, counts, unseen=unseen, dtype=dtype, name=name)
+    return counts_to_model(st, structure, counts, unseen=unseen, dtype=dtype, name=name)
 
 
 def dirichlet_pseudo_counts(
@@ -301,7 +354,7 @@ def dirichlet_pseudo_counts(
     """
     st = as_structure(structure)
     kind = prior.lower() if isinstance(prior, str) else prior
-    if kind not in ("bdeu", "k2", "dirichlet"):
+    if not isinstance(kind, str) or kind not in ("bdeu", "k2", "dirichlet"):
         raise ValidationError("prior", "must be 'bdeu', 'k2' or 'dirichlet'", found=repr(prior))
     if kind != "bdeu" and equivalent_sample_size is not None:
         raise ValidationError("equivalent_sample_size", f"applies to the BDeu prior only, not "
@@ -310,8 +363,12 @@ def dirichlet_pseudo_counts(
         raise ValidationError("pseudo_counts", f"apply to prior='dirichlet' only, not {prior!r}",
                               fix="drop them, or use prior='dirichlet'")
     ess = 5.0 if equivalent_sample_size is None else equivalent_sample_size
-    if kind == "bdeu" and not (isinstance(ess, int | float) and math.isfinite(ess) and ess > 0):
-        raise ValidationError("equivalent_sample_size", "must be a finite number > 0", found=ess)
+    if kind == "bdeu":
+        try:
+            ess = check_real(ess, "equivalent_sample_size", minimum=0.0, strict_minimum=True)
+        except ValidationError as err:  # NaN / inf too: one message for every bad value
+            raise ValidationError("equivalent_sample_size", "must be a finite number > 0",
+                                  found=repr(ess)) from err
     if kind == "dirichlet" and pseudo_counts is None:
         raise ValidationError("prior='dirichlet'", "needs pseudo_counts",
                               fix="pass a number or a mapping variable -> pseudo-counts")
@@ -332,7 +389,18 @@ def dirichlet_pseudo_counts(
             a = torch.full(shape, ess / math.prod(shape), dtype=torch.float64, device=device)
         else:
             raw = pseudo_counts[v] if isinstance(pseudo_counts, Mapping) else pseudo_counts
-            t = torch.as_tensor(raw, dtype=torch.float64, device=device)
+            if isinstance(raw, Tensor) and not raw.is_floating_point():
+                raise DtypeMismatchError(f"pseudo_counts of {v!r}", "must be a floating-point "
+                                         "tensor (or a number)", found=raw.dtype,
+                                         fix="convert with .double()")
+            if isinstance(raw, bool | str | bytes):
+                raise ValidationError(f"pseudo_counts of {v!r}", "must be a number or a tensor",
+                                      found=repr(raw))
+            try:
+                t = torch.as_tensor(raw, dtype=torch.float64, device=device)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise ValidationError(f"pseudo_counts of {v!r}", "must be a number or a tensor",
+                                      found=type(raw).__name__) from err
             try:
                 a = torch.broadcast_to(t, shape).clone()
             except RuntimeError:
@@ -398,7 +466,7 @@ def fit_bayesian(
     counts = counts_from_indices(st, x, cols, w)
     alpha = dirichlet_pseudo_counts(st, prior, equivalent_sample_size=equivalent_sample_size,
                                     pseudo_counts=pseudo_counts, device=x.device)
-    return model_from_counts(structure, counts, alpha, dtype=dtype, name=name)
+    return counts_to_model(st, structure, counts, alpha, dtype=dtype, name=name)
 
 
 def log_likelihood(
@@ -425,7 +493,8 @@ def log_likelihood(
     Returns
     -------
     Tensor, shape ()
-        In the model's dtype. ``-inf`` if a complete row has probability zero.
+        In the model's dtype. ``-inf`` if a complete row has probability zero; 0 for zero
+        data rows (the empty sum).
 
     Raises
     ------
@@ -495,6 +564,10 @@ def structure_score(
     Returns
     -------
     Tensor, shape (), float64
+        With zero data rows (or zero total weight) the log-likelihood and the BDeu / K2
+        marginal likelihood are 0 (the empty sum; no data has probability 1) and AIC is
+        ``-sum_v k_v``; BIC raises :class:`~probforge.errors.ValidationError` (its penalty
+        ``log N`` is undefined at N = 0).
 
     Examples
     --------
@@ -507,7 +580,7 @@ def structure_score(
     True
     """
     kind = score.lower() if isinstance(score, str) else score
-    if kind not in ("loglik", "bic", "aic", "bdeu", "k2"):
+    if not isinstance(kind, str) or kind not in ("loglik", "bic", "aic", "bdeu", "k2"):
         raise ValidationError("score", "must be 'loglik', 'bic', 'aic', 'bdeu' or 'k2'",
                               found=repr(score))
     st = as_structure(structure)
@@ -530,6 +603,11 @@ def structure_score(
         total = total + torch.xlogy(n, n).sum() - torch.xlogy(n.sum(-1), n.sum(-1)).sum()
         n_params += (n.shape[-1] - 1) * math.prod(n.shape[:-1])
     if kind == "bic":
+        if not bool(n_rows > 0):
+            raise ValidationError("structure_score", "BIC needs data with a positive total "
+                                  "weight (its penalty (log N / 2) k is undefined at N = 0)",
+                                  found=f"N = {float(n_rows)}",
+                                  fix="pass data rows, or use score='aic' or 'loglik'")
         total = total - 0.5 * torch.log(n_rows) * n_params
     elif kind == "aic":
         total = total - n_params
