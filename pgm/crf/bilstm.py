@@ -39,9 +39,16 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pgm.crf.constraints import TransitionConstraints
 from pgm.crf.linear_chain import LinearChainCRF
-from probforge.errors import CheckpointError, ShapeError, ValidationError
+from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
 from probforge.files import atomic_torch_save
 from probforge.ops.random import make_generator, random_seed
+from probforge.validate import (
+    check_device,
+    check_existing_file,
+    check_int,
+    check_names,
+    check_real,
+)
 
 __all__ = ["BiLSTMCRF", "TokenBatch", "TokenVocab", "train_bilstm_crf"]
 
@@ -69,6 +76,26 @@ def _shape(word: str) -> str:
 def _affix(word: str, kind: str) -> str:
     n = int(kind[1])
     return word[:n] if kind[0] == "p" else word[-n:]
+
+
+_CONFIG_KEYS = frozenset({"word_dim", "affix_dim", "shape_dim", "hidden", "layers", "dropout",
+                          "word_dropout"})
+
+
+def _check_sentences(sentences: Any, subject: str) -> None:
+    """A list of sentences, each a list of strings (a string is never split into characters)."""
+    if isinstance(sentences, str | bytes) or not isinstance(sentences, Sequence):
+        raise ValidationError(subject, "must be a list of sentences (lists of str)",
+                              found=type(sentences).__name__)
+    for i, sent in enumerate(sentences):
+        if isinstance(sent, str | bytes) or not isinstance(sent, Sequence):
+            raise ValidationError(f"{subject}[{i}]", "must be a list of str, not a "
+                                  f"{type(sent).__name__}", found=repr(sent)[:40],
+                                  fix="split it into words, e.g. text.split()")
+        for w in sent:
+            if not isinstance(w, str):
+                raise ValidationError(f"{subject}[{i}]", "must hold strings",
+                                      found=repr(w)[:40])
 
 
 class TokenBatch(NamedTuple):
@@ -103,6 +130,8 @@ class TokenVocab:
 
     def __init__(self, words: Sequence[str], affixes: Sequence[str], shapes: Sequence[str]
                  ) -> None:
+        for what, entries in (("words", words), ("affixes", affixes), ("shapes", shapes)):
+            check_names(entries, f"TokenVocab {what}")
         self.words = list(words)
         self.affixes = list(affixes)
         self.shapes = list(shapes)
@@ -114,6 +143,9 @@ class TokenVocab:
     def build(cls, sentences: Sequence[Sequence[str]], *, min_freq: int = 2,
               affix_min_freq: int = 2) -> TokenVocab:
         """Vocabularies from training sentences (words seen at least ``min_freq`` times)."""
+        min_freq = check_int(min_freq, "min_freq", minimum=1)
+        affix_min_freq = check_int(affix_min_freq, "affix_min_freq", minimum=1)
+        _check_sentences(sentences, "sentences")
         wc: Counter[str] = Counter()
         ac: Counter[str] = Counter()
         shapes: set[str] = set()
@@ -133,6 +165,7 @@ class TokenVocab:
     def encode(self, sentences: Sequence[Sequence[str]], device: torch.device | str = "cpu"
                ) -> TokenBatch:
         """Pad and encode sentences (each a non-empty list of word strings)."""
+        _check_sentences(sentences, "sentences")
         if not sentences:
             raise ValidationError("sentences", "must hold at least one sentence")
         t = max(len(s) for s in sentences)
@@ -151,7 +184,7 @@ class TokenVocab:
                 [[self._a.get(f"{k}:{_affix(w, k)}", UNK) for k in _AFFIXES] for w in lows])
             shapes[i, :len(sent)] = torch.tensor([self._s.get(_shape(w), UNK) for w in sent])
         mask = words != PAD
-        dev = torch.device(device)
+        dev = check_device(device, "device")
         return TokenBatch(words.to(dev), affixes.to(dev), shapes.to(dev), mask.to(dev))
 
 
@@ -195,12 +228,17 @@ class BiLSTMCRF(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if len(labels) < 1 or len(set(labels)) != len(labels):
-            raise ValidationError("labels", "must be a non-empty list of distinct tags",
-                                  found=list(labels)[:10])
+        if not isinstance(vocab, TokenVocab):
+            raise ValidationError("vocab", "must be a TokenVocab", found=type(vocab).__name__)
+        if isinstance(labels, str) or not isinstance(labels, Sequence) or len(labels) < 1 \
+                or not all(isinstance(v, str) for v in labels) or len(set(labels)) != len(labels):
+            raise ValidationError("labels", "must be a non-empty list of distinct tags (str)",
+                                  found=repr(labels)[:60])
         for name, v in (("dropout", dropout), ("word_dropout", word_dropout)):
-            if not 0.0 <= v < 1.0:
-                raise ValidationError(name, "must lie in [0, 1)", found=v)
+            check_real(v, name, minimum=0.0, maximum=1.0, strict_maximum=True)
+        for name, n in (("word_dim", word_dim), ("affix_dim", affix_dim),
+                        ("shape_dim", shape_dim), ("hidden", hidden), ("layers", layers)):
+            check_int(n, name, minimum=1)
         self.vocab = vocab
         self.labels = list(labels)
         self.config = {"word_dim": word_dim, "affix_dim": affix_dim, "shape_dim": shape_dim,
@@ -262,9 +300,13 @@ class BiLSTMCRF(nn.Module):
 
     def tag_ids(self, tags: Sequence[Sequence[str]], t: int) -> Tensor:
         """Tag strings -> ``(B, T)`` ids (padding 0)."""
+        _check_sentences(tags, "tags")
+        t = check_int(t, "t", minimum=0)
         col = {lab: i for i, lab in enumerate(self.labels)}
         out = torch.zeros(len(tags), t, dtype=torch.long)
         for i, sent in enumerate(tags):
+            if len(sent) > t:
+                raise ShapeError(f"tags[{i}]", f"has more than t = {t} tags", found=len(sent))
             for j, tag in enumerate(sent):
                 if tag not in col:
                     raise ValidationError(f"tag {tag!r} (sentence {i})",
@@ -277,6 +319,8 @@ class BiLSTMCRF(nn.Module):
     def predict(self, sentences: Sequence[Sequence[str]], *, batch_size: int = 256
                 ) -> list[list[str]]:
         """Viterbi tags of each sentence (lists of words); empty sentences get ``[]``."""
+        _check_sentences(sentences, "sentences")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
         was = self.training
         self.eval()
         out: list[list[str]] = [[] for _ in sentences]
@@ -306,25 +350,48 @@ class BiLSTMCRF(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
              ) -> BiLSTMCRF:
-        """Read a model written by :meth:`save` (``weights_only=True``)."""
+        """Read a model written by :meth:`save` (``weights_only=True``).
+
+        Raises
+        ------
+        MissingFileError
+            If ``path`` does not exist.
+        CheckpointError
+            If the file cannot be read or any field is missing, malformed, non-finite or
+            inconsistent with the configuration.
+        """
+        file = check_existing_file(path, "BiLSTM-CRF file")
+        device = check_device(device, "device")
+        where = f"BiLSTM-CRF file {str(path)!r}"
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise CheckpointError(f"BiLSTM-CRF file {str(path)!r}", "could not be read",
-                                  found=f"{type(err).__name__}: {err}") from err
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:  # any corruption of the archive or the pickle
+            raise CheckpointError(where, "could not be read",
+                                  found=f"{type(err).__name__}: {str(err)[:200]}") from err
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise CheckpointError(f"BiLSTM-CRF file {str(path)!r}", "is not a BiLSTMCRF file")
-        v = state["vocab"]
-        model = cls(TokenVocab(v["words"], v["affixes"], v["shapes"]), state["labels"],
-                    **state["config"], generator=make_generator(0))
+            raise CheckpointError(where, "is not a BiLSTMCRF file")
+        v, cfg, sd = state.get("vocab"), state.get("config"), state.get("state_dict")
+        if not (isinstance(v, dict) and set(v) >= {"words", "affixes", "shapes"}
+                and isinstance(cfg, dict) and set(cfg) <= _CONFIG_KEYS
+                and isinstance(sd, dict) and "labels" in state):
+            raise CheckpointError(where, "lacks a field or holds one of the wrong type",
+                                  found=sorted(map(str, state)))
+        for key, t in sd.items():
+            if not isinstance(t, Tensor) or (t.is_floating_point()
+                                             and not bool(torch.isfinite(t).all())):
+                raise CheckpointError(f"{where}: state_dict[{key!r}]",
+                                      "must be a finite tensor")
         try:
-            model.load_state_dict(state["state_dict"])
-        except RuntimeError as err:
-            raise CheckpointError(f"BiLSTM-CRF file {str(path)!r}",
-                                  "does not match its own configuration", found=str(err)[:200]
+            model = cls(TokenVocab(v["words"], v["affixes"], v["shapes"]), state["labels"],
+                        **cfg, generator=make_generator(0))
+        except ProbforgeError as err:
+            raise CheckpointError(where, "holds an invalid configuration", found=str(err)
                                   ) from err
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as err:
+            raise CheckpointError(where, "does not match its own configuration",
+                                  found=str(err)[:200]) from err
         return model.to(device)
 
 
@@ -368,6 +435,19 @@ def train_bilstm_crf(
         Per epoch: ``epoch``, ``loss`` (mean NLL per sentence), ``seconds`` and, with ``dev``,
         ``dev_accuracy``.
     """
+    if not isinstance(model, BiLSTMCRF):
+        raise ValidationError("model", "must be a BiLSTMCRF", found=type(model).__name__)
+    _check_sentences(words, "words")
+    _check_sentences(tags, "tags")
+    epochs = check_int(epochs, "epochs", minimum=0)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    lr = check_real(lr, "lr", minimum=0.0, strict_minimum=True)
+    clip = check_real(clip, "clip", minimum=0.0, strict_minimum=True)
+    if callback is not None and not callable(callback):
+        raise ValidationError("callback", "must be callable or None",
+                              found=type(callback).__name__)
+    if dev is not None and not (isinstance(dev, tuple) and len(dev) == 2):
+        raise ValidationError("dev", "must be a (words, tags) pair", found=type(dev).__name__)
     if len(words) != len(tags):
         raise ShapeError("tags", "needs one tag list per sentence",
                          found=f"{len(tags)} vs {len(words)}")
@@ -375,9 +455,10 @@ def train_bilstm_crf(
         if len(w) != len(t):
             raise ShapeError(f"tags[{i}]", "needs one tag per word",
                              found=f"{len(t)} tags vs {len(w)} words")
-    if epochs < 0 or batch_size < 1 or not lr > 0:
-        raise ValidationError("train_bilstm_crf", "needs epochs >= 0, batch_size >= 1, lr > 0",
-                              found=(epochs, batch_size, lr))
+    if epochs > 0 and not any(len(w) for w in words):
+        raise ValidationError("words", "holds no non-empty sentence to train on",
+                              found=f"{len(words)} sentences",
+                              fix="pass at least one tagged sentence")
     g = generator if generator is not None else make_generator(random_seed(None))
     dev_device = model.out.weight.device
     idx = [i for i, w in enumerate(words) if len(w)]

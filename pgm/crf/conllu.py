@@ -34,9 +34,10 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import NamedTuple
 
 from probforge.errors import DataNotFoundError, ParseError, ValidationError
 
@@ -76,10 +77,41 @@ class Sentence(NamedTuple):
     line: int = 0
 
 
-def _open_text(path: Path) -> TextIO:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # closed by the caller's with
+def _text_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 file (``.gz`` decompressed), decoded one at a time.
+
+    Line ends are those of Python's text mode (``\\n``, ``\\r\\n`` and a lone ``\\r``), but bytes
+    that are not UTF-8, and a corrupted gzip stream, raise :class:`ParseError` at their line
+    instead of a ``UnicodeDecodeError`` from deep inside the reader.
+    """
+    name = str(path)
+    lineno = 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw_lines = iter(fh)
+        while True:
+            try:
+                raw = next(raw_lines)
+            except StopIteration:
+                return
+            except (OSError, EOFError, zlib.error) as err:  # a corrupted .gz stream
+                raise ParseError(name, lineno + 1, 1, "", "gzip-compressed CoNLL-U data",
+                                 fix=f"the file is damaged ({type(err).__name__}: "
+                                 f"{str(err)[:80]}); download it again") from err
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise ParseError(name, lineno + 1, err.start + 1,
+                                 repr(raw[err.start:err.start + 8])[2:-1], "UTF-8 text",
+                                 fix="re-encode the file as UTF-8") from err
+            if "\r" in text:  # text mode's universal newlines: \r\n and a lone \r end lines
+                pieces = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+                pieces = [q + "\n" for q in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+            else:
+                pieces = [text]
+            for piece in pieces:
+                lineno += 1
+                yield piece
 
 
 def iter_conllu(path: str | os.PathLike[str], *, tag_column: str = "upos") -> Iterator[Sentence]:
@@ -104,12 +136,15 @@ def iter_conllu(path: str | os.PathLike[str], *, tag_column: str = "upos") -> It
     ParseError
         On a malformed line (wrong column count, bad ID, missing word form or tag).
     """
+    if not isinstance(path, str | os.PathLike):
+        raise ValidationError("path", "must be a path (str or os.PathLike)",
+                              found=type(path).__name__)
+    _check_tag_column(tag_column)
     p = Path(path)
     if not p.is_file():
         raise DataNotFoundError(f"CoNLL-U file {str(p)!r}", "not found",
                                 fix="check the path (UD treebanks: universaldependencies.org)")
-    with _open_text(p) as fh:
-        yield from parse_conllu(fh, name=str(p), tag_column=tag_column)
+    yield from parse_conllu(_text_lines(p), name=str(p), tag_column=tag_column)
 
 
 def read_conllu(path: str | os.PathLike[str], *, tag_column: str = "upos") -> list[Sentence]:
@@ -124,8 +159,9 @@ def parse_conllu(
 
     Parameters
     ----------
-    lines : iterable of str
-        The text, line by line (trailing newlines allowed).
+    lines : iterable of str, or str
+        The text, line by line (trailing newlines allowed); a single ``str`` is the whole text
+        (read as ``io.StringIO(lines)`` reads it, never character by character).
     name : str
         File name used in error messages.
     tag_column : str
@@ -134,10 +170,26 @@ def parse_conllu(
     Yields
     ------
     Sentence
+
+    Raises
+    ------
+    ParseError
+        On a malformed line: wrong column count, a word ID out of sequence (IDs are compared as
+        digit strings, so a huge number is an error, not an overflow), a bad multiword range or
+        empty-node ID, a missing word form or tag, a comment inside a sentence, a line that is
+        not text.
     """
-    if tag_column not in COLUMNS or tag_column in ("id", "form"):
-        raise ValidationError("tag_column", "must name a CoNLL-U column other than id and form",
-                              found=repr(tag_column), fix=f"use one of {COLUMNS[2:]}")
+    _check_tag_column(tag_column)
+    if not isinstance(name, str):
+        raise ValidationError("name", "must be a str (the file name in messages)",
+                              found=type(name).__name__)
+    if isinstance(lines, str):
+        lines = io.StringIO(lines)
+    elif isinstance(lines, bytes | bytearray) or not isinstance(lines, Iterable):
+        raise ValidationError("lines", "must be an iterable of str lines (an open text file, "
+                              "io.StringIO, a list) or the text as one str",
+                              found=type(lines).__name__,
+                              fix="decode bytes first, or use read_conllu(path)")
     col = COLUMNS.index(tag_column)
     words: list[str] = []
     tags: list[str] = []
@@ -146,6 +198,9 @@ def parse_conllu(
     start = 0
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
+        if not isinstance(raw, str):
+            raise ParseError(name, lineno, 1, repr(raw)[:20], "a line of text (str)",
+                             fix="open the file in text mode, or use read_conllu(path)")
         line = raw.rstrip("\r\n")
         if not line.strip():
             if words:
@@ -180,8 +235,8 @@ def parse_conllu(
         if "." in tid:
             _check_decimal(tid, name, lineno)
             continue
-        if not tid.isdigit() or int(tid) != len(words) + 1:
-            raise ParseError(name, lineno, 1, tid, f"word ID {len(words) + 1}",
+        if not _is_number(tid) or tid.lstrip("0") != str(len(words) + 1):
+            raise ParseError(name, lineno, 1, tid[:40], f"word ID {len(words) + 1}",
                              fix="number the words of each sentence 1, 2, 3, ...")
         form, tag = fields[1], fields[col]
         if not form:
@@ -203,16 +258,36 @@ def _column_of(fields: list[str], index: int) -> int:
     return sum(len(f) + 1 for f in fields[:index]) + 1
 
 
+def _check_tag_column(tag_column: object) -> None:
+    if not isinstance(tag_column, str) or tag_column not in COLUMNS or \
+            tag_column in ("id", "form"):
+        raise ValidationError("tag_column", "must name a CoNLL-U column other than id and form",
+                              found=repr(tag_column), fix=f"use one of {COLUMNS[2:]}")
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts superscripts and other scripts' digits,
+    which ``int`` then refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def _less(a: str, b: str) -> bool:
+    """``int(a) < int(b)`` for digit strings of any length, without converting them (Python
+    refuses to convert more than a few thousand digits)."""
+    a, b = a.lstrip("0") or "0", b.lstrip("0") or "0"
+    return (len(a), a) < (len(b), b)
+
+
 def _check_range(tid: str, name: str, lineno: int) -> None:
     a, _, b = tid.partition("-")
-    if not (a.isdigit() and b.isdigit() and int(a) < int(b)):
-        raise ParseError(name, lineno, 1, tid, "a multiword-token range like 3-4")
+    if not (_is_number(a) and _is_number(b) and _less(a, b)):
+        raise ParseError(name, lineno, 1, tid[:40], "a multiword-token range like 3-4")
 
 
 def _check_decimal(tid: str, name: str, lineno: int) -> None:
     a, _, b = tid.partition(".")
-    if not (a.isdigit() and b.isdigit()):
-        raise ParseError(name, lineno, 1, tid, "an empty-node ID like 8.1")
+    if not (_is_number(a) and _is_number(b)):
+        raise ParseError(name, lineno, 1, tid[:40], "an empty-node ID like 8.1")
 
 
 def ud_ewt_paths(root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
@@ -235,6 +310,9 @@ def ud_ewt_paths(root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
     DataNotFoundError
         If any of the three files is missing.
     """
+    if root is not None and not isinstance(root, str | os.PathLike):
+        raise ValidationError("root", "must be a directory path (str or os.PathLike)",
+                              found=type(root).__name__)
     if root is not None:
         candidates = [Path(root)]
     elif os.environ.get("PROBFORGE_UD_EWT"):

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import ShapeError, ValidationError
+from probforge.validate import check_int, check_names
 
 __all__ = ["TransitionConstraints", "allowed_transitions", "bio_constraints"]
 
@@ -52,6 +53,10 @@ class TransitionConstraints(NamedTuple):
 
     def validate(self, num_tags: int | None = None) -> TransitionConstraints:
         """Check shapes and dtypes (and K if given); return ``self``."""
+        for name, t in zip(("start", "transitions", "end"), self, strict=True):
+            if not isinstance(t, Tensor):
+                raise ValidationError(f"TransitionConstraints.{name}", "must be a bool tensor",
+                                      found=type(t).__name__)
         k = self.transitions.shape[0] if self.transitions.dim() == 2 else -1
         if self.transitions.shape != (k, k) or self.start.shape != (k,) or \
                 self.end.shape != (k,):
@@ -65,6 +70,9 @@ class TransitionConstraints(NamedTuple):
                                       found=t.dtype, fix="use tensor.bool()")
         if num_tags is not None and k != num_tags:
             raise ShapeError("TransitionConstraints", f"is for {k} tags, the CRF has {num_tags}")
+        if k == 0:
+            raise ShapeError("TransitionConstraints", "needs at least one tag",
+                             found=tuple(self.transitions.shape))
         return self
 
 
@@ -89,12 +97,14 @@ def allowed_transitions(
     >>> allowed_transitions(2, [(0, 1), (1, 1)], start=[0]).transitions.tolist()
     [[False, True], [False, True]]
     """
-    if num_tags < 1:
-        raise ValidationError("num_tags", "must be >= 1", found=num_tags)
+    num_tags = check_int(num_tags, "num_tags", minimum=1)
 
     def mask1(idx: Iterable[int] | None, what: str) -> Tensor:
         if idx is None:
             return torch.ones(num_tags, dtype=torch.bool)
+        if isinstance(idx, str) or not isinstance(idx, Iterable):
+            raise ValidationError(f"allowed_transitions {what}", "must be a list of tag indices",
+                                  found=repr(idx)[:40])
         m = torch.zeros(num_tags, dtype=torch.bool)
         for i in idx:
             _check_index(i, num_tags, what)
@@ -104,8 +114,15 @@ def allowed_transitions(
     if pairs is None:
         trans = torch.ones(num_tags, num_tags, dtype=torch.bool)
     else:
+        if isinstance(pairs, str) or not isinstance(pairs, Iterable):
+            raise ValidationError("allowed_transitions pairs", "must be a list of (i, j) pairs",
+                                  found=repr(pairs)[:40])
         trans = torch.zeros(num_tags, num_tags, dtype=torch.bool)
-        for i, j in pairs:
+        for pair in pairs:
+            if isinstance(pair, str) or not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValidationError("allowed_transitions pairs", "must be (i, j) pairs of tag "
+                                      "indices", found=repr(pair)[:40])
+            i, j = pair
             _check_index(i, num_tags, "pairs")
             _check_index(j, num_tags, "pairs")
             trans[i, j] = True
@@ -113,9 +130,7 @@ def allowed_transitions(
 
 
 def _check_index(i: int, k: int, what: str) -> None:
-    if not 0 <= int(i) < k:
-        raise ValidationError(f"allowed_transitions {what}", f"tag index out of range 0..{k - 1}",
-                              found=i)
+    check_int(i, f"allowed_transitions {what}", minimum=0, maximum=k - 1)
 
 
 def _split(label: str, scheme: str, outside: str) -> tuple[str, str]:
@@ -137,7 +152,8 @@ def bio_constraints(
     Parameters
     ----------
     labels : sequence of str
-        The K tag names in index order, e.g. ``["O", "B-PER", "I-PER"]``.
+        The K tag names in index order, e.g. ``["O", "B-PER", "I-PER"]`` (distinct; a single
+        string is one label, never its characters).
     scheme : {"BIO", "BIOES", "BILOU"}
         ``"BIO"`` (IOB2): ``I-X`` only after ``B-X`` or ``I-X``, never first.
         ``"BIOES"`` / ``"BILOU"`` (``L`` = ``E``, ``U`` = ``S``): ``B-X`` and ``I-X`` are followed
@@ -150,6 +166,12 @@ def bio_constraints(
     -------
     TransitionConstraints
     """
+    labels = check_names(labels, "labels", allow_empty=False)
+    if not isinstance(outside, str):
+        raise ValidationError("outside", "must be a tag name (str)", found=repr(outside))
+    if not isinstance(scheme, str):
+        raise ValidationError("scheme", "must be a str", found=repr(scheme),
+                              fix="use 'BIO', 'BIOES' or 'BILOU'")
     scheme = scheme.upper()
     if scheme not in ("BIO", "IOB2", "BIOES", "BILOU"):
         raise ValidationError("scheme", "unknown tagging scheme", found=repr(scheme),

@@ -24,16 +24,34 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from probforge.errors import ShapeError
+from probforge.errors import (
+    DtypeMismatchError,
+    ShapeError,
+    ValidationError,
+    ZeroProbabilityEvidence,
+)
 from probforge.ops.chain import chain_entropy, chain_log_partition, chain_sample, chain_viterbi
+from probforge.validate import check_tensor
 
 __all__ = ["LinearChainCRFDistribution"]
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The broadcast of two shapes, or None (torch.broadcast_shapes imports sympy on first
+    use, seconds on a cold start)."""
+    out = []
+    for x, y in itertools.zip_longest(reversed(a), reversed(b), fillvalue=1):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
 
 
 class LinearChainCRFDistribution(Distribution):
@@ -48,7 +66,8 @@ class LinearChainCRFDistribution(Distribution):
         Transition log-potentials, ``pair[i, j]`` for tag ``i`` followed by ``j``; ``-inf``
         forbids a transition.
     lengths : LongTensor, shape (...,), optional
-        Valid steps of each sequence (1 <= length <= T).
+        Valid steps of each sequence (1 <= length <= T; a CRF has no distribution over empty
+        tag sequences, so 0 is refused).
     validate_args : bool, optional
     """
 
@@ -57,13 +76,34 @@ class LinearChainCRFDistribution(Distribution):
 
     def __init__(self, unary: Tensor, pair: Tensor, lengths: Tensor | None = None, *,
                  validate_args: bool | None = None) -> None:
-        if unary.dim() < 2:
-            raise ShapeError("LinearChainCRFDistribution: unary", "must be (..., T, K)",
-                             found=tuple(unary.shape))
+        check_tensor(unary, "LinearChainCRFDistribution: unary", floating=True)
+        check_tensor(pair, "LinearChainCRFDistribution: pair", floating=True)
+        if unary.dim() < 2 or unary.shape[-2] < 1 or unary.shape[-1] < 1:
+            raise ShapeError("LinearChainCRFDistribution: unary", "must be (..., T, K) with "
+                             "T >= 1 and K >= 1", found=tuple(unary.shape))
         k = unary.shape[-1]
         if pair.dim() < 2 or tuple(pair.shape[-2:]) != (k, k):
             raise ShapeError("LinearChainCRFDistribution: pair", f"must end in (K, K) = ({k}, {k})",
                              found=tuple(pair.shape))
+        if lengths is not None:
+            t = unary.shape[-2]
+            if (not isinstance(lengths, Tensor) or lengths.is_floating_point()
+                    or lengths.is_complex() or lengths.dtype == torch.bool):
+                raise ValidationError("LinearChainCRFDistribution: lengths",
+                                      "must be an integer tensor of the batch shape",
+                                      found=lengths.dtype if isinstance(lengths, Tensor)
+                                      else type(lengths).__name__)
+            if tuple(lengths.shape) != tuple(unary.shape[:-2]):
+                raise ShapeError("LinearChainCRFDistribution: lengths",
+                                 f"must have the batch shape {tuple(unary.shape[:-2])}",
+                                 found=tuple(lengths.shape))
+            bad = (lengths < 1) | (lengths > t)
+            if bool(bad.any()):
+                i = int(bad.reshape(-1).nonzero()[0, 0])
+                raise ValidationError("LinearChainCRFDistribution: lengths",
+                                      f"must lie in 1..T = 1..{t}",
+                                      found=f"{int(lengths.reshape(-1)[i])} at flat index {i}")
+            lengths = lengths.to(device=unary.device, dtype=torch.long)
         self.unary, self.pair, self.lengths = unary, pair, lengths
         super().__init__(unary.shape[:-2], unary.shape[-2:-1], validate_args=validate_args)
 
@@ -72,6 +112,11 @@ class LinearChainCRFDistribution(Distribution):
                  ) -> LinearChainCRFDistribution:
         """``p(y | x)`` of a :class:`~pgm.crf.linear_chain.LinearChainCRF` for emissions
         ``(B, T, K)`` (batch-major: samples and values are ``(..., B, T)``)."""
+        from pgm.crf.linear_chain import LinearChainCRF
+
+        if not isinstance(crf, LinearChainCRF):
+            raise ValidationError("LinearChainCRFDistribution.from_crf: crf",
+                                  "must be a LinearChainCRF", found=type(crf).__name__)
         unary, pair, lengths = crf.potentials(emissions, mask)
         return cls(unary, pair, lengths)
 
@@ -89,14 +134,36 @@ class LinearChainCRFDistribution(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         """``log p(y | x)``, shape ``sample_shape + batch_shape``; padded steps are ignored."""
         t = self.unary.shape[-2]
+        k = self.unary.shape[-1]
+        name = "LinearChainCRFDistribution.log_prob: value"
+        check_tensor(value, name)
         if value.dim() < 1 or value.shape[-1] != t:
-            raise ShapeError("LinearChainCRFDistribution.log_prob: value",
-                             f"must end in T = {t}", found=tuple(value.shape))
-        if self._validate_args:
-            self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)  # type: ignore[no-untyped-call]
+            raise ShapeError(name, f"must end in T = {t}", found=tuple(value.shape))
+        if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise DtypeMismatchError(name, "tags must be an integer tensor (floats are not "
+                                     "cast)", found=value.dtype, fix="pass value.long()")
+        shape = _broadcast(tuple(value.shape[:-1]), tuple(self.batch_shape))
+        if shape is None:
+            raise ShapeError(name, f"batch dims do not broadcast to {tuple(self.batch_shape)}",
+                             found=tuple(value.shape))
         y = value.long().expand(*shape, t)
         valid = self._valid(t, value.device)
+        # tags out of range at a real step would be clamped or crash the gather: refused
+        # (before torch's own support check, whose ValueError names neither step nor rule)
+        bad = (y < 0) | (y >= k)
+        if valid is not None:
+            bad = bad & valid
+        if bool(bad.any()):
+            pos = [int(v) for v in bad.nonzero()[0]]
+            raise ValidationError(f"{name}{pos}", f"must be a tag in 0..{k - 1} at a real step",
+                                  found=int(y[tuple(pos)]),
+                                  fix="-1 only marks padded steps (beyond lengths)")
+        if self._validate_args:
+            try:
+                self._validate_sample(value)
+            except ValueError as err:
+                raise ValidationError(name, "is outside the support", found=str(err)[:120]
+                                      ) from err
         yc = y.clamp_min(0)
         unary = self.unary.expand(*shape, *self.unary.shape[-2:])
         node = unary.gather(-1, yc[..., None]).squeeze(-1)  # (..., T)
@@ -109,12 +176,28 @@ class LinearChainCRFDistribution(Distribution):
             node = torch.where(valid, node, torch.zeros_like(node))
             edge = torch.where(valid[..., 1:], edge, torch.zeros_like(edge))
         score = node.sum(-1) + edge.sum(-1)
-        return score - chain_log_partition(self.unary, self.pair, self.lengths)
+        log_z = chain_log_partition(self.unary, self.pair, self.lengths)
+        if log_z.numel() and bool(torch.isneginf(log_z).any()):
+            raise ZeroProbabilityEvidence("LinearChainCRFDistribution",
+                                          "every tag sequence has potential -inf (log Z = -inf)"
+                                          ", so p(y | x) is undefined",
+                                          fix="check the -inf potentials")
+        return score - log_z
 
     def sample(self, sample_shape: Any = (), generator: torch.Generator | None = None
                ) -> Tensor:
         """Exact draws ``sample_shape + batch_shape + (T,)`` (``-1`` on padded steps)."""
-        sample_shape = torch.Size(sample_shape)
+        try:
+            sample_shape = torch.Size(sample_shape)
+        except (TypeError, ValueError) as err:
+            raise ValidationError("LinearChainCRFDistribution.sample: sample_shape",
+                                  "must be a tuple of ints", found=repr(sample_shape)) from err
+        if any(n < 0 for n in sample_shape):
+            raise ValidationError("LinearChainCRFDistribution.sample: sample_shape",
+                                  "sizes must be >= 0", found=tuple(sample_shape))
+        if sample_shape.numel() == 0:  # no draw at all
+            return torch.zeros((*sample_shape, *self.batch_shape, self.unary.shape[-2]),
+                               dtype=torch.long, device=self.unary.device)
         n = max(int(sample_shape.numel()), 1)
         draws = chain_sample(self.unary.detach(), self.pair.detach(), self.lengths,
                              num_samples=n, generator=generator)

@@ -29,15 +29,17 @@ Examples
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from probforge.errors import ValidationError
+from probforge.errors import NonFiniteError, ValidationError
+from probforge.validate import check_int
 
 __all__ = ["EncodedCorpus", "FeatureEncoder", "Token", "iter_token_features"]
 
@@ -55,6 +57,10 @@ def iter_token_features(token: Token, prefix: str = "") -> Iterator[tuple[str, f
                 if value:
                     yield name, 1.0
             elif isinstance(value, int | float):
+                if not math.isfinite(value):
+                    raise NonFiniteError(f"feature {name!r}", "a weighted feature's value must "
+                                         "be finite", found=value,
+                                         fix="drop the feature or impute a finite value")
                 if value != 0:
                     yield name, float(value)
             elif isinstance(value, Mapping):
@@ -78,6 +84,20 @@ def iter_token_features(token: Token, prefix: str = "") -> Iterator[tuple[str, f
     else:
         raise ValidationError("token", "must be a dict of features or a list of feature strings",
                               found=type(token).__name__)
+
+
+def _check_corpus(sentences: Any) -> None:
+    """A corpus is an iterable of sentences (not a string or a dict)."""
+    if isinstance(sentences, str | bytes | Mapping) or not isinstance(sentences, Iterable):
+        raise ValidationError("X", "must be a list of sentences, each a list of tokens",
+                              found=type(sentences).__name__)
+
+
+def _check_sentence(sent: Any) -> None:
+    """A sentence is a sequence of tokens (a string would be read character by character)."""
+    if isinstance(sent, str | bytes | Mapping) or not isinstance(sent, Sequence):
+        raise ValidationError("X", "must be a list of sentences, each a list of tokens",
+                              found=f"a {type(sent).__name__} where a sentence was expected")
 
 
 class EncodedCorpus(NamedTuple):
@@ -114,10 +134,9 @@ class FeatureEncoder:
     """
 
     def __init__(self, *, hash_buckets: int | None = None, min_freq: int = 1) -> None:
-        if hash_buckets is not None and hash_buckets < 1:
-            raise ValidationError("hash_buckets", "must be >= 1 or None", found=hash_buckets)
-        if min_freq < 1:
-            raise ValidationError("min_freq", "must be >= 1", found=min_freq)
+        if hash_buckets is not None:
+            hash_buckets = check_int(hash_buckets, "hash_buckets", minimum=1)
+        min_freq = check_int(min_freq, "min_freq", minimum=1)
         self.hash_buckets = hash_buckets
         self.min_freq = min_freq
         self.vocabulary: dict[str, int] = {}
@@ -135,6 +154,12 @@ class FeatureEncoder:
     @classmethod
     def from_features(cls, features: Sequence[str]) -> FeatureEncoder:
         """An encoder with a given vocabulary (column ``i`` = ``features[i]``)."""
+        if isinstance(features, str) or not isinstance(features, Sequence):
+            raise ValidationError("features", "must be a list of feature strings",
+                                  found=type(features).__name__)
+        for f in features:
+            if not isinstance(f, str):
+                raise ValidationError("features", "must be strings", found=repr(f)[:60])
         enc = cls()
         enc.vocabulary = {f: i for i, f in enumerate(features)}
         if len(enc.vocabulary) != len(features):
@@ -143,11 +168,13 @@ class FeatureEncoder:
 
     def fit(self, sentences: Sequence[Sequence[Token]]) -> FeatureEncoder:
         """Learn the vocabulary (no-op when hashing); return ``self``."""
+        _check_corpus(sentences)
         if self.hash_buckets is not None:
             return self
         if self.min_freq == 1:
             vocab: dict[str, int] = {}
             for sent in sentences:
+                _check_sentence(sent)
                 for tok in sent:
                     for name, _ in iter_token_features(tok):
                         if name not in vocab:
@@ -156,6 +183,7 @@ class FeatureEncoder:
         else:
             counts: Counter[str] = Counter()
             for sent in sentences:
+                _check_sentence(sent)
                 for tok in sent:
                     counts.update({name for name, _ in iter_token_features(tok)})
             kept = [f for f, c in counts.items() if c >= self.min_freq]
@@ -175,11 +203,9 @@ class FeatureEncoder:
         lengths: list[int] = []
         hashing = self.hash_buckets is not None
         vocab = self.vocabulary
+        _check_corpus(sentences)
         for sent in sentences:
-            if isinstance(sent, str | Mapping):
-                raise ValidationError("X", "must be a list of sentences, each a list of tokens",
-                                      found=f"a {type(sent).__name__} where a sentence was "
-                                      "expected")
+            _check_sentence(sent)
             lengths.append(len(sent))
             for tok in sent:
                 offsets.append(len(indices))

@@ -20,6 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from probforge.errors import ValidationError
+from probforge.validate import check_int
+
 __all__ = ["FeatureDict", "sent2features", "word2features", "word_shape"]
 
 FeatureDict = dict[str, str | bool | float]
@@ -35,6 +38,8 @@ def word_shape(word: str) -> str:
     >>> word_shape("McDonald's"), word_shape("1990s"), word_shape("U.S.")
     ("AaAa'a", '0a', 'A.A.')
     """
+    if not isinstance(word, str):
+        raise ValidationError("word", "must be a str", found=repr(word)[:40])
     s = _SHAPE_UPPER.sub("A", word)
     s = _SHAPE_LOWER.sub("a", s)
     return _SHAPE_DIGIT.sub("0", s)
@@ -57,6 +62,15 @@ def word2features(sent: Sequence[str], i: int, *, window: int = 2) -> FeatureDic
     dict
         Feature name -> str (indicator) / bool / float (weighted).
     """
+    _check_sent(sent)
+    window = check_int(window, "window", minimum=0)
+    i = check_int(i, "i", minimum=0, maximum=len(sent) - 1) if sent else check_int(
+        i, "i (the sentence is empty)", minimum=0, maximum=-1)
+    return _features(sent, i, window)
+
+
+def _features(sent: Sequence[str], i: int, window: int) -> FeatureDict:
+    """:func:`word2features` of checked arguments."""
     word = sent[i]
     low = word.lower()
     f: FeatureDict = {
@@ -99,5 +113,18 @@ def word2features(sent: Sequence[str], i: int, *, window: int = 2) -> FeatureDic
 
 
 def sent2features(sent: Sequence[str], *, window: int = 2) -> list[FeatureDict]:
-    """Features of every token of ``sent`` (see :func:`word2features`)."""
-    return [word2features(sent, i, window=window) for i in range(len(sent))]
+    """Features of every token of ``sent`` (see :func:`word2features`); ``[]`` for an empty
+    sentence."""
+    _check_sent(sent)
+    window = check_int(window, "window", minimum=0)
+    return [_features(sent, i, window) for i in range(len(sent))]
+
+
+def _check_sent(sent: object) -> None:
+    """A sentence is a sequence of word strings (a string would be read as its characters)."""
+    if isinstance(sent, str | bytes) or not isinstance(sent, Sequence):
+        raise ValidationError("sent", "must be a list of words (str)", found=repr(sent)[:40],
+                              fix="split the text into words, e.g. text.split()")
+    for j, w in enumerate(sent):
+        if not isinstance(w, str):
+            raise ValidationError(f"sent[{j}]", "must be a word (str)", found=repr(w)[:40])

@@ -58,6 +58,7 @@ from pgm.crf.constraints import TransitionConstraints
 from probforge.errors import (
     DeviceMismatchError,
     DtypeMismatchError,
+    NonFiniteError,
     ShapeError,
     ValidationError,
     ZeroProbabilityEvidence,
@@ -73,6 +74,7 @@ from probforge.ops.chain import (
     chain_viterbi,
 )
 from probforge.ops.random import check_generator
+from probforge.validate import check_device, check_int, check_real
 
 __all__ = ["REDUCTIONS", "LinearChainCRF"]
 
@@ -126,12 +128,17 @@ class LinearChainCRF(nn.Module):
         device: torch.device | str | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(num_tags, int) or num_tags < 1:
-            raise ValidationError("LinearChainCRF num_tags", "must be an int >= 1",
-                                  found=repr(num_tags))
-        if init_scale < 0 or not math.isfinite(init_scale):
-            raise ValidationError("LinearChainCRF init_scale", "must be finite and >= 0",
-                                  found=init_scale)
+        num_tags = check_int(num_tags, "LinearChainCRF num_tags", minimum=1)
+        init_scale = check_real(init_scale, "LinearChainCRF init_scale", minimum=0.0)
+        if not isinstance(batch_first, bool):
+            raise ValidationError("LinearChainCRF batch_first", "must be a bool",
+                                  found=repr(batch_first))
+        if dtype is not None and (not isinstance(dtype, torch.dtype)
+                                  or not dtype.is_floating_point):
+            raise ValidationError("LinearChainCRF dtype", "must be a floating torch.dtype",
+                                  found=repr(dtype), fix="use torch.float32 or torch.float64")
+        if device is not None:
+            device = check_device(device, "LinearChainCRF device")
         self.num_tags = num_tags
         self.batch_first = batch_first
         kw: dict[str, Any] = {"dtype": dtype, "device": device}
@@ -153,6 +160,9 @@ class LinearChainCRF(nn.Module):
 
     def set_constraints(self, constraints: TransitionConstraints | None) -> None:
         """Replace the allowed-transition constraints (None removes them)."""
+        if constraints is not None and not isinstance(constraints, TransitionConstraints):
+            raise ValidationError("constraints", "must be a TransitionConstraints (see "
+                                  "pgm.crf.constraints) or None", found=type(constraints).__name__)
         if constraints is None:
             self.register_buffer("allowed_start", None)
             self.register_buffer("allowed_transitions", None)
@@ -250,7 +260,9 @@ class LinearChainCRF(nn.Module):
         e = self._batch_major(emissions)
         assert e is not None
         if e.shape[1] == 0:
-            raise ShapeError("emissions", "need at least one time step", found=tuple(e.shape))
+            raise ShapeError("emissions", "need at least one time step (a CRF has no "
+                             "distribution over empty tag sequences)", found=tuple(e.shape),
+                             fix="drop empty sentences before batching")
         return e
 
     def _lengths(self, mask: Tensor | None, b: int, t: int, device: torch.device
@@ -258,6 +270,11 @@ class LinearChainCRF(nn.Module):
         """``(B,)`` lengths from a left-aligned mask (None: every sequence has length T)."""
         if mask is None:
             return None
+        if not isinstance(mask, Tensor) or mask.dim() != 2:
+            raise ShapeError("mask", "must be a 2-d bool tensor "
+                             + ("(B, T)" if self.batch_first else "(T, B)"),
+                             found=tuple(mask.shape) if isinstance(mask, Tensor)
+                             else type(mask).__name__)
         m = self._batch_major(mask)
         assert m is not None
         if m.shape != (b, t):
@@ -267,7 +284,8 @@ class LinearChainCRF(nn.Module):
             raise ValidationError("mask", "must be a bool (or uint8) tensor", found=m.dtype,
                                   fix="pass mask.bool()")
         if m.device != device:
-            raise DeviceMismatchError("mask", f"is on {m.device}, the emissions on {device}")
+            raise DeviceMismatchError("mask", f"is on {m.device}, the emissions on {device}",
+                                      fix="move the mask to the emissions' device")
         m = m.bool()
         lengths = m.sum(-1)
         expected = torch.arange(t, device=device) < lengths[:, None]
@@ -305,6 +323,12 @@ class LinearChainCRF(nn.Module):
         e = self._check_emissions(emissions)
         b, t, _ = e.shape
         lengths = self._lengths(mask, b, t, e.device)
+        unary, trans = self._chain_potentials(e, lengths)
+        return unary, trans, lengths
+
+    def _chain_potentials(self, e: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """:meth:`potentials` of checked batch-major emissions and lengths."""
+        t = e.shape[1]
         start, trans, end = self.scores()
         first = e[:, :1] + start
         if lengths is None:
@@ -316,7 +340,7 @@ class LinearChainCRF(nn.Module):
             unary = torch.cat([first, e[:, 1:]], dim=1)
             last = torch.arange(t, device=e.device) == (lengths - 1)[:, None]
             unary = torch.where(last[..., None], unary + end, unary)
-        return unary, trans, lengths
+        return unary, trans
 
     # ------------------------------------------------------------------------------------------
     # Likelihood
@@ -325,11 +349,25 @@ class LinearChainCRF(nn.Module):
         """Unnormalised log-score ``s(y)`` of each tag sequence, ``(B,)``.
 
         Tags at padded steps are ignored (any value). ``-inf`` for a sequence the constraints
-        forbid.
+        (or ``-inf`` emissions) forbid.
+
+        Raises
+        ------
+        NonFiniteError
+            For NaN or +inf on a gold path (an emission at a valid step, or a parameter).
         """
         e = self._check_emissions(emissions)
         b, t, _ = e.shape
         lengths = self._lengths(mask, b, t, e.device)
+        s = self._score(e, tags, lengths)
+        # one reduction over (B,): NaN or +inf anywhere on a gold path shows up here
+        if s.numel() and bool(torch.isnan(s).any() | (s == math.inf).any()):
+            self._raise_nonfinite(e, lengths)
+        return s
+
+    def _score(self, e: Tensor, tags: Tensor, lengths: Tensor | None) -> Tensor:
+        """:meth:`score` of checked batch-major emissions, without the finiteness check."""
+        b, t, _ = e.shape
         y = self._check_tags(tags, b, t, lengths)
         start, trans, end = self.scores()
         if lengths is None:
@@ -344,14 +382,44 @@ class LinearChainCRF(nn.Module):
         if valid is not None:
             emit = emit.masked_fill(~valid, 0.0)
             step = step.masked_fill(~valid[:, 1:], 0.0)
-        return start[y[:, 0]] + emit.sum(-1) + step.sum(-1) + end[last_tag]
+        out: Tensor = start[y[:, 0]] + emit.sum(-1) + step.sum(-1) + end[last_tag]
+        return out
+
+    def _raise_nonfinite(self, e: Tensor, lengths: Tensor | None) -> None:
+        """Name the first NaN / +inf emission at a valid step, or the parameter holding one."""
+        t = e.shape[1]
+        bad = torch.isnan(e) | (e == math.inf)
+        if lengths is not None:
+            bad = bad & (torch.arange(t, device=e.device) < lengths[:, None])[..., None]
+        if bool(bad.any()):
+            i, j, k = (int(v) for v in bad.nonzero()[0])
+            where = f"[{i}, {j}, {k}]" if self.batch_first else f"[{j}, {i}, {k}]"
+            raise NonFiniteError(f"emissions{where}", "must be finite or -inf (no NaN, no +inf)",
+                                 found=float(e[i, j, k]),
+                                 fix="check the network producing them (padded steps may "
+                                 "hold anything)")
+        for name, p in (("start_transitions", self.start_transitions),
+                        ("transitions", self.transitions),
+                        ("end_transitions", self.end_transitions)):
+            if bool((torch.isnan(p) | (p == math.inf)).any()):
+                raise NonFiniteError(f"LinearChainCRF.{name}", "holds NaN or +inf",
+                                     fix="training diverged: lower the learning rate or "
+                                     "reload a checkpoint")
 
     def _check_tags(self, tags: Tensor, b: int, t: int, lengths: Tensor | None) -> Tensor:
+        if not isinstance(tags, Tensor) or tags.dim() != 2:
+            raise ShapeError("tags", "must be a 2-d integer tensor "
+                             + ("(B, T)" if self.batch_first else "(T, B)"),
+                             found=tuple(tags.shape) if isinstance(tags, Tensor)
+                             else type(tags).__name__)
         y = self._batch_major(tags)
         assert y is not None
         if y.shape != (b, t):
             raise ShapeError("tags", "must match the emissions' batch and time dimensions",
                              found=f"tags {tuple(tags.shape)}")
+        if y.device != self.transitions.device:
+            raise DeviceMismatchError("tags", f"are on {y.device}, the CRF on "
+                                      f"{self.transitions.device}", fix="move them together")
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
             raise ValidationError("tags", "must be an integer tensor", found=y.dtype,
                                   fix="pass tags.long()")
@@ -361,7 +429,8 @@ class LinearChainCRF(nn.Module):
         bad = (valid < 0) | (valid >= self.num_tags)
         if bool(bad.any()):
             i, j = (int(v) for v in bad.nonzero()[0])
-            raise ValidationError(f"tags[{i}, {j}]",
+            where = f"tags[{i}, {j}]" if self.batch_first else f"tags[{j}, {i}]"
+            raise ValidationError(where,
                                   f"must be a tag index in 0..{self.num_tags - 1}",
                                   found=int(valid[i, j]))
         return y
@@ -380,13 +449,32 @@ class LinearChainCRF(nn.Module):
         ZeroProbabilityEvidence
             If the constraints forbid a gold sequence (its log-probability would be ``-inf``).
         """
-        s = self.score(emissions, tags, mask)
-        if self.allowed_transitions is not None and bool(torch.isneginf(s).any()):
-            i = int(torch.isneginf(s).nonzero()[0, 0])
-            raise ZeroProbabilityEvidence(
-                f"tags (sequence {i})", "use a start, transition or end the constraints forbid",
-                fix="fix the tags or the constraints")
-        return s - self.log_partition(emissions, mask)
+        e = self._check_emissions(emissions)
+        b, t, _ = e.shape
+        lengths = self._lengths(mask, b, t, e.device)
+        s = self._score(e, tags, lengths)
+        unary, pair = self._chain_potentials(e, lengths)
+        log_z = chain_log_partition(unary, pair, lengths)
+        out = s - log_z
+        # one host sync in the common case: everything finite. Otherwise find out why: NaN /
+        # +inf on the gold path, a forbidden gold path (constraints), or no allowed path at all
+        # (-inf - -inf would be NaN)
+        if out.numel() and not bool(torch.isfinite(out).all()):
+            if bool(torch.isnan(s).any() | (s == math.inf).any()):
+                self._raise_nonfinite(e, lengths)
+            if bool(torch.isneginf(log_z).any()):
+                i = int(torch.isneginf(log_z).nonzero()[0, 0])
+                raise ZeroProbabilityEvidence(
+                    f"emissions (sequence {i})", "every tag sequence has score -inf (log Z = "
+                    "-inf), so p(y | x) is undefined",
+                    fix="check the -inf emissions and the constraints")
+            if self.allowed_transitions is not None and bool(torch.isneginf(s).any()):
+                i = int(torch.isneginf(s).nonzero()[0, 0])
+                raise ZeroProbabilityEvidence(
+                    f"tags (sequence {i})",
+                    "use a start, transition or end the constraints forbid",
+                    fix="fix the tags or the constraints")
+        return out
 
     def log_likelihood(
         self, emissions: Tensor, tags: Tensor, mask: Tensor | None = None,
@@ -420,9 +508,12 @@ class LinearChainCRF(nn.Module):
         Returns
         -------
         Tensor
-            ``()`` or ``(B,)``.
+            ``()`` or ``(B,)``. On an empty batch (``B = 0``): ``"none"`` gives a ``(0,)``
+            tensor and ``"sum"`` gives 0 (the sum of nothing); ``"mean"`` and ``"token_mean"``
+            raise :class:`~probforge.errors.ValidationError` (a mean over nothing is
+            undefined).
         """
-        if reduction not in REDUCTIONS:
+        if not isinstance(reduction, str) or reduction not in REDUCTIONS:
             raise ValidationError("reduction", f"must be one of {REDUCTIONS}",
                                   found=repr(reduction))
         out = -self.log_prob(emissions, tags, mask)
@@ -430,6 +521,10 @@ class LinearChainCRF(nn.Module):
             return out
         if reduction == "sum":
             return out.sum()
+        if out.shape[0] == 0:
+            raise ValidationError(f"nll(reduction={reduction!r})", "the batch is empty, and a "
+                                  "mean over zero sequences is undefined", found="0 sequences",
+                                  fix="skip empty batches, or use reduction='sum' (0 here)")
         if reduction == "mean":
             return out.mean()
         e = self._batch_major(emissions)
@@ -499,8 +594,7 @@ class LinearChainCRF(nn.Module):
             With fewer than ``k`` allowed sequences the extra scores are ``-inf`` and the paths
             ``-1``.
         """
-        if not isinstance(k, int) or k < 1:
-            raise ValidationError("k", "must be an int >= 1", found=repr(k))
+        k = check_int(k, "k", minimum=1)
         unary, pair, lengths = self.potentials(emissions, mask)
         res = chain_kbest(unary, pair, k, lengths)
         return ChainPath(res.score, self._time_layout(res.path, time_dim=2))
@@ -517,8 +611,7 @@ class LinearChainCRF(nn.Module):
             ``(num_samples, B, T)`` long (``(num_samples, T, B)`` if not ``batch_first``),
             ``-1`` at padded steps.
         """
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValidationError("num_samples", "must be an int >= 1", found=repr(num_samples))
+        num_samples = check_int(num_samples, "num_samples", minimum=1)
         unary, pair, lengths = self.potentials(emissions, mask)
         check_generator(generator, unary.device)
         draws = chain_sample(unary, pair, lengths, num_samples=num_samples, generator=generator)

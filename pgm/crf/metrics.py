@@ -14,10 +14,11 @@ TagScore(precision=0.5, recall=1.0, f1=0.6666666666666666, support=1)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence, Sized
 from typing import NamedTuple
 
 from probforge.errors import ShapeError, ValidationError
+from probforge.validate import check_int
 
 __all__ = ["TagScore", "accuracy", "classification_report", "per_tag_scores"]
 
@@ -33,6 +34,19 @@ class TagScore(NamedTuple):
 
 def _pairs(y_true: Sequence[Sequence[Hashable]], y_pred: Sequence[Sequence[Hashable]]
            ) -> list[tuple[Hashable, Hashable]]:
+    for name, ys in (("y_true", y_true), ("y_pred", y_pred)):
+        # lists, tuples, numpy arrays (sklearn-crfsuite's predict): anything sized and iterable
+        if isinstance(ys, str | bytes) or not isinstance(ys, Sized) \
+                or not isinstance(ys, Iterable):
+            raise ValidationError(name, "must be a list of tag sequences (one per sentence)",
+                                  found=type(ys).__name__)
+        for i, sent in enumerate(ys):
+            # a string would be compared character by character: refused, never split
+            if isinstance(sent, str | bytes) or not isinstance(sent, Sized) \
+                    or not isinstance(sent, Iterable):
+                raise ValidationError(f"{name}[{i}]", "must be a list of tags",
+                                      found=repr(sent)[:40],
+                                      fix="split the sentence into its tags, e.g. s.split()")
     if len(y_true) != len(y_pred):
         raise ShapeError("y_pred", "needs one tag sequence per gold sequence",
                          found=f"{len(y_pred)} predicted vs {len(y_true)} gold sequences")
@@ -52,6 +66,14 @@ def accuracy(y_true: Sequence[Sequence[Hashable]], y_pred: Sequence[Sequence[Has
     ----------
     y_true, y_pred : sequence of sequences
         Gold and predicted tags, sentence by sentence, with equal lengths.
+
+    Raises
+    ------
+    ValidationError
+        With no token at all (the accuracy of nothing is undefined), or a sentence given as a
+        string.
+    ShapeError
+        If the numbers of sentences or of tags in a sentence differ.
     """
     pairs = _pairs(y_true, y_pred)
     if not pairs:
@@ -66,15 +88,18 @@ def per_tag_scores(
 ) -> dict[Hashable, TagScore]:
     """Per-tag precision, recall, F1 and support.
 
-    A tag never predicted has precision 0; a tag never in the gold data has recall 0 (as
-    scikit-learn reports them with ``zero_division=0``).
+    A tag never predicted has precision 0; a tag never in the gold data (zero support) has
+    recall 0, and F1 is 0 where precision and recall are both 0 (as scikit-learn reports them
+    with ``zero_division=0``): never NaN. With no token at all the result is empty (``{}``)
+    unless ``labels`` are given, which then all score 0 with support 0.
 
     Parameters
     ----------
     y_true, y_pred : sequence of sequences
         Gold and predicted tags.
     labels : sequence, optional
-        Tags to report, in this order (default: every tag seen, sorted by name).
+        Tags to report, in this order (default: every tag seen, sorted by name). A single
+        string is one tag; duplicates are refused.
 
     Returns
     -------
@@ -82,11 +107,26 @@ def per_tag_scores(
         tag -> :class:`TagScore`.
     """
     pairs = _pairs(y_true, y_pred)
-    gold = Counter(t for t, _ in pairs)
-    pred = Counter(p for _, p in pairs)
+    try:
+        gold = Counter(t for t, _ in pairs)
+        pred = Counter(p for _, p in pairs)
+    except TypeError as err:
+        raise ValidationError("y_true / y_pred", "tags must be hashable (str, int, ...)",
+                              found=str(err)) from err
     hit = Counter(t for t, p in pairs if t == p)
     if labels is None:
         labels = sorted(set(gold) | set(pred), key=str)
+    elif isinstance(labels, str):
+        labels = [labels]
+    else:
+        if not isinstance(labels, Sequence):
+            raise ValidationError("labels", "must be a list of tags", found=type(labels).__name__)
+        try:
+            distinct = len(set(labels))
+        except TypeError as err:
+            raise ValidationError("labels", "tags must be hashable", found=str(err)) from err
+        if distinct != len(labels):
+            raise ValidationError("labels", "must not repeat a tag", found=list(labels)[:10])
     out: dict[Hashable, TagScore] = {}
     for tag in labels:
         p = hit[tag] / pred[tag] if pred[tag] else 0.0
@@ -104,6 +144,9 @@ def classification_report(
 ) -> str:
     """A table of per-tag precision / recall / F1 / support, macro average and accuracy.
 
+    ``digits`` is an int >= 0. With no token at all, raises :class:`ValidationError` (the
+    accuracy line is undefined).
+
     >>> print(classification_report([["A", "B"]], [["A", "A"]], digits=2))
     tag    precision  recall    f1  support
     A           0.50    1.00  0.67        1
@@ -111,6 +154,7 @@ def classification_report(
     macro       0.25    0.50  0.33        2
     accuracy                  0.50        2
     """
+    digits = check_int(digits, "digits", minimum=0, maximum=16)
     scores = per_tag_scores(y_true, y_pred, labels)
     width = max([len(str(t)) for t in scores] + [8])
     col = max(digits + 3, 6)

@@ -20,13 +20,15 @@ tensor([2.9000, 0.0000, 0.9000], dtype=torch.float64)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from probforge.errors import ConvergenceError, ValidationError
+from probforge.errors import ConvergenceError, ShapeError, ValidationError
+from probforge.validate import check_int, check_real, check_tensor
 
 __all__ = ["OWLQNResult", "minimize_owlqn"]
 
@@ -108,17 +110,45 @@ def minimize_owlqn(
     -------
     OWLQNResult
     """
-    if c1 < 0:
-        raise ValidationError("minimize_owlqn c1", "must be >= 0", found=c1)
+    if not callable(fg):
+        raise ValidationError("minimize_owlqn fg", "must be a callable x -> (f(x), grad)",
+                              found=type(fg).__name__)
+    c1 = check_real(c1, "minimize_owlqn c1", minimum=0.0)
+    check_tensor(x0, "minimize_owlqn x0", floating=True, finite=True)
     if x0.dim() != 1:
         raise ValidationError("minimize_owlqn x0", "must be a flat (1-d) tensor",
                               found=tuple(x0.shape))
+    max_iter = check_int(max_iter, "minimize_owlqn max_iter", minimum=0)
+    history_size = check_int(history_size, "minimize_owlqn history_size", minimum=1)
+    gtol = check_real(gtol, "minimize_owlqn gtol", minimum=0.0)
+    delta = check_real(delta, "minimize_owlqn delta", minimum=0.0)
+    period = check_int(period, "minimize_owlqn period", minimum=1)
+    max_linesearch = check_int(max_linesearch, "minimize_owlqn max_linesearch", minimum=1)
+    if callback is not None and not callable(callback):
+        raise ValidationError("minimize_owlqn callback", "must be callable or None",
+                              found=type(callback).__name__)
+
+    def evaluate(x: Tensor) -> tuple[float, Tensor]:
+        out = fg(x)
+        if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], Tensor)):
+            raise ValidationError("minimize_owlqn fg", "must return (float, gradient tensor)",
+                                  found=type(out).__name__)
+        f, g = out
+        if tuple(g.shape) != tuple(x.shape):
+            raise ShapeError("minimize_owlqn fg", "must return a gradient shaped like x",
+                             found=f"{tuple(g.shape)} vs {tuple(x.shape)}")
+        try:
+            return float(f), g
+        except (TypeError, ValueError) as err:
+            raise ValidationError("minimize_owlqn fg", "must return a number as f(x)",
+                                  found=repr(f)[:40]) from err
+
     x = x0.detach().clone()
-    f, g = fg(x)
+    f, g = evaluate(x)
     n_evals = 1
     big_f = f + c1 * float(x.abs().sum())
     history = [big_f]
-    if not torch.isfinite(torch.tensor(big_f)) or not bool(torch.isfinite(g).all()):
+    if not math.isfinite(big_f) or not bool(torch.isfinite(g).all()):
         raise ConvergenceError("minimize_owlqn", "objective or gradient not finite at the start",
                                found=big_f)
     s_list: list[Tensor] = []
@@ -140,7 +170,7 @@ def minimize_owlqn(
             a = rho * float(torch.dot(s, q))
             alphas.append(a)
             q.add_(y, alpha=-a)
-        if s_list:
+        if s_list:  # sy > 0 was checked when the pair was stored, so y.y > 0 too
             gamma = float(torch.dot(s_list[-1], y_list[-1])) / float(torch.dot(y_list[-1],
                                                                               y_list[-1]))
             q.mul_(gamma)
@@ -164,10 +194,12 @@ def minimize_owlqn(
             x_new = x + step * d
             if c1 > 0:
                 x_new = torch.where(torch.sign(x_new) == orthant, x_new, torch.zeros_like(x_new))
-            f_new, g_new = fg(x_new)
+            f_new, g_new = evaluate(x_new)
             n_evals += 1
             big_new = f_new + c1 * float(x_new.abs().sum())
-            if big_new == big_new and big_new <= big_f + 1e-4 * float(torch.dot(pg, x_new - x)):
+            # a NaN / inf objective or gradient at a trial point is a failed trial: shrink
+            if math.isfinite(big_new) and bool(torch.isfinite(g_new).all()) \
+                    and big_new <= big_f + 1e-4 * float(torch.dot(pg, x_new - x)):
                 accepted = True
                 break
             step *= 0.5

@@ -30,10 +30,11 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence, Sized
 from typing import Any, NamedTuple
 
 import torch
@@ -44,9 +45,10 @@ from pgm.crf.constraints import TransitionConstraints
 from pgm.crf.encoding import EncodedCorpus, FeatureEncoder, Token
 from pgm.crf.linear_chain import LinearChainCRF
 from pgm.crf.owlqn import minimize_owlqn
-from probforge.errors import CheckpointError, ShapeError, ValidationError
+from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
 from probforge.files import atomic_torch_save
 from probforge.ops.random import make_generator
+from probforge.validate import check_device, check_existing_file, check_int, check_real
 
 __all__ = ["CRFTagger", "FitInfo"]
 
@@ -216,17 +218,27 @@ class CRFTagger:
         max_batch_cells: int = 60_000,
         tol: float = 1e-5,
     ) -> None:
-        if algorithm not in ("lbfgs", "adam"):
+        if not isinstance(algorithm, str) or algorithm not in ("lbfgs", "adam"):
             raise ValidationError("algorithm", "must be 'lbfgs' or 'adam'", found=repr(algorithm))
-        for name, v in (("c1", c1), ("c2", c2), ("lr", lr), ("tol", tol)):
-            if not (math.isfinite(v) and v >= 0):
-                raise ValidationError(name, "must be finite and >= 0", found=v)
-        for name, n in (("max_iterations", max_iterations), ("epochs", epochs),
-                        ("batch_size", batch_size), ("max_batch_cells", max_batch_cells)):
-            if not isinstance(n, int) or n < (0 if name in ("max_iterations", "epochs") else 1):
-                raise ValidationError(name, "must be a positive int", found=repr(n))
+        c1, c2, lr, tol = (check_real(v, name, minimum=0.0) for name, v in
+                           (("c1", c1), ("c2", c2), ("lr", lr), ("tol", tol)))
+        max_iterations = check_int(max_iterations, "max_iterations", minimum=0)
+        epochs = check_int(epochs, "epochs", minimum=0)
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        max_batch_cells = check_int(max_batch_cells, "max_batch_cells", minimum=1)
+        if hash_buckets is not None:
+            hash_buckets = check_int(hash_buckets, "hash_buckets", minimum=1)
+        min_freq = check_int(min_freq, "min_freq", minimum=1)
+        seed = check_int(seed, "seed", minimum=0)
+        if constraints is not None and not (isinstance(constraints, TransitionConstraints)
+                                            or callable(constraints)):
+            raise ValidationError("constraints", "must be a TransitionConstraints, a callable "
+                                  "labels -> TransitionConstraints, or None",
+                                  found=type(constraints).__name__)
         if dtype not in (torch.float32, torch.float64):
-            raise ValidationError("dtype", "must be torch.float32 or torch.float64", found=dtype)
+            raise ValidationError("dtype", "must be torch.float32 or torch.float64",
+                                  found=repr(dtype))
+        device = check_device(device, "device")
         self.algorithm = algorithm
         self.c1, self.c2 = float(c1), float(c2)
         self.max_iterations, self.epochs = max_iterations, epochs
@@ -275,6 +287,9 @@ class CRFTagger:
             ``self``.
         """
         self._check_xy(X, y)
+        if callback is not None and not callable(callback):
+            raise ValidationError("callback", "must be callable or None",
+                                  found=type(callback).__name__)
         labels = sorted({str(t) for sent in y for t in sent})
         if not labels:
             raise ValidationError("y", "holds no tags", fix="pass at least one tagged token")
@@ -287,6 +302,9 @@ class CRFTagger:
         self.encoder_ = enc
         k = len(labels)
         constraints = self.constraints(labels) if callable(self.constraints) else self.constraints
+        if constraints is not None and not isinstance(constraints, TransitionConstraints):
+            raise ValidationError("constraints", "the callable must return a "
+                                  "TransitionConstraints", found=type(constraints).__name__)
         crf = LinearChainCRF(k, init_scale=0.0, constraints=constraints, dtype=self.dtype,
                              device=self.device)
         weights = nn.Parameter(torch.zeros(enc.num_features, k, dtype=self.dtype,
@@ -483,6 +501,14 @@ class CRFTagger:
 
     @staticmethod
     def _check_xy(X: Sequence[Sequence[Token]], y: Sequence[Sequence[Hashable]]) -> None:
+        def listlike(v: Any) -> bool:  # lists, tuples, numpy arrays; never a str or a dict
+            return not isinstance(v, str | bytes | dict) and isinstance(v, Sized) \
+                and isinstance(v, Iterable)
+
+        for name, v in (("X", X), ("y", y)):
+            if not listlike(v):
+                raise ValidationError(name, "must be a list (one entry per sentence)",
+                                      found=type(v).__name__)
         if len(X) != len(y):
             raise ShapeError("y", "needs one tag sequence per sentence of X",
                              found=f"{len(y)} tag sequences vs {len(X)} sentences")
@@ -490,8 +516,14 @@ class CRFTagger:
             if isinstance(ys, str):
                 raise ValidationError(f"y[{i}]", "must be a list of tags, not a string",
                                       found=repr(ys[:20]))
+            if not listlike(xs):
+                raise ValidationError(f"X[{i}]", "must be a list of tokens",
+                                      found=type(xs).__name__)
+            if not listlike(ys):
+                raise ValidationError(f"y[{i}]", "must be a list of tags",
+                                      found=type(ys).__name__)
             if len(xs) != len(ys):
-                raise ShapeError(f"y[{i}]", "needs one tag per token of X[{i}]",
+                raise ShapeError(f"y[{i}]", f"needs one tag per token of X[{i}]",
                                  found=f"{len(ys)} tags vs {len(xs)} tokens")
 
     @property
@@ -516,7 +548,11 @@ class CRFTagger:
                 "seed": self.seed, "max_batch_cells": self.max_batch_cells, "tol": self.tol}
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted tagger to ``path`` atomically (temp file + ``os.replace``)."""
+        """Write the fitted tagger to ``path`` atomically (temp file + ``os.replace``).
+
+        The file holds a checksum of its content, so :meth:`load` detects a corrupted file
+        (a flipped byte in a weight would otherwise load silently as another model).
+        """
         if self.encoder_ is None or self.weights_ is None or self.crf_ is None:
             raise ValidationError("CRFTagger", "is not fitted", fix="call fit(X, y) first")
         crf = self.crf_
@@ -532,58 +568,174 @@ class CRFTagger:
                 t.cpu() for t in (crf.allowed_start, crf.allowed_transitions, crf.allowed_end)
                 if t is not None],
         }
+        state["checksum"] = _digest(state)
         atomic_torch_save(path, state)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
              ) -> CRFTagger:
-        """Read a tagger written by :meth:`save` (``torch.load(..., weights_only=True)``)."""
+        """Read a tagger written by :meth:`save` (``torch.load(..., weights_only=True)``).
+
+        Every field is checked before use: its presence, type, dtype (the tagger's own; nothing
+        is cast), shape and finiteness, and the checksum where the file has one (files written
+        before checksums were added load without it).
+
+        Raises
+        ------
+        MissingFileError
+            If ``path`` does not exist.
+        CheckpointError
+            If the file cannot be read, is not a CRFTagger file, or any field is missing,
+            malformed, inconsistent or corrupted (checksum mismatch).
+        """
+        file = check_existing_file(path, "CRF tagger file")
+        device = check_device(device, "device")
+        where = f"CRF tagger file {str(path)!r}"
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as err:
-            raise CheckpointError(f"CRF tagger file {str(path)!r}", "could not be read",
-                                  found=f"{type(err).__name__}: {err}") from err
+            state = torch.load(file, map_location="cpu", weights_only=True)
+        except Exception as err:  # any corruption of the archive or the pickle
+            raise CheckpointError(where, "could not be read",
+                                  found=f"{type(err).__name__}: {str(err)[:200]}") from err
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise CheckpointError(f"CRF tagger file {str(path)!r}", "is not a CRFTagger file",
+            raise CheckpointError(where, "is not a CRFTagger file",
                                   fix="write it with CRFTagger.save")
         if state.get("version") != _VERSION:
-            raise CheckpointError(f"CRF tagger file {str(path)!r}",
-                                  f"has format version {state.get('version')}, "
+            raise CheckpointError(where, f"has format version {state.get('version')!r}, "
                                   f"this code reads {_VERSION}")
-        cfg = dict(state["config"])
+        fields = _read_state(state, where)
+        if "checksum" in state and state["checksum"] != _digest(state):
+            raise CheckpointError(where, "is corrupted: its content does not match its "
+                                  "checksum", fix="write it again with CRFTagger.save")
+        cfg = dict(fields["config"])
         cfg["dtype"] = getattr(torch, cfg["dtype"])
-        tagger = cls(**cfg, device=device)
-        labels = list(state["labels"])
+        try:
+            tagger = cls(**cfg, device=device)
+        except ProbforgeError as err:
+            raise CheckpointError(where, "holds an invalid configuration", found=str(err)
+                                  ) from err
+        labels = fields["labels"]
         k = len(labels)
-        w = state["weights"]
-        if w.dim() != 2 or w.shape[1] != k:
-            raise CheckpointError(f"CRF tagger file {str(path)!r}",
-                                  f"weights must be (F, {k})", found=tuple(w.shape))
+        w = fields["weights"]
         tagger.classes_ = labels
-        if state["features"] is None:
+        if fields["features"] is None:
             tagger.encoder_ = FeatureEncoder(hash_buckets=cfg["hash_buckets"])
         else:
-            tagger.encoder_ = FeatureEncoder.from_features(state["features"])
+            tagger.encoder_ = FeatureEncoder.from_features(fields["features"])
         if tagger.encoder_.num_features != w.shape[0]:
-            raise CheckpointError(f"CRF tagger file {str(path)!r}",
-                                  "feature count does not match the weights",
+            raise CheckpointError(where, "feature count does not match the weights",
                                   found=f"{tagger.encoder_.num_features} vs {w.shape[0]}")
         constraints = None
-        if state["constraints"] is not None:
-            constraints = TransitionConstraints(*state["constraints"])
+        if fields["constraints"] is not None:
+            constraints = TransitionConstraints(*fields["constraints"])
         crf = LinearChainCRF(k, init_scale=0.0, constraints=constraints, dtype=cfg["dtype"],
                              device=tagger.device)
         with torch.no_grad():
-            crf.start_transitions.copy_(state["start"])
-            crf.transitions.copy_(state["transitions"])
-            crf.end_transitions.copy_(state["end"])
+            crf.start_transitions.copy_(fields["start"])
+            crf.transitions.copy_(fields["transitions"])
+            crf.end_transitions.copy_(fields["end"])
         for p in crf.parameters():
             p.requires_grad_(False)
         tagger.crf_ = crf
-        tagger.weights_ = w.to(device=tagger.device, dtype=cfg["dtype"])
+        tagger.weights_ = w.to(device=tagger.device)
         return tagger
+
+
+_CONFIG_KEYS = frozenset({"algorithm", "c1", "c2", "max_iterations", "epochs", "lr",
+                          "batch_size", "hash_buckets", "min_freq", "dtype", "seed",
+                          "max_batch_cells", "tol"})
+_STATE_KEYS = frozenset({"format", "version", "config", "labels", "features", "weights",
+                         "start", "transitions", "end", "constraints", "checksum"})
+
+
+def _read_state(state: dict[str, Any], where: str) -> dict[str, Any]:
+    """The fields of a loaded tagger file, each checked (CheckpointError naming the field)."""
+    def bad(field: str, problem: str, found: Any = None) -> CheckpointError:
+        return CheckpointError(f"{where}: {field}", problem, found=found,
+                               fix="write the file again with CRFTagger.save")
+
+    missing = sorted(_STATE_KEYS - {"checksum"} - set(state))
+    if missing:
+        raise bad("keys", f"{missing} missing")
+    extra = sorted(str(k) for k in set(state) - _STATE_KEYS)
+    if extra:
+        raise bad("keys", f"unknown {extra}")
+    if "checksum" in state and not isinstance(state["checksum"], str):
+        raise bad("checksum", "must be a string", type(state["checksum"]).__name__)
+    cfg = state["config"]
+    if not isinstance(cfg, dict) or set(cfg) != _CONFIG_KEYS:
+        raise bad("config", f"must be a dict with the keys {sorted(_CONFIG_KEYS)}",
+                  sorted(map(str, cfg)) if isinstance(cfg, dict) else type(cfg).__name__)
+    if cfg["dtype"] not in ("float32", "float64"):
+        raise bad("config.dtype", "must be 'float32' or 'float64'", repr(cfg["dtype"]))
+    dtype = getattr(torch, cfg["dtype"])
+    labels = state["labels"]
+    if not isinstance(labels, list) or not labels or not all(isinstance(v, str) for v in labels) \
+            or len(set(labels)) != len(labels):
+        raise bad("labels", "must be a non-empty list of distinct strings",
+                  repr(labels)[:60])
+    k = len(labels)
+    features = state["features"]
+    if cfg["hash_buckets"] is None:
+        if not isinstance(features, list) or not all(isinstance(v, str) for v in features) \
+                or len(set(features)) != len(features):
+            raise bad("features", "must be a list of distinct strings (the vocabulary)",
+                      type(features).__name__)
+    elif features is not None:
+        raise bad("features", "must be None for a hashing tagger", type(features).__name__)
+
+    def tensor(field: str, value: Any, shape: tuple[int | None, ...], want: torch.dtype
+               ) -> Tensor:
+        if not isinstance(value, Tensor):
+            raise bad(field, "must be a tensor", type(value).__name__)
+        if value.dtype != want:
+            raise bad(field, f"must have dtype {want}", value.dtype)
+        if value.dim() != len(shape) or any(w is not None and w != n
+                                            for w, n in zip(shape, value.shape, strict=True)):
+            raise bad(field, f"must have shape {tuple('F' if w is None else w for w in shape)}",
+                      tuple(value.shape))
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise bad(field, "holds NaN or inf")
+        return value
+
+    weights = tensor("weights", state["weights"], (None, k), dtype)
+    out = {"config": cfg, "labels": labels, "features": features, "weights": weights,
+           "start": tensor("start", state["start"], (k,), dtype),
+           "transitions": tensor("transitions", state["transitions"], (k, k), dtype),
+           "end": tensor("end", state["end"], (k,), dtype), "constraints": None}
+    cons = state["constraints"]
+    if cons is not None:
+        if not isinstance(cons, list) or len(cons) != 3:
+            raise bad("constraints", "must be None or a list of 3 bool tensors",
+                      type(cons).__name__)
+        out["constraints"] = [tensor(f"constraints[{i}]", c, shape, torch.bool)
+                              for i, (c, shape) in enumerate(zip(cons, ((k,), (k, k), (k,)),
+                                                                 strict=True))]
+    return out
+
+
+def _digest(state: dict[str, Any]) -> str:
+    """A BLAKE2b checksum of a tagger file's content (every field but the checksum)."""
+    h = hashlib.blake2b(digest_size=16)
+
+    def feed(value: Any) -> None:
+        if isinstance(value, Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(value, dict):
+            h.update(b"D")
+            for key in sorted(value, key=str):
+                feed(str(key))
+                feed(value[key])
+        elif isinstance(value, list | tuple):
+            h.update(f"L{len(value)}".encode())
+            for item in value:
+                feed(item)
+        else:
+            h.update(f"V{type(value).__name__}:{value!r};".encode())
+
+    feed({key: v for key, v in state.items() if key != "checksum"})
+    return h.hexdigest()
 
 
 def _progress_bar(show: bool, total: int, desc: str) -> Any:

@@ -45,8 +45,9 @@ from pgm.hmm.emissions import (
 from pgm.hmm.inference import chain_inputs
 from pgm.hmm.model import HiddenMarkovModel
 from pgm.learning.em_monitor import EMMonitor
-from probforge.errors import ValidationError
+from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.chain import chain_marginals
+from probforge.validate import check_choice, check_int, check_real, check_tensor
 
 __all__ = ["BaumWelchResult", "SufficientStats", "baum_welch_step", "e_step", "fit", "init_hmm",
            "log_prior", "m_step"]
@@ -141,13 +142,19 @@ def _e_step(
     c = chain_inputs(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp)
     m = chain_marginals(c.unary, c.pair, c.lengths, method=method, pairwise="sum")
     K = model.n_states
-    gamma = m.unary.reshape(-1, *m.unary.shape[-2:])  # (B, T, K)
+    T = c.valid.shape[-1]
+    B = math.prod(c.valid.shape[:-1])
+    gamma = m.unary.reshape(B, *m.unary.shape[-2:])[:, :T]  # (B, T, K)
+    valid = c.valid.reshape(B, T)
+    if T == 0 or not bool(valid[:, 0].all()):
+        # sequences of length 0 are one-step chains for the chain core: no mass of theirs
+        gamma = torch.where(valid[..., None], gamma, torch.zeros((), dtype=gamma.dtype))
     assert m.pair is not None
     trans = m.pair.reshape(-1, K, K).sum(0)
-    start = gamma[:, 0].sum(0)
+    start = gamma[:, 0].sum(0) if T > 0 else gamma.new_zeros(K)
     ed = model.emission.event_dim
-    obs_mask = c.observed.reshape(-1, c.observed.shape[-1])
-    xs = x.to(model.device).reshape(-1, *x.shape[x.dim() - 1 - ed:])  # (B, T, *event)
+    obs_mask = c.observed.reshape(B, T)
+    xs = x.to(model.device).reshape(B, *x.shape[x.dim() - 1 - ed:])  # (B, T, *event)
     return SufficientStats(
         m.log_z.sum(), start, trans, xs[obs_mask], gamma[obs_mask]
     )
@@ -159,6 +166,29 @@ def _dirichlet_update(old_log: Tensor, counts: Tensor, prior: float | Tensor) ->
     num = torch.where(old_log == -math.inf, torch.zeros_like(num), num)
     total = num.sum(-1, keepdim=True)
     return torch.where(total > 0, (num / total.clamp_min(1e-300)).log(), old_log)
+
+
+def _check_update(update: Any) -> None:
+    if not isinstance(update, str) or set(update) - set("ste"):
+        raise ValidationError("update", "letters must come from 's', 't', 'e'",
+                              found=repr(update), fix="e.g. 'ste' (everything) or 'st'")
+
+
+def _check_concentration(prior: Any, shape: tuple[int, ...], subject: str) -> None:
+    """A Dirichlet concentration: a number >= 0, or a tensor of ``shape`` (or broadcastable
+    to it) with finite entries >= 0."""
+    if isinstance(prior, Tensor):
+        check_tensor(prior, subject, floating=True, finite=True)
+        try:
+            torch.broadcast_shapes(prior.shape, shape)  # type: ignore[no-untyped-call]
+        except RuntimeError as err:
+            raise ShapeError(subject, f"must broadcast to {shape}", found=tuple(prior.shape)
+                             ) from err
+        if bool((prior < 0).any()):
+            raise ValidationError(subject, "concentrations must be >= 0",
+                                  found=float(prior.min()))
+    else:
+        check_real(prior, subject, minimum=0.0)
 
 
 def m_step(
@@ -185,10 +215,19 @@ def m_step(
     update : str
         Letters of the parts to update: ``s`` initial, ``t`` transition, ``e`` emission.
     """
-    bad = set(update) - set("ste")
-    if bad:
-        raise ValidationError("update", "letters must come from 's', 't', 'e'",
-                              found=repr(update))
+    _check_update(update)
+    if not isinstance(model, HiddenMarkovModel):
+        raise ValidationError("m_step: model", "must be a HiddenMarkovModel",
+                              found=type(model).__name__)
+    if not isinstance(stats, SufficientStats):
+        raise ValidationError("m_step: stats", "must be the SufficientStats of e_step",
+                              found=type(stats).__name__)
+    K = model.n_states
+    _check_concentration(initial_prior, (K,), "initial_prior")
+    _check_concentration(transition_prior, (K, K), "transition_prior")
+    if tuple(stats.start.shape) != (K,) or tuple(stats.transitions.shape) != (K, K):
+        raise ShapeError("m_step: stats", f"are for another number of states than K = {K}",
+                         found=(tuple(stats.start.shape), tuple(stats.transitions.shape)))
     log_init = model.log_initial
     log_trans = model.log_transition
     emission = model.emission
@@ -209,6 +248,11 @@ def log_prior(
     emission_prior: Any = None,
 ) -> Tensor:
     """Log prior density (up to a constant) of the parameters; the MAP-EM objective adds it."""
+    if not isinstance(model, HiddenMarkovModel):
+        raise ValidationError("log_prior: model", "must be a HiddenMarkovModel",
+                              found=type(model).__name__)
+    _check_concentration(initial_prior, (model.n_states,), "initial_prior")
+    _check_concentration(transition_prior, (model.n_states, model.n_states), "transition_prior")
     total = model.emission.log_prior(emission_prior)
     for log_p, a in ((model.log_initial, initial_prior), (model.log_transition, transition_prior)):
         am1 = torch.as_tensor(a, dtype=log_p.dtype, device=log_p.device) - 1
@@ -233,9 +277,20 @@ def baum_welch_step(
     update: str = "ste",
     method: str = "auto",
 ) -> tuple[HiddenMarkovModel, Tensor]:
-    """One EM iteration: returns the new model and the total log-likelihood of the old one."""
+    """One EM iteration: returns the new model and the total log-likelihood of the old one.
+
+    Raises
+    ------
+    ValidationError
+        If no sequence has a real step (nothing to learn from), and as :func:`e_step` and
+        :func:`m_step`.
+    """
+    _check_update(update)
     stats = e_step(model, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp,
                    method=method)
+    if stats.weights.shape[0] == 0 and float(stats.start.sum()) == 0:
+        raise ValidationError("baum_welch_step: x", "holds no real step (every sequence has "
+                              "length 0)", fix="pass at least one non-empty sequence")
     new = m_step(model, stats, initial_prior=initial_prior, transition_prior=transition_prior,
                  emission_prior=emission_prior, update=update)
     return new, stats.log_likelihood
@@ -282,7 +337,19 @@ def fit(
     ------
     ConvergenceError
         If the objective decreases by more than rounding (a bug) or becomes non-finite.
+    ValidationError
+        If no sequence has a real step (every sequence of length 0: nothing to fit), or an
+        argument is invalid.
     """
+    if not isinstance(model, HiddenMarkovModel):
+        raise ValidationError("fit: model", "must be a HiddenMarkovModel",
+                              found=type(model).__name__)
+    n_iter = check_int(n_iter, "fit: n_iter", minimum=0)
+    tol = check_real(tol, "fit: tol", minimum=0.0)
+    _check_update(update)
+    K = model.n_states
+    _check_concentration(initial_prior, (K,), "initial_prior")
+    _check_concentration(transition_prior, (K, K), "transition_prior")
     dtype = model.dtype
     rtol = 1e-9 if dtype == torch.float64 else 1e3 * torch.finfo(dtype).eps
     monitor = EMMonitor(tol=tol, max_iter=n_iter, decrease_rtol=rtol, name="Baum-Welch")
@@ -290,6 +357,10 @@ def fit(
     while True:
         stats = e_step(current, x, lengths=lengths, mask=mask, missing=missing, clamp=clamp,
                        method=method)
+        if not monitor.history and stats.weights.shape[0] == 0 \
+                and float(stats.start.sum()) == 0:
+            raise ValidationError("fit: x", "holds no real step (every sequence has length 0)",
+                                  fix="pass at least one non-empty sequence")
         with torch.no_grad():
             objective = stats.log_likelihood + log_prior(
                 current, initial_prior=initial_prior, transition_prior=transition_prior,
@@ -303,6 +374,27 @@ def fit(
     return BaumWelchResult(current, monitor)
 
 
+def _check_symbols(x: Tensor, keep: Tensor, n_symbols: Any) -> None:
+    """Symbols of a categorical ``x`` (..., T): integers, ``>= 0`` and below ``n_symbols`` at
+    the steps kept, the first offender named with its sequence and step."""
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise DtypeMismatchError("init_hmm: x", "symbols must be an integer tensor (floats "
+                                 "are not cast)", found=x.dtype,
+                                 fix="convert with x.long() after checking the values are whole")
+    bad = x < 0
+    rule = "symbols must be >= 0"
+    if n_symbols is not None:
+        m = check_int(n_symbols, "init_hmm: n_symbols", minimum=1)
+        bad = bad | (x >= m)
+        rule = f"symbols must lie in 0..{m - 1} (n_symbols={m})"
+    bad = bad & keep
+    if bool(bad.any()):
+        pos = [int(v) for v in bad.nonzero()[0]]
+        where = f"sequence {pos[:-1]}, step {pos[-1]}" if len(pos) > 1 else f"step {pos[0]}"
+        raise ValidationError(f"init_hmm: x at {where}", rule, found=int(x[tuple(pos)]),
+                              fix="recode the symbols or pass a larger n_symbols")
+
+
 def init_hmm(
     emission: str | type[Emission],
     x: Tensor,
@@ -312,6 +404,7 @@ def init_hmm(
     generator: torch.Generator | None = None,
     method: str = "kmeans",
     stickiness: float = 0.5,
+    missing: Tensor | None = None,
     **emission_kwargs: Any,
 ) -> HiddenMarkovModel:
     """A starting model for :func:`fit`: uniform initial probabilities, transitions
@@ -325,29 +418,89 @@ def init_hmm(
     x : Tensor, shape (..., T, *event)
     n_states : int
     lengths : LongTensor (...), optional
-        Padding is excluded from the initialisation.
+        Padding is excluded from the initialisation (lengths in ``0..T``).
+    missing : BoolTensor (..., T), optional
+        Missing observations (excluded; they may hold NaN). A NaN or inf at any other real
+        step is an error, never dropped silently.
     generator : torch.Generator, optional
     method : {"kmeans", "random"}
     stickiness : float in [0, 1), default 0.5
         Extra probability of staying in a state (0 gives hmmlearn's uniform start).
     **emission_kwargs
-        Passed to the family's ``init`` (``covariance_type``, ``n_mix``, ``n_symbols``, ...).
+        Passed to the family's ``init`` (``covariance_type``, ``n_mix``, ``n_symbols``, ...);
+        one the family does not take is refused.
+
+    Raises
+    ------
+    ShapeError
+        For observations without the family's event axis: a 1-D series ``(T,)`` for a vector
+        family (Gaussian, GMM, Poisson, Bernoulli) is refused (use ``x.unsqueeze(-1)``), never
+        read as one ``T``-dimensional observation.
+    ValidationError
+        For symbols out of range (naming the symbol and its position), no observed step, or
+        any invalid argument.
     """
     cls = _FAMILIES.get(emission) if isinstance(emission, str) else emission
     if cls is None or not (isinstance(cls, type) and issubclass(cls, Emission)):
         raise ValidationError("init_hmm: emission", f"must be one of {sorted(_FAMILIES)} or an "
                               "Emission subclass", found=repr(emission))
-    if isinstance(n_states, bool) or not isinstance(n_states, int) or n_states < 1:
-        raise ValidationError("init_hmm: n_states", "must be an int >= 1", found=repr(n_states))
+    n_states = check_int(n_states, "init_hmm: n_states", minimum=1)
+    check_choice(method, "init_hmm: method", ("kmeans", "random"))
+    stickiness = check_real(stickiness, "init_hmm: stickiness", minimum=0.0, maximum=1.0,
+                            strict_maximum=True)
+    if not isinstance(cls.event_dim, int):
+        raise ValidationError("init_hmm: emission", "needs a fixed event_dim (a class "
+                              "attribute) to read the observations", found=cls.__name__)
     ed = cls.event_dim
+    if not isinstance(x, Tensor):
+        raise ValidationError("init_hmm: x", "must be a torch.Tensor", found=type(x).__name__,
+                              fix="convert with torch.as_tensor(...)")
+    if x.dim() < 1 + ed:
+        # (T,) for a vector family could be T scalars or one T-dimensional observation:
+        # refused, never reinterpreted
+        fix = "a series of scalars of shape (T,) needs a feature axis: pass x.unsqueeze(-1), " \
+            "shape (T, 1)" if ed == 1 and x.dim() == 1 else None
+        raise ShapeError("init_hmm: x", f"must have shape (..., T{', D' if ed else ''}) for "
+                         f"{cls.__name__}", found=tuple(x.shape), fix=fix)
+    if 0 in x.shape[x.dim() - ed:]:
+        raise ShapeError("init_hmm: x", "observations need at least one feature",
+                         found=tuple(x.shape))
+    batch = tuple(x.shape[: x.dim() - 1 - ed])
     T = x.shape[x.dim() - 1 - ed]
     flat = x.reshape(-1, *x.shape[x.dim() - ed:]) if ed else x.reshape(-1)
+    keep = torch.ones(*batch, T, dtype=torch.bool, device=x.device)
     if lengths is not None:
-        keep = torch.arange(T, device=x.device) < lengths.to(x.device)[..., None]
-        flat = flat[keep.reshape(-1)]
+        if (not isinstance(lengths, Tensor) or lengths.is_floating_point()
+                or lengths.is_complex() or lengths.dtype == torch.bool):
+            raise ValidationError("init_hmm: lengths", "must be an integer tensor of the batch "
+                                  "shape", found=lengths.dtype if isinstance(lengths, Tensor)
+                                  else type(lengths).__name__)
+        if tuple(lengths.shape) != batch:
+            raise ShapeError("init_hmm: lengths", f"must have the batch shape {batch} of x",
+                             found=tuple(lengths.shape))
+        lens = lengths.to(x.device)
+        if lens.numel() and bool(((lens < 0) | (lens > T)).any()):
+            i = int(((lens < 0) | (lens > T)).reshape(-1).nonzero()[0, 0])
+            raise ValidationError(f"init_hmm: lengths of sequence {i} (flattened batch index)",
+                                  f"must lie in 0..T = 0..{T}", found=int(lens.reshape(-1)[i]))
+        keep = torch.arange(T, device=x.device) < lens[..., None]
+    if missing is not None:
+        if not isinstance(missing, Tensor) or missing.dtype != torch.bool \
+                or tuple(missing.shape) != (*batch, T):
+            raise ShapeError("init_hmm: missing", f"must be a bool tensor of shape "
+                             f"{(*batch, T)}", found=(tuple(missing.shape), missing.dtype)
+                             if isinstance(missing, Tensor) else type(missing).__name__)
+        keep = keep & ~missing.to(x.device)
+    if issubclass(cls, CategoricalEmission):
+        _check_symbols(x, keep, emission_kwargs.get("n_symbols"))
+    flat = flat[keep.reshape(-1)]
     if x.is_floating_point():
-        ok = torch.isfinite(flat.reshape(flat.shape[0], -1)).all(-1)
-        flat = flat[ok]
+        if not bool(torch.isfinite(flat).all()):
+            raise NonFiniteError("init_hmm: x", "has a NaN or inf observation at a real step",
+                                 fix="mark missing observations with the `missing` mask")
+    if flat.shape[0] == 0:
+        raise ValidationError("init_hmm: x", "holds no observed real step to initialise from",
+                              found=tuple(x.shape), fix="pass at least one observation")
     em = cls.init(flat, n_states, generator=generator, method=method, **emission_kwargs)
     dtype = em.dtype
     log_init = torch.full((n_states,), -math.log(n_states), dtype=dtype, device=em.device)

@@ -24,15 +24,17 @@ torch.Size([])
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from probforge.errors import ShapeError, ValidationError
+from probforge.errors import NonFiniteError, ShapeError, ValidationError
 from probforge.ops.chain import chain_log_partition, chain_sample
 from probforge.ops.random import sample_distribution
+from probforge.validate import check_int, check_tensor
 
 __all__ = ["HMMDistribution"]
 
@@ -50,7 +52,8 @@ class HMMDistribution(Distribution):
         Emission distribution with ``batch_shape`` ending in ``K`` (e.g.
         ``Normal(mu[..., :], sigma)``), any ``event_shape``.
     duration : int, optional
-        Sequence length ``T``; needed for :meth:`sample`, otherwise taken from the value.
+        Sequence length ``T >= 0``; needed for :meth:`sample`, otherwise taken from the value.
+        ``T = 0`` is the empty sequence (log-probability 0; samples with 0 steps).
     validate_args : bool, optional
     """
 
@@ -69,6 +72,14 @@ class HMMDistribution(Distribution):
         duration: int | None = None,
         validate_args: bool | None = None,
     ) -> None:
+        check_tensor(initial_logits, "HMMDistribution: initial_logits", min_ndim=1,
+                     floating=True)
+        check_tensor(transition_logits, "HMMDistribution: transition_logits", min_ndim=2,
+                     floating=True)
+        if not isinstance(observation_dist, Distribution):
+            raise ValidationError("HMMDistribution: observation_dist",
+                                  "must be a torch.distributions.Distribution",
+                                  found=type(observation_dist).__name__)
         if initial_logits.dim() < 1 or transition_logits.dim() < 2:
             raise ShapeError("HMMDistribution", "initial_logits (..., K) and transition_logits "
                              "(..., K, K) are required",
@@ -83,9 +94,30 @@ class HMMDistribution(Distribution):
             raise ShapeError("HMMDistribution: observation_dist",
                              f"batch_shape must end in K = {K} (one component per state)",
                              found=obs_batch)
-        batch_shape = torch.broadcast_shapes(  # type: ignore[no-untyped-call]
-            initial_logits.shape[:-1], transition_logits.shape[:-2], obs_batch[:-1]
-        )
+        if K == 0:
+            raise ShapeError("HMMDistribution: initial_logits", "needs K >= 1 states",
+                             found=tuple(initial_logits.shape))
+        for what, logits in (("initial_logits", initial_logits),
+                             ("transition_logits", transition_logits)):
+            # -inf forbids a start or a transition; NaN, +inf or a row with nothing allowed
+            # would make log_softmax NaN
+            bad = torch.isnan(logits) | (logits == math.inf)
+            if bool(bad.any()) or bool((logits == -math.inf).all(-1).any()):
+                raise NonFiniteError(f"HMMDistribution: {what}",
+                                     "must be finite or -inf, with a finite entry in every row",
+                                     fix="use -inf only for forbidden entries")
+        try:
+            batch_shape = torch.broadcast_shapes(  # type: ignore[no-untyped-call]
+                initial_logits.shape[:-1], transition_logits.shape[:-2], obs_batch[:-1]
+            )
+        except RuntimeError as err:
+            raise ShapeError("HMMDistribution", "the batch shapes of initial_logits, "
+                             "transition_logits and observation_dist do not broadcast",
+                             found=(tuple(initial_logits.shape[:-1]),
+                                    tuple(transition_logits.shape[:-2]), obs_batch[:-1])
+                             ) from err
+        if duration is not None:
+            duration = check_int(duration, "HMMDistribution: duration", minimum=0)
         self.initial_logits = initial_logits
         self.transition_logits = transition_logits
         self.observation_dist = observation_dist
@@ -119,6 +151,7 @@ class HMMDistribution(Distribution):
 
     def _potentials(self, value: Tensor) -> tuple[Tensor, Tensor]:
         ed = len(self._obs_event)
+        check_tensor(value, "HMMDistribution.log_prob: value")
         if value.dim() < 1 + ed:
             raise ShapeError("HMMDistribution.log_prob: value",
                              "must have shape (..., T, *event)", found=tuple(value.shape))
@@ -144,8 +177,20 @@ class HMMDistribution(Distribution):
         return unary, pair
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """``log p(value)`` with the states summed out: shape ``sample_shape + batch_shape``."""
+        """``log p(value)`` with the states summed out: shape ``sample_shape + batch_shape``.
+
+        A value with ``T = 0`` steps (the empty sequence) has log-probability 0. NaN in the
+        value is refused (:class:`~probforge.errors.NonFiniteError`).
+        """
+        if isinstance(value, Tensor) and value.is_floating_point() \
+                and bool(torch.isnan(value).any()):
+            raise NonFiniteError("HMMDistribution.log_prob: value", "has NaN observations",
+                                 fix="remove or impute them (this distribution has no mask)")
         unary, pair = self._potentials(value)
+        if unary.shape[-2] == 0:  # the empty sequence: probability 1
+            batch = torch.broadcast_shapes(  # type: ignore[no-untyped-call]
+                unary.shape[:-2], pair.shape[:-3])
+            return unary.new_zeros(batch)
         return chain_log_partition(unary, pair)
 
     def sample(self, sample_shape: Any = (), generator: torch.Generator | None = None
@@ -159,10 +204,23 @@ class HMMDistribution(Distribution):
         if self.duration is None:
             raise ValidationError("HMMDistribution.sample", "needs the sequence length",
                                   fix="construct the distribution with duration=T")
+        try:
+            sample_shape = torch.Size(sample_shape)
+        except (TypeError, ValueError) as err:
+            raise ValidationError("HMMDistribution.sample: sample_shape",
+                                  "must be a tuple of ints", found=repr(sample_shape)) from err
+        if any(n < 0 for n in sample_shape):
+            raise ValidationError("HMMDistribution.sample: sample_shape",
+                                  "sizes must be >= 0", found=tuple(sample_shape))
         T = int(self.duration)
         K = self.n_states
         shape = torch.Size(sample_shape) + self.batch_shape
         n = int(torch.Size(sample_shape).numel())
+        if T == 0 or n == 0 or self.batch_shape.numel() == 0:
+            # nothing to draw: the empty sequence, or no sequence at all
+            with torch.no_grad():  # no draw: only the observations' dtype and device
+                like = sample_distribution(self.observation_dist, (0,), generator)
+            return like.new_zeros((*shape, T, *self._obs_event))
         log_init = torch.log_softmax(self.initial_logits.detach(), -1).expand(*self.batch_shape, K)
         log_trans = torch.log_softmax(self.transition_logits.detach(), -1).expand(
             *self.batch_shape, K, K)

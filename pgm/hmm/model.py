@@ -38,6 +38,7 @@ from probforge.errors import (
 )
 from probforge.ops.chain import chain_sample
 from probforge.ops.random import check_generator
+from probforge.validate import check_device, check_int, check_tensor
 
 __all__ = ["HMMSample", "HiddenMarkovModel"]
 
@@ -106,8 +107,10 @@ class HiddenMarkovModel:
                 "must be an Emission (see pgm.hmm.emissions)",
                 found=type(emission).__name__,
             )
-        if log_initial.dim() != 1:
-            raise ShapeError("HiddenMarkovModel: log_initial", "must have shape (K,)",
+        check_tensor(log_initial, "HiddenMarkovModel: log_initial")
+        check_tensor(log_transition, "HiddenMarkovModel: log_transition")
+        if log_initial.dim() != 1 or log_initial.shape[0] == 0:
+            raise ShapeError("HiddenMarkovModel: log_initial", "must have shape (K,), K >= 1",
                              found=tuple(log_initial.shape))
         K = log_initial.shape[0]
         if tuple(log_transition.shape) != (K, K):
@@ -128,6 +131,9 @@ class HiddenMarkovModel:
             raise DeviceMismatchError("HiddenMarkovModel: log_transition",
                                       f"is on {log_transition.device}, log_initial on "
                                       f"{log_initial.device}")
+        if not isinstance(validate, bool):
+            raise ValidationError("HiddenMarkovModel: validate", "must be a bool",
+                                  found=repr(validate))
         if validate:
             _check_log_rows(log_initial, "HiddenMarkovModel: log_initial", "initial probabilities")
             _check_log_rows(log_transition, "HiddenMarkovModel: log_transition",
@@ -140,7 +146,21 @@ class HiddenMarkovModel:
     def from_probs(
         cls, initial: Tensor, transition: Tensor, emission: Emission, *, validate: bool = True
     ) -> HiddenMarkovModel:
-        """Build from probabilities (zeros become ``-inf``)."""
+        """Build from probabilities (zeros become ``-inf``).
+
+        Raises
+        ------
+        DtypeMismatchError, ValidationError
+            For integer tensors (not cast) or probabilities outside ``[0, 1]`` (and every error
+            of the constructor).
+        """
+        for what, p in (("initial", initial), ("transition", transition)):
+            check_tensor(p, f"HiddenMarkovModel.from_probs: {what}", floating=True)
+            if bool((torch.isnan(p) | (p < 0) | (p > 1)).any()):
+                raise ValidationError(f"HiddenMarkovModel.from_probs: {what}",
+                                      "probabilities must lie in [0, 1]",
+                                      fix="pass probabilities, or log-probabilities to the "
+                                      "constructor")
         return cls(torch.log(initial), torch.log(transition), emission, validate=validate)
 
     @property
@@ -187,7 +207,13 @@ class HiddenMarkovModel:
     def to(
         self, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> HiddenMarkovModel:
-        """A copy with every parameter converted."""
+        """A copy with every parameter converted (to a floating dtype)."""
+        if dtype is not None and (not isinstance(dtype, torch.dtype)
+                                  or not dtype.is_floating_point):
+            raise ValidationError("HiddenMarkovModel.to: dtype", "must be a floating dtype",
+                                  found=repr(dtype))
+        if device is not None:
+            device = check_device(device, "HiddenMarkovModel.to: device")
         return HiddenMarkovModel(
             self.log_initial.to(dtype=dtype, device=device),
             self.log_transition.to(dtype=dtype, device=device),
@@ -210,9 +236,10 @@ class HiddenMarkovModel:
         Parameters
         ----------
         n_steps : int
-            Length ``T >= 1`` of each sequence.
+            Length ``T >= 0`` of each sequence (``0`` gives empty sequences, the length-0
+            sequences that inference accepts).
         n_sequences : int, optional
-            Number of sequences; None returns a single unbatched sequence.
+            Number of sequences (``>= 1``); None returns a single unbatched sequence.
         generator : torch.Generator, optional
 
         Returns
@@ -221,15 +248,17 @@ class HiddenMarkovModel:
             ``states`` (n_sequences, T) and ``observations`` (n_sequences, T, *event), without
             the leading dim when ``n_sequences`` is None.
         """
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ValidationError("HiddenMarkovModel.sample: n_steps", "must be an int >= 1",
-                                  found=repr(n_steps))
-        n = 1 if n_sequences is None else n_sequences
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValidationError("HiddenMarkovModel.sample: n_sequences",
-                                  "must be an int >= 1", found=repr(n_sequences))
+        n_steps = check_int(n_steps, "HiddenMarkovModel.sample: n_steps", minimum=0)
+        n = 1 if n_sequences is None else check_int(
+            n_sequences, "HiddenMarkovModel.sample: n_sequences", minimum=1)
         check_generator(generator, self.device)
         K = self.n_states
+        if n_steps == 0:
+            empty = torch.zeros(n, 0, dtype=torch.long, device=self.device)
+            obs0 = self.emission.sample(empty, generator)
+            if n_sequences is None:
+                return HMMSample(empty[0], obs0[0])
+            return HMMSample(empty, obs0)
         unary = torch.zeros(n_steps, K, dtype=self.dtype, device=self.device)
         unary[0] = self.log_initial
         states = chain_sample(unary, self.log_transition, num_samples=n, generator=generator)

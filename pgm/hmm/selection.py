@@ -23,12 +23,16 @@ from torch import Tensor
 
 from pgm.hmm.inference import chain_inputs, log_likelihood
 from pgm.hmm.model import HiddenMarkovModel
+from probforge.errors import ValidationError
 
 __all__ = ["aic", "bic", "n_parameters"]
 
 
 def n_parameters(model: HiddenMarkovModel) -> int:
     """Number of free parameters of ``model``."""
+    if not isinstance(model, HiddenMarkovModel):
+        raise ValidationError("n_parameters: model", "must be a HiddenMarkovModel",
+                              found=type(model).__name__)
     K = model.n_states
     return (K - 1) + K * (K - 1) + model.emission.n_parameters()
 
@@ -42,13 +46,28 @@ def _ll_and_n(model: HiddenMarkovModel, x: Tensor, lengths: Tensor | None,
 
 def aic(model: HiddenMarkovModel, x: Tensor, *, lengths: Tensor | None = None,
         missing: Tensor | None = None) -> float:
-    """Akaike information criterion ``-2 log L + 2 p`` (lower is better)."""
+    """Akaike information criterion ``-2 log L + 2 p`` (lower is better).
+
+    Sequences of length 0 add nothing to ``log L`` (their probability is 1); with no
+    observation at all the criterion is ``2 p``.
+    """
     ll, _ = _ll_and_n(model, x, lengths, missing)
     return -2 * ll + 2 * n_parameters(model)
 
 
 def bic(model: HiddenMarkovModel, x: Tensor, *, lengths: Tensor | None = None,
         missing: Tensor | None = None) -> float:
-    """Bayesian information criterion ``-2 log L + p log N`` (lower is better)."""
+    """Bayesian information criterion ``-2 log L + p log N`` (lower is better).
+
+    ``N`` is the number of observed steps.
+
+    Raises
+    ------
+    ValidationError
+        With no observed step (``N = 0``: ``log N`` is undefined).
+    """
     ll, n = _ll_and_n(model, x, lengths, missing)
-    return -2 * ll + n_parameters(model) * math.log(max(n, 1))
+    if n == 0:
+        raise ValidationError("bic: x", "has no observed step, so log N is undefined",
+                              fix="pass at least one observation (or use aic)")
+    return -2 * ll + n_parameters(model) * math.log(n)

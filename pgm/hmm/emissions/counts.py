@@ -9,17 +9,33 @@ import torch
 from torch import Tensor
 
 from probforge.errors import (
+    DtypeMismatchError,
     ShapeError,
     ValidationError,
 )
 from probforge.ops.random import check_generator
+from probforge.validate import check_tensor
 
 from ._base import (
     Emission,
     _check_init_method,
     _check_prob_range,
+    check_prior_field,
 )
 from .gaussian import GaussianEmission
+
+
+def _check_features(x: Tensor, D: int, family: str, what: str, allow_bool: bool = False
+                    ) -> None:
+    """``x`` (..., D) of a real (integer or float; bool only if allowed) dtype."""
+    if x.dim() < 1 or x.shape[-1] != D:
+        fix = "a series of scalars of shape (T,) needs a feature axis: pass x.unsqueeze(-1)" \
+            if D == 1 else None
+        raise ShapeError(f"{family}: observations", f"must have shape (..., D) with D = {D} "
+                         f"{what}", found=tuple(x.shape), fix=fix)
+    if x.is_complex() or (x.dtype == torch.bool and not allow_bool):
+        raise DtypeMismatchError(f"{family}: observations", f"{what} must be a real tensor "
+                                 "(integer or float)", found=x.dtype)
 
 
 @dataclass(frozen=True)
@@ -32,6 +48,10 @@ class PoissonPrior:
 
     alpha: float | Tensor = 1.0
     beta: float | Tensor = 0.0
+
+    def __post_init__(self) -> None:
+        check_prior_field(self.alpha, "PoissonPrior: alpha", minimum=0.0)
+        check_prior_field(self.beta, "PoissonPrior: beta", minimum=0.0)
 
 
 class PoissonEmission(Emission):
@@ -48,7 +68,8 @@ class PoissonEmission(Emission):
     fresh_log_prob: ClassVar[bool] = True
 
     def __init__(self, rates: Tensor, *, validate: bool = True) -> None:
-        if rates.dim() != 2:
+        check_tensor(rates, "PoissonEmission: rates", floating=True)
+        if rates.dim() != 2 or 0 in rates.shape:
             raise ShapeError("PoissonEmission: rates", "must have shape (K, D)",
                              found=tuple(rates.shape))
         if validate and (not (rates > 0).all() or not torch.isfinite(rates).all()):
@@ -67,7 +88,20 @@ class PoissonEmission(Emission):
     def device(self) -> torch.device:
         return self.rates.device
 
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        _check_features(x, int(self.rates.shape[1]), "PoissonEmission", "counts")
+
     def log_prob(self, x: Tensor) -> Tensor:
+        """Poisson log-likelihood of count vectors ``(..., D)`` -> ``(..., K)``.
+
+        Raises
+        ------
+        ShapeError, DtypeMismatchError, ValidationError
+            For a last dimension other than ``D``, a bool or complex tensor, or a count that is
+            negative, fractional, NaN or inf.
+        """
+        self._validate_obs(x)
         x = x.to(self.dtype)
         return (x @ self.rates.log().t()) - self.rates.sum(-1) - torch.lgamma(x + 1).sum(-1,
                                                                                        keepdim=True)
@@ -83,6 +117,7 @@ class PoissonEmission(Emission):
                                fix="mark missing observations with the `missing` mask")
 
     def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> PoissonEmission:
+        self._check_m_step(x, weights, prior, PoissonPrior, "PoissonEmission.m_step")
         prior = prior if prior is not None else PoissonPrior()
         x = x.to(self.dtype)
         w = weights.to(self.dtype)
@@ -100,6 +135,7 @@ class PoissonEmission(Emission):
         return ((a - 1) * self.rates.log() - b * self.rates).sum()
 
     def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self._check_states(states, "PoissonEmission.sample: states")
         check_generator(generator, self.device)
         return torch.poisson(self.rates[states], generator=generator)
 
@@ -120,10 +156,15 @@ class PoissonEmission(Emission):
         method: str = "kmeans",
         **kwargs: Any,
     ) -> PoissonEmission:
-        """Rates from k-means cluster means (or random data points), floored at 1e-3."""
+        """Rates from k-means cluster means (or random data points), floored at 1e-3.
+
+        ``x`` is (N, D) counts (at least one row); unknown keyword arguments are refused.
+        """
+        n_states = cls._init_checks(x, n_states, kwargs)
         _check_init_method(method, "PoissonEmission.init")
-        xf = x.reshape(x.shape[0], -1).to(torch.float64 if not x.is_floating_point()
-                                          else x.dtype)
+        _check_features(x, x.shape[-1], "PoissonEmission.init", "counts")
+        PoissonEmission(torch.ones(1, x.shape[-1], dtype=torch.float64))._validate_obs(x)
+        xf = x.to(torch.float64 if not x.is_floating_point() else x.dtype)
         g = GaussianEmission.init(xf, n_states, generator=generator, method=method)
         return cls(g.means.clamp_min(1e-3))
 
@@ -134,6 +175,10 @@ class BernoulliPrior:
 
     a: float | Tensor = 1.0
     b: float | Tensor = 1.0
+
+    def __post_init__(self) -> None:
+        check_prior_field(self.a, "BernoulliPrior: a", minimum=0.0)
+        check_prior_field(self.b, "BernoulliPrior: b", minimum=0.0)
 
 
 class BernoulliEmission(Emission):
@@ -150,7 +195,8 @@ class BernoulliEmission(Emission):
     fresh_log_prob: ClassVar[bool] = True
 
     def __init__(self, probs: Tensor, *, validate: bool = True) -> None:
-        if probs.dim() != 2:
+        check_tensor(probs, "BernoulliEmission: probs", floating=True)
+        if probs.dim() != 2 or 0 in probs.shape:
             raise ShapeError("BernoulliEmission: probs", "must have shape (K, D)",
                              found=tuple(probs.shape))
         if validate:
@@ -169,7 +215,20 @@ class BernoulliEmission(Emission):
     def device(self) -> torch.device:
         return self.probs.device
 
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        _check_features(x, int(self.probs.shape[1]), "BernoulliEmission", "features", True)
+
     def log_prob(self, x: Tensor) -> Tensor:
+        """Bernoulli log-likelihood of 0/1 vectors ``(..., D)`` -> ``(..., K)``.
+
+        Raises
+        ------
+        ShapeError, DtypeMismatchError, ValidationError
+            For a last dimension other than ``D``, a complex tensor, or a value other than 0
+            and 1.
+        """
+        self._validate_obs(x)
         x = x.to(self.dtype)
         lp = torch.log(self.probs)
         lq = torch.log1p(-self.probs)
@@ -188,6 +247,7 @@ class BernoulliEmission(Emission):
                                fix="mark missing observations with the `missing` mask")
 
     def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> BernoulliEmission:
+        self._check_m_step(x, weights, prior, BernoulliPrior, "BernoulliEmission.m_step")
         prior = prior if prior is not None else BernoulliPrior()
         x = x.to(self.dtype)
         w = weights.to(self.dtype)
@@ -208,6 +268,7 @@ class BernoulliEmission(Emission):
         return t.sum()
 
     def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self._check_states(states, "BernoulliEmission.sample: states")
         check_generator(generator, self.device)
         return torch.bernoulli(self.probs[states], generator=generator)
 
@@ -228,9 +289,15 @@ class BernoulliEmission(Emission):
         method: str = "kmeans",
         **kwargs: Any,
     ) -> BernoulliEmission:
-        """Cluster means (k-means or random points) shrunk towards 1/2: ``0.1 + 0.8 * mean``."""
+        """Cluster means (k-means or random points) shrunk towards 1/2: ``0.1 + 0.8 * mean``.
+
+        ``x`` is (N, D) 0/1 values (at least one row); unknown keyword arguments are refused.
+        """
+        n_states = cls._init_checks(x, n_states, kwargs)
         _check_init_method(method, "BernoulliEmission.init")
-        xf = x.reshape(x.shape[0], -1).to(torch.float64 if not x.is_floating_point()
-                                          else x.dtype)
+        _check_features(x, x.shape[-1], "BernoulliEmission.init", "features", True)
+        BernoulliEmission(torch.full((1, x.shape[-1]), 0.5, dtype=torch.float64)
+                          )._validate_obs(x)
+        xf = x.to(torch.float64 if not x.is_floating_point() else x.dtype)
         g = GaussianEmission.init(xf, n_states, generator=generator, method=method)
         return cls(0.1 + 0.8 * g.means.clamp(0, 1))

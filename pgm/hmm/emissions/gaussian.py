@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import (
+    DtypeMismatchError,
     NonFiniteError,
     ShapeError,
     ValidationError,
@@ -16,6 +17,7 @@ from probforge.errors import (
 from probforge.ops.native import enabled as native_enabled
 from probforge.ops.native import n_threads
 from probforge.ops.random import check_generator
+from probforge.validate import check_real, check_tensor
 
 from ._base import (
     _COV_TYPES,
@@ -23,6 +25,7 @@ from ._base import (
     Emission,
     _check_init_method,
     _kmeans_labels,
+    check_prior_field,
 )
 
 
@@ -48,6 +51,15 @@ class GaussianPrior:
     covars_prior: float | Tensor = 1e-2
     covars_weight: float | Tensor = 1.0
     min_covar: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_prior_field(self.means_prior, "GaussianPrior: means_prior")
+        check_prior_field(self.means_weight, "GaussianPrior: means_weight", minimum=0.0)
+        # a tensor covars_prior may be a full matrix Psi (negative off-diagonal entries)
+        check_prior_field(self.covars_prior, "GaussianPrior: covars_prior",
+                          minimum=None if isinstance(self.covars_prior, Tensor) else 0.0)
+        check_prior_field(self.covars_weight, "GaussianPrior: covars_weight")
+        check_prior_field(self.min_covar, "GaussianPrior: min_covar", minimum=0.0)
 
 
 def _diag_log_density_native(em: GaussianEmission, x: Tensor) -> Tensor:
@@ -99,12 +111,14 @@ class GaussianEmission(Emission):
         *,
         validate: bool = True,
     ) -> None:
-        if covariance_type not in _COV_TYPES:
+        if not isinstance(covariance_type, str) or covariance_type not in _COV_TYPES:
             raise ValidationError(
                 "GaussianEmission: covariance_type", f"must be one of {_COV_TYPES}",
                 found=repr(covariance_type),
             )
-        if means.dim() != 2 or not means.is_floating_point():
+        check_tensor(means, "GaussianEmission: means")
+        check_tensor(covars, "GaussianEmission: covars", floating=True)
+        if means.dim() != 2 or not means.is_floating_point() or 0 in means.shape:
             raise ShapeError("GaussianEmission: means", "must be a float tensor (K, D)",
                              found=tuple(means.shape))
         K, D = means.shape
@@ -180,10 +194,31 @@ class GaussianEmission(Emission):
             return self.covars.expand(K, D, D)
         return torch.diag_embed(self.variances())
 
-    def log_prob(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.n_features:
+    def _check_input(self, x: Tensor) -> None:
+        super()._check_input(x)
+        D = self.n_features
+        if x.dim() < 1 or x.shape[-1] != D:
+            fix = None
+            if D == 1:
+                fix = "a series of scalars of shape (T,) needs a feature axis: pass " \
+                    "x.unsqueeze(-1), shape (T, 1)"
             raise ShapeError("GaussianEmission: observations",
-                             f"last dim must be D = {self.n_features}", found=tuple(x.shape))
+                             f"must have shape (..., D) with D = {D} features",
+                             found=tuple(x.shape), fix=fix)
+        if not x.is_floating_point():
+            raise DtypeMismatchError("GaussianEmission: observations",
+                                     "must be a floating-point tensor (integers are not cast)",
+                                     found=x.dtype, fix="convert with x.double()")
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log N(x_t | mean_k, cov_k)`` of observations ``(..., D)`` -> ``(..., K)``.
+
+        Raises
+        ------
+        ShapeError, DtypeMismatchError, NonFiniteError
+            For a last dimension other than ``D``, an integer tensor, NaN or inf.
+        """
+        self._validate_obs(x)
         x = x.to(self.dtype)
         D = self.n_features
         if self.covariance_type in ("diag", "spherical"):
@@ -217,10 +252,8 @@ class GaussianEmission(Emission):
         return res
 
     def m_step(self, x: Tensor, weights: Tensor, prior: Any = None) -> GaussianEmission:
+        self._check_m_step(x, weights, prior, GaussianPrior, "GaussianEmission.m_step")
         prior = prior if prior is not None else GaussianPrior()
-        if not isinstance(prior, GaussianPrior):
-            raise ValidationError("GaussianEmission.m_step: prior",
-                                  "must be a GaussianPrior", found=type(prior).__name__)
         x = x.to(self.dtype)
         K, D = self.means.shape
         w = weights.to(self.dtype)
@@ -290,6 +323,7 @@ class GaussianEmission(Emission):
         return val
 
     def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self._check_states(states, "GaussianEmission.sample: states")
         check_generator(generator, self.device)
         z = torch.randn(*states.shape, self.n_features, generator=generator, dtype=self.dtype,
                         device=self.device)
@@ -325,9 +359,19 @@ class GaussianEmission(Emission):
         **kwargs: Any,
     ) -> GaussianEmission:
         """Means from k-means (or random data points), covariances from the data's covariance
-        plus ``min_covar * I`` for every state (as hmmlearn)."""
-        _check_init_method(method, "GaussianEmission.init")
-        x = x.reshape(x.shape[0], -1)
+        plus ``min_covar * I`` for every state (as hmmlearn).
+
+        ``x`` is (N, D): at least one finite observation (float; integers are refused). Unknown
+        keyword arguments are refused.
+        """
+        subject = "GaussianEmission.init"
+        n_states = cls._init_checks(x, n_states, kwargs)
+        _check_init_method(method, subject)
+        if not isinstance(covariance_type, str) or covariance_type not in _COV_TYPES:
+            raise ValidationError(f"{subject}: covariance_type", f"must be one of {_COV_TYPES}",
+                                  found=repr(covariance_type))
+        min_covar = check_real(min_covar, f"{subject}: min_covar", minimum=0.0)
+        check_tensor(x, f"{subject}: x", floating=True, finite=True)
         N, D = x.shape
         if method == "kmeans":
             labels = _kmeans_labels(x, n_states, generator)

@@ -14,12 +14,14 @@ from probforge.errors import (
     ValidationError,
 )
 from probforge.ops.random import check_generator
+from probforge.validate import check_int, check_tensor
 
 from ._base import (
     _COV_TYPES,
     Emission,
     _check_init_method,
     _check_rows,
+    check_prior_field,
 )
 from .gaussian import GaussianEmission
 
@@ -37,6 +39,13 @@ class GaussianMixturePrior:
     means_prior: float | Tensor = 0.0
     means_weight: float | Tensor = 0.0
     min_covar: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_prior_field(self.weights_prior, "GaussianMixturePrior: weights_prior",
+                          minimum=0.0)
+        check_prior_field(self.means_prior, "GaussianMixturePrior: means_prior")
+        check_prior_field(self.means_weight, "GaussianMixturePrior: means_weight", minimum=0.0)
+        check_prior_field(self.min_covar, "GaussianMixturePrior: min_covar", minimum=0.0)
 
 
 class GaussianMixtureEmission(Emission):
@@ -67,7 +76,10 @@ class GaussianMixtureEmission(Emission):
         *,
         validate: bool = True,
     ) -> None:
-        if means.dim() != 3:
+        check_tensor(means, "GaussianMixtureEmission: means", floating=True)
+        check_tensor(log_weights, "GaussianMixtureEmission: log_weights", floating=True)
+        check_tensor(covars, "GaussianMixtureEmission: covars", floating=True)
+        if means.dim() != 3 or 0 in means.shape:
             raise ShapeError("GaussianMixtureEmission: means", "must have shape (K, M, D)",
                              found=tuple(means.shape))
         K, M, D = means.shape
@@ -127,15 +139,24 @@ class GaussianMixtureEmission(Emission):
         lp = self._components.log_prob(x)  # (..., K*M)
         return lp.reshape(*lp.shape[:-1], K, M) + self.log_weights
 
+    def _check_input(self, x: Tensor) -> None:
+        self._components._check_input(x)
+
     def log_prob(self, x: Tensor) -> Tensor:
+        """Mixture log-likelihood of observations ``(..., D)`` -> ``(..., K)``.
+
+        Raises
+        ------
+        ShapeError, DtypeMismatchError, NonFiniteError
+            As :meth:`GaussianEmission.log_prob`.
+        """
         return torch.logsumexp(self._component_log_prob(x), dim=-1)
 
     def m_step(self, x: Tensor, weights: Tensor, prior: Any = None
                ) -> GaussianMixtureEmission:
+        self._check_m_step(x, weights, prior, GaussianMixturePrior,
+                           "GaussianMixtureEmission.m_step")
         prior = prior if prior is not None else GaussianMixturePrior()
-        if not isinstance(prior, GaussianMixturePrior):
-            raise ValidationError("GaussianMixtureEmission.m_step: prior",
-                                  "must be a GaussianMixturePrior", found=type(prior).__name__)
         x = x.to(self.dtype)
         K, M, D = self.means.shape
         comp = self._component_log_prob(x)  # (N, K, M)
@@ -199,6 +220,7 @@ class GaussianMixtureEmission(Emission):
         return lw.sum()
 
     def sample(self, states: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self._check_states(states, "GaussianMixtureEmission.sample: states")
         check_generator(generator, self.device)
         M = self.n_mix
         w = self.log_weights[states].reshape(-1, M).exp()
@@ -237,8 +259,13 @@ class GaussianMixtureEmission(Emission):
     ) -> GaussianMixtureEmission:
         """k-means (or random) with ``n_states * n_mix`` clusters; each state gets ``n_mix`` of
         them, equal weights, and the data's covariance plus ``min_covar * I``."""
-        _check_init_method(method, "GaussianMixtureEmission.init")
-        x = x.reshape(x.shape[0], -1)
+        subject = "GaussianMixtureEmission.init"
+        n_states = cls._init_checks(x, n_states, kwargs)
+        _check_init_method(method, subject)
+        n_mix = check_int(n_mix, f"{subject}: n_mix", minimum=1)
+        if not isinstance(covariance_type, str) or covariance_type not in _COV_TYPES:
+            raise ValidationError(f"{subject}: covariance_type", f"must be one of {_COV_TYPES}",
+                                  found=repr(covariance_type))
         D = x.shape[1]
         base = GaussianEmission.init(x, n_states * n_mix, generator=generator, method=method,
                                      covariance_type="full", min_covar=min_covar)

@@ -21,6 +21,7 @@ from probforge.errors import (
     ZeroProbabilityEvidence,
 )
 from probforge.ops.special import logsumexp
+from probforge.validate import check_choice, check_int
 
 __all__ = ["ChainMarginals", "ChainPath", "choose_method"]
 
@@ -78,12 +79,17 @@ class _Chain(NamedTuple):
 
 def _check_lengths(lengths: Any, batch: tuple[int, ...], T: int, device: torch.device,
                    name: str) -> Tensor:
-    """``lengths`` validated (integers of shape ``batch`` in 1..T) as a flat long tensor."""
-    if not isinstance(lengths, Tensor) or lengths.is_floating_point() or lengths.is_complex():
+    """``lengths`` validated (integers of shape ``batch`` in 1..T) as a flat long tensor.
+
+    A bool tensor is refused (True is not a length of 1).
+    """
+    if (not isinstance(lengths, Tensor) or lengths.is_floating_point() or lengths.is_complex()
+            or lengths.dtype == torch.bool):
         raise ValidationError(
             f"{name}: lengths",
             "must be an integer tensor of the batch shape",
             found=lengths.dtype if isinstance(lengths, Tensor) else type(lengths).__name__,
+            fix="pass a LongTensor of lengths, e.g. mask.sum(-1)",
         )
     if tuple(lengths.shape) != batch:
         raise ShapeError(
@@ -104,17 +110,21 @@ def _check_lengths(lengths: Any, batch: tuple[int, ...], T: int, device: torch.d
 
 
 def _prepare(unary: Tensor, pair: Tensor, lengths: Tensor | None, name: str) -> _Chain:
-    if not isinstance(unary, Tensor) or unary.dim() < 2:
+    for what, x in (("unary", unary), ("pair", pair)):
+        if not isinstance(x, Tensor):
+            raise ValidationError(f"{name}: {what}", "must be a torch.Tensor",
+                                  found=type(x).__name__, fix="convert with torch.as_tensor(...)")
+    if unary.dim() < 2:
         raise ShapeError(
             f"{name}: unary",
             "must be a tensor of shape (..., T, K)",
-            found=tuple(unary.shape) if isinstance(unary, Tensor) else type(unary).__name__,
+            found=tuple(unary.shape),
         )
-    if not isinstance(pair, Tensor) or pair.dim() < 2:
+    if pair.dim() < 2:
         raise ShapeError(
             f"{name}: pair",
             "must be a tensor of shape (..., T-1, K, K) or (K, K)",
-            found=tuple(pair.shape) if isinstance(pair, Tensor) else type(pair).__name__,
+            found=tuple(pair.shape),
         )
     if not unary.is_floating_point():
         raise DtypeMismatchError(
@@ -221,13 +231,14 @@ def _check_finite(x: Tensor, valid: Tensor | None, subject: str, batch: tuple[in
         raise NonFiniteError(
             subject,
             "log-potentials must be finite or -inf (no NaN, no +inf)",
-            found=f"{float(x[tuple(pos)])} at [{', '.join(parts)}] (batch..., t, states)",
+            found=f"{float(x.detach()[tuple(pos)])} at [{', '.join(parts)}] "
+                  "(batch..., t, states)",
             fix="mark missing observations with a mask instead of NaN",
         )
 
 
 def _check_method(method: str, name: str) -> None:
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValidationError(
             f"{name}: method", f"must be one of {_METHODS}", found=repr(method)
         )
@@ -259,6 +270,15 @@ def choose_method(batch: int, T: int, K: int, *, semiring: str = "log") -> str:
     >>> choose_method(100, 50, 64)
     'sequential'
     """
+    batch = check_int(batch, "choose_method: batch", minimum=0)
+    T = check_int(T, "choose_method: T", minimum=0)
+    K = check_int(K, "choose_method: K", minimum=0)
+    check_choice(semiring, "choose_method: semiring", ("log", "max"))
+    return _choose(batch, T, K, semiring)
+
+
+def _choose(batch: int, T: int, K: int, semiring: str) -> str:
+    """:func:`choose_method` without the argument checks (the chain core's own shapes)."""
     if T < 8 or batch * T * K * K > _SCAN_BUDGET:
         return "sequential"
     kmax = 64 if semiring == "log" else 16
@@ -277,7 +297,7 @@ def _resolve(method: str, c: _Chain, semiring: str) -> str:
     if method != "auto":
         return method
     B, T, K = c.unary.shape
-    return choose_method(B, T, K, semiring=semiring)
+    return _choose(B, T, K, semiring)
 
 
 def _lse(x: Tensor, dim: int) -> Tensor:

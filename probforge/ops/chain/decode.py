@@ -7,9 +7,6 @@ import math
 import torch
 from torch import Tensor
 
-from probforge.errors import (
-    ValidationError,
-)
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import (
     ChainPath,
@@ -29,6 +26,7 @@ from probforge.ops.chain.messages import (
     _forward_messages,
     _scan,
 )
+from probforge.validate import check_int
 
 __all__ = ["chain_kbest", "chain_viterbi"]
 
@@ -191,8 +189,7 @@ def chain_kbest(
     [[0, 1], [1, 1], [0, 0]]
     """
     name = "chain_kbest"
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValidationError(f"{name}: k", "must be an int >= 1", found=repr(k))
+    k = check_int(k, f"{name}: k", minimum=1)
     c = _prepare(unary, pair, lengths, name)
     u, p = c.unary, c.pair
     B, T, K = u.shape

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from probforge.errors import DtypeMismatchError, ShapeError, ValidationError
+from probforge.errors import DeviceMismatchError, DtypeMismatchError, ShapeError, ValidationError
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import _check_lengths, _check_method
 from probforge.ops.chain.partition import chain_log_partition
@@ -26,6 +26,7 @@ from probforge.ops.chain.streamed import (
     exp_pair,
     lengths_array,
 )
+from probforge.validate import check_tensor
 
 __all__ = ["chain_log_partition_indexed"]
 
@@ -90,22 +91,30 @@ def chain_log_partition_indexed(
     """
     name = "chain_log_partition_indexed"
     _check_method(method, name)
-    if table.dim() != 2 or pair.shape[-2:] != (table.shape[1], table.shape[1]):
+    check_tensor(table, f"{name}: table", ndim=2, floating=True)
+    check_tensor(pair, f"{name}: pair")
+    check_tensor(index, f"{name}: index")
+    if index.dim() != 2 or index.is_floating_point() or index.is_complex() \
+            or index.dtype == torch.bool:
+        raise ShapeError(f"{name}: index", "must be an integer tensor of shape (B, T)",
+                         found=(tuple(index.shape), index.dtype))
+    if pair.shape[-2:] != (table.shape[1], table.shape[1]):
         raise ShapeError(f"{name}: table and pair", "must have shapes (M, K) and (K, K)",
                          found=(tuple(table.shape), tuple(pair.shape)))
     M, K = table.shape
-    if index.dim() != 2 or index.is_floating_point() or index.dtype == torch.bool:
-        raise ShapeError(f"{name}: index", "must be an integer tensor of shape (B, T)",
-                         found=(tuple(index.shape), index.dtype))
     B, T = index.shape
-    if initial is not None and tuple(initial.shape) != (K,):
-        raise ShapeError(f"{name}: initial", f"must have shape ({K},)",
-                         found=tuple(initial.shape))
+    if T < 1:
+        raise ShapeError(f"{name}: index", "needs T >= 1 steps", found=tuple(index.shape))
+    if initial is not None:
+        check_tensor(initial, f"{name}: initial", shape=(K,))
     for what, x in (("pair", pair), ("initial", initial)):
         if x is not None and x.dtype != table.dtype:
             raise DtypeMismatchError(f"{name}: {what}", f"is {x.dtype}, table is {table.dtype}",
                                      fix="convert all potentials to one dtype")
-    if B < 1 or T < 1:
+        if x is not None and x.device != table.device:
+            raise DeviceMismatchError(f"{name}: {what}", f"is on {x.device}, table on "
+                                      f"{table.device}", fix="move them to one device")
+    if B < 1:
         return chain_log_partition(table.new_zeros(B, T, K), pair, lengths, method=method)
     if lengths is not None:
         lengths = _check_lengths(lengths, (B,), T, index.device, name)

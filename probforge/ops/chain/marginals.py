@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from probforge.errors import ValidationError
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import (
     _SCAN_BUDGET,
@@ -160,6 +161,9 @@ def chain_marginals(
     """
     name = "chain_marginals"
     _check_method(method, name)
+    if not (isinstance(pairwise, bool) or pairwise == "sum"):
+        raise ValidationError(f"{name}: pairwise", "must be True, False or 'sum'",
+                              found=repr(pairwise))
     c = _prepare(unary, pair, lengths, name)
     log_z, gamma, xi, _ = _posterior(c, method, pairwise, name)
     _B, T, K = c.unary.shape

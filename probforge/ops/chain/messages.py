@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from probforge.errors import ValidationError
 from probforge.ops.chain._base import (
     _MAXPLUS_CHUNK,
     _Chain,
@@ -230,6 +231,8 @@ def chain_forward(
     """
     name = "chain_forward"
     _check_method(method, name)
+    if not isinstance(normalized, bool):
+        raise ValidationError(f"{name}: normalized", "must be a bool", found=repr(normalized))
     c = _prepare(unary, pair, lengths, name)
     hat, inc = _forward_messages(c, "log", _resolve(method, c, "log"))
     out = hat if normalized else hat + inc.cumsum(-1)[..., None]

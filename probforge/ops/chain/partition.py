@@ -279,7 +279,10 @@ def chain_log_partition(
     Raises
     ------
     ShapeError, ValidationError, NonFiniteError
-        On inconsistent shapes, lengths out of range, NaN or +inf potentials.
+        On inconsistent shapes, lengths out of range (or not an integer tensor), NaN or +inf
+        potentials at a real step. A chain needs ``T >= 1`` steps and ``K >= 1`` states (the
+        HMM and CRF layers give sequences of length 0 their own documented answers); an empty
+        batch (a batch dimension of size 0) gives an empty result.
 
     Examples
     --------

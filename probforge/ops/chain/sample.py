@@ -5,9 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from probforge.errors import (
-    ValidationError,
-)
 from probforge.ops.chain._base import (
     _SCAN_BUDGET,
     _check_method,
@@ -26,6 +23,7 @@ from probforge.ops.chain.messages import (
 )
 from probforge.ops.random import check_generator
 from probforge.ops.semiring import gumbel
+from probforge.validate import check_int
 
 __all__ = ["chain_sample"]
 
@@ -73,10 +71,7 @@ def chain_sample(
     """
     name = "chain_sample"
     _check_method(method, name)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValidationError(
-            f"{name}: num_samples", "must be an int >= 1", found=repr(num_samples)
-        )
+    num_samples = check_int(num_samples, f"{name}: num_samples", minimum=1)
     c = _prepare(unary, pair, lengths, name)
     check_generator(generator, c.unary.device)
     m = _resolve(method, c, "log")

@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from probforge.errors import DtypeMismatchError, ShapeError
+from probforge.errors import DtypeMismatchError, ShapeError, ValidationError
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import _check_lengths, _check_method
 from probforge.ops.chain.partition import chain_log_partition
 from probforge.ops.native import n_threads
 from probforge.ops.special import finite_shift
+from probforge.validate import check_int, check_tensor
 
 __all__ = ["CHUNK_ELEMENTS", "MIN_STATES", "chain_log_partition_streamed", "streams"]
 
@@ -56,8 +57,8 @@ def streams(pair: Tensor, method: str = "auto") -> bool:
     >>> streams(torch.zeros(16, 16, dtype=torch.float64)), streams(torch.zeros(4, 4))
     (True, False)
     """
-    return (method != "parallel" and pair.dim() == 2 and pair.shape[-1] >= MIN_STATES
-            and chain_native.enabled(pair))
+    return (isinstance(pair, Tensor) and method != "parallel" and pair.dim() == 2
+            and pair.shape[-1] >= MIN_STATES and chain_native.enabled(pair))
 
 
 def chain_log_partition_streamed(
@@ -89,7 +90,8 @@ def chain_log_partition_streamed(
     pair : Tensor, shape (K, K)
         Transition log-potentials, the same at every step.
     batch_size, n_steps : int
-        ``B`` and ``T``.
+        ``B >= 0`` and ``T >= 1`` (a chain has at least one step, as in
+        :func:`chain_log_partition`).
     lengths : LongTensor, shape (B,), optional
         Real lengths ``1 <= lengths <= T``.
     method : {"auto", "sequential", "parallel"}
@@ -115,13 +117,24 @@ def chain_log_partition_streamed(
     """
     name = "chain_log_partition_streamed"
     _check_method(method, name)
-    B, T = int(batch_size), int(n_steps)
+    if not callable(unary_fn):
+        raise ValidationError(f"{name}: unary_fn", "must be a callable (t0, t1) -> Tensor",
+                              found=type(unary_fn).__name__)
+    check_tensor(pair, f"{name}: pair", min_ndim=2)
+    B = check_int(batch_size, f"{name}: batch_size", minimum=0)
+    T = check_int(n_steps, f"{name}: n_steps", minimum=1)
+    chunk_elements = check_int(chunk_elements, f"{name}: chunk_elements", minimum=1)
+    if not isinstance(time_major, bool):
+        raise ValidationError(f"{name}: time_major", "must be a bool", found=repr(time_major))
     K = pair.shape[-1]
     if lengths is not None and B >= 1 and T >= 1:
         lengths = _check_lengths(lengths, (B,), T, pair.device, name)
 
     def block(t0: int, t1: int) -> Tensor:
         u = unary_fn(t0, t1)
+        if not isinstance(u, Tensor):
+            raise ValidationError(f"{name}: unary_fn({t0}, {t1})", "must return a torch.Tensor",
+                                  found=type(u).__name__)
         want = (t1 - t0, B, K) if time_major else (B, t1 - t0, K)
         if tuple(u.shape) != want:
             raise ShapeError(f"{name}: unary_fn({t0}, {t1})", f"must return a tensor of shape "
