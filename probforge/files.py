@@ -5,6 +5,12 @@ file system), are flushed and ``fsync``-ed, and the temporary file is moved over
 with :func:`os.replace`, which is atomic on POSIX and Windows. On any error the temporary file is
 removed and the destination is left untouched.
 
+Arguments are checked before anything is written: the destination must be a path whose folder
+exists (a missing folder, a parent that is a file, or a destination that is a folder raise
+:class:`~probforge.errors.MissingFileError`, a ``FileNotFoundError``), and the content must be of
+the right type. Errors of the file system itself (permissions, a full disk) propagate as the
+``OSError`` they are, after the temporary file is removed.
+
 Examples
 --------
 >>> import pathlib, tempfile
@@ -17,10 +23,14 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Any
+
+from probforge.errors import MissingFileError, ValidationError
 
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
@@ -34,9 +44,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         Destination. Its directory must exist; an existing file is replaced (its permission bits
         are kept).
     data : bytes
-        The complete new content.
+        The complete new content (``bytes``, ``bytearray`` or ``memoryview``).
+
+    Raises
+    ------
+    MissingFileError
+        The destination's folder does not exist or is not a folder, or the destination is a
+        folder.
+    ValidationError
+        ``path`` is not a path or ``data`` is not bytes.
     """
-    target = Path(path)
+    target = _destination(path, "atomic_write_bytes")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValidationError("atomic_write_bytes data", "must be bytes",
+                              found=type(data).__name__,
+                              fix="encode text first, or use atomic_write_text")
+    _write(target, bytes(data))
+
+
+def _write(target: Path, data: bytes) -> None:
     directory = target.parent
     fd, tmp_path = _create_temporary(directory, target.name)
     try:
@@ -54,6 +80,31 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     _fsync_directory(directory)
 
 
+def _destination(path: Any, subject: str) -> Path:
+    """``path`` as a ``Path`` whose folder exists and which is not itself a folder."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"{subject} path", "must be a path (str or os.PathLike)",
+                              found=f"{path!r} ({type(path).__name__})")
+    try:
+        target = Path(path)
+    except TypeError as err:  # an os.PathLike of bytes
+        raise ValidationError(f"{subject} path", "must be a text path", found=repr(path),
+                              fix="decode it to str") from err
+    if str(path) == "":
+        raise ValidationError(f"{subject} path", "must not be empty", found="''")
+    directory = target.parent
+    if not directory.exists():
+        raise MissingFileError(f"{subject} path {str(target)!r}", "its folder does not exist",
+                               found=str(directory), fix=f"create it first: mkdir -p {directory}")
+    if not directory.is_dir():
+        raise MissingFileError(f"{subject} path {str(target)!r}", "its parent is not a folder",
+                               found=str(directory))
+    if target.is_dir():
+        raise MissingFileError(f"{subject} path {str(target)!r}", "is a folder, not a file",
+                               found=str(target), fix="name a file inside it")
+    return target
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`).
 
@@ -65,20 +116,64 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
         The complete new content; newlines are written as ``"\\n"`` on every platform.
     encoding : str, default "utf-8"
         Text encoding.
+
+    Raises
+    ------
+    MissingFileError
+        As :func:`atomic_write_bytes`.
+    ValidationError
+        ``text`` is not a str, ``encoding`` is unknown, or ``text`` has characters the encoding
+        cannot represent.
     """
-    atomic_write_bytes(path, text.encode(encoding))
+    target = _destination(path, "atomic_write_text")
+    if not isinstance(text, str):
+        raise ValidationError("atomic_write_text text", "must be a str",
+                              found=type(text).__name__, fix="use atomic_write_bytes for bytes")
+    if not isinstance(encoding, str):
+        raise ValidationError("atomic_write_text encoding", "must be a str",
+                              found=repr(encoding))
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValidationError("atomic_write_text encoding", "unknown text encoding",
+                              found=repr(encoding), fix="use e.g. 'utf-8'") from None
+    try:
+        data = text.encode(encoding)
+    except UnicodeEncodeError as err:
+        raise ValidationError(
+            "atomic_write_text text",
+            f"has a character that {encoding} cannot encode at position {err.start}",
+            found=repr(text[err.start : err.end]), fix="use encoding='utf-8'",
+        ) from None
+    _write(target, data)
 
 
 def atomic_torch_save(path: str | os.PathLike[str], obj: object) -> None:
     """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write_bytes`); read it back
-    with ``torch.load(path, weights_only=True)``."""
+    with ``torch.load(path, weights_only=True)``.
+
+    Raises
+    ------
+    MissingFileError
+        As :func:`atomic_write_bytes` (checked before ``obj`` is serialised).
+    ValidationError
+        ``obj`` cannot be serialised by ``torch.save`` (a lambda, a lock, ...); nothing is
+        written.
+    """
     import io
+    import pickle
 
     import torch
 
+    target = _destination(path, "atomic_torch_save")
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        torch.save(obj, buffer)
+    except (pickle.PicklingError, TypeError, AttributeError) as err:
+        raise ValidationError("atomic_torch_save obj", "cannot be serialised by torch.save",
+                              found=f"{type(err).__name__}: {err}",
+                              fix="save tensors, numbers, strings and containers of them") from err
+    _write(target, buffer.getvalue())
 
 
 def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
@@ -90,6 +185,9 @@ def _create_temporary(directory: Path, name: str) -> tuple[int, Path]:
             return os.open(candidate, flags, 0o666), candidate
         except FileExistsError:
             continue
+        except (FileNotFoundError, NotADirectoryError) as err:  # the folder went away since
+            raise MissingFileError(f"folder {str(directory)!r}", "does not exist",
+                                   found=str(err)) from err
 
 
 def _fsync_directory(directory: Path) -> None:

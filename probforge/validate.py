@@ -49,6 +49,7 @@ __all__ = [
     "check_int",
     "check_names",
     "check_real",
+    "check_shape",
     "check_tensor",
 ]
 
@@ -317,3 +318,47 @@ def check_existing_file(path: Any, subject: str) -> Path:
     if not regular:
         raise MissingFileError(subject, "is not a regular file", found=str(p))
     return p
+
+
+def check_shape(shape: Any, subject: str) -> tuple[int, ...]:
+    """``shape`` as a tuple of non-negative ints; refuse anything else with a named error.
+
+    A shape is a sequence of sizes (a tuple, list or ``torch.Size``); a size of 0 is allowed
+    and gives an empty result. A bare int is refused rather than read as ``(n,)``, as torch's
+    ``sample_shape`` does, and so are bools, floats (even ``2.0``) and negative sizes.
+
+    Parameters
+    ----------
+    shape : object
+        The argument to check.
+    subject : str
+        Its name in error messages.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValidationError
+        If ``shape`` is not a sequence of non-negative ints.
+
+    Examples
+    --------
+    >>> check_shape(torch.Size([2, 3]), "shape")
+    (2, 3)
+    """
+    # Fast path for the common case, a tuple of plain ints: this runs inside sampler loops.
+    if type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape):
+        return shape
+    if isinstance(shape, torch.Size):
+        return tuple(shape)
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        raise ValidationError(subject, "must be a shape (a tuple of ints), not a single int",
+                              found=repr(shape), fix=f"pass ({int(shape)},)")
+    if not isinstance(shape, Sequence) or isinstance(shape, str | bytes):
+        raise ValidationError(subject, "must be a shape (a tuple of non-negative ints)",
+                              found=f"{shape!r} ({type(shape).__name__})", fix="pass e.g. (3,)")
+    if all(type(s) is int and s >= 0 for s in shape):
+        return tuple(shape)
+    return tuple(check_int(s, f"{subject}[{i}]", minimum=0) for i, s in enumerate(shape))

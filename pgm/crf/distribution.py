@@ -38,7 +38,7 @@ from probforge.errors import (
     ZeroProbabilityEvidence,
 )
 from probforge.ops.chain import chain_entropy, chain_log_partition, chain_sample, chain_viterbi
-from probforge.validate import check_tensor
+from probforge.validate import check_shape, check_tensor
 
 __all__ = ["LinearChainCRFDistribution"]
 
@@ -187,14 +187,8 @@ class LinearChainCRFDistribution(Distribution):
     def sample(self, sample_shape: Any = (), generator: torch.Generator | None = None
                ) -> Tensor:
         """Exact draws ``sample_shape + batch_shape + (T,)`` (``-1`` on padded steps)."""
-        try:
-            sample_shape = torch.Size(sample_shape)
-        except (TypeError, ValueError) as err:
-            raise ValidationError("LinearChainCRFDistribution.sample: sample_shape",
-                                  "must be a tuple of ints", found=repr(sample_shape)) from err
-        if any(n < 0 for n in sample_shape):
-            raise ValidationError("LinearChainCRFDistribution.sample: sample_shape",
-                                  "sizes must be >= 0", found=tuple(sample_shape))
+        sample_shape = torch.Size(
+            check_shape(sample_shape, "LinearChainCRFDistribution.sample: sample_shape"))
         if sample_shape.numel() == 0:  # no draw at all
             return torch.zeros((*sample_shape, *self.batch_shape, self.unary.shape[-2]),
                                dtype=torch.long, device=self.unary.device)

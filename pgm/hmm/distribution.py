@@ -34,7 +34,7 @@ from torch.distributions import Distribution, constraints
 from probforge.errors import NonFiniteError, ShapeError, ValidationError
 from probforge.ops.chain import chain_log_partition, chain_sample
 from probforge.ops.random import sample_distribution
-from probforge.validate import check_int, check_tensor
+from probforge.validate import check_int, check_shape, check_tensor
 
 __all__ = ["HMMDistribution"]
 
@@ -204,14 +204,7 @@ class HMMDistribution(Distribution):
         if self.duration is None:
             raise ValidationError("HMMDistribution.sample", "needs the sequence length",
                                   fix="construct the distribution with duration=T")
-        try:
-            sample_shape = torch.Size(sample_shape)
-        except (TypeError, ValueError) as err:
-            raise ValidationError("HMMDistribution.sample: sample_shape",
-                                  "must be a tuple of ints", found=repr(sample_shape)) from err
-        if any(n < 0 for n in sample_shape):
-            raise ValidationError("HMMDistribution.sample: sample_shape",
-                                  "sizes must be >= 0", found=tuple(sample_shape))
+        sample_shape = torch.Size(check_shape(sample_shape, "HMMDistribution.sample: sample_shape"))
         T = int(self.duration)
         K = self.n_states
         shape = torch.Size(sample_shape) + self.batch_shape

@@ -8,6 +8,19 @@ in the given semiring, pairwise along a contraction path found by ``opt_einsum``
 the eliminated variables: the MAP assignment, or exact joint posterior draws (Gumbel-max on the
 tables recorded during the forward pass).
 
+Conventions checked at every entry point (once per call, before any work):
+
+- A scope is a tuple (or list) of hashable variables. A scope or ``output`` given as one string
+  is *one* variable: the scope ``"AB"`` is the variable ``AB``, never ``A`` and ``B`` (write
+  ``("A", "B")`` for two). A bare int or other non-sequence scope is refused.
+- Factors are floating-point tensors of log-values (an integer tensor is refused, not cast);
+  ``-inf`` is probability zero, NaN and ``+inf`` are refused (unless ``validate=False``).
+- No factors: the empty product is 1, so the result is ``log 1 = 0`` (a 0-d tensor of torch's
+  default dtype on the CPU, there being no factor to take them from) and nothing is eliminated.
+- A variable with 0 states: a sum (or max) over no configuration is the semiring's zero, so
+  eliminating it gives ``-inf``; keeping it in ``output`` gives an empty dimension. Batch
+  dimensions of size 0 give empty results.
+
 Examples
 --------
 >>> import torch
@@ -25,10 +38,11 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import opt_einsum
+import opt_einsum.paths
 import torch
 from torch import Tensor
 
@@ -41,8 +55,10 @@ from probforge.errors import (
     ValidationError,
     ZeroProbabilityEvidence,
 )
+from probforge.ops.random import check_generator
 from probforge.ops.semiring import LOG, MAX, SAMPLE, Semiring, get_semiring
 from probforge.ops.special import finite_shift, logsumexp, safe_log
+from probforge.validate import check_int, check_shape
 
 __all__ = [
     "ContractionCost",
@@ -113,8 +129,18 @@ class ContractionCost(NamedTuple):
     total_entries: int
 
     def bytes(self, itemsize: int = 8, batch: int = 1) -> int:
-        """Memory of the largest table for ``batch`` entries of ``itemsize`` bytes."""
-        return self.largest_table * itemsize * batch
+        """Memory of the largest table for ``batch`` entries of ``itemsize`` bytes.
+
+        Parameters
+        ----------
+        itemsize : int, >= 1
+            Bytes per entry (8 for float64).
+        batch : int, >= 0
+            Number of batch entries.
+        """
+        size = check_int(itemsize, "ContractionCost.bytes itemsize", minimum=1)
+        count = check_int(batch, "ContractionCost.bytes batch", minimum=0)
+        return self.largest_table * size * count
 
 
 def contraction_cost(
@@ -130,16 +156,36 @@ def contraction_cost(
     scopes, cards, output, optimize
         As in :func:`contraction_path`.
 
+    Returns
+    -------
+    ContractionCost
+        With no scopes nothing is formed: ``ContractionCost(1, 0)``.
+
+    Raises
+    ------
+    ValidationError, ShapeError, UnknownVariableError
+        As :func:`contraction_path`.
+
     Examples
     --------
     >>> contraction_cost([("a", "b"), ("b", "c")], {"a": 2, "b": 3, "c": 4})
     ContractionCost(largest_table=24, total_entries=24)
     """
-    ops = [tuple(s) for s in scopes]
+    scope_list, card_map, out = _check_plan(scopes, cards, output, "contraction_cost")
+    return _cost(scope_list, card_map, out, _path(scope_list, card_map, out, optimize))
+
+
+def _cost(
+    scopes: list[tuple[Var, ...]],
+    cards: Mapping[Any, int],
+    output: tuple[Var, ...],
+    path: list[tuple[int, ...]],
+) -> ContractionCost:
+    ops = list(scopes)
     largest = max((math.prod(cards[v] for v in s) for s in ops), default=1)
     total = 0
     out_set = set(output)
-    for idx in [*contraction_path(scopes, cards, output, optimize), None]:
+    for idx in [*path, None]:
         if idx is None:  # the finishing step of an explicit path that stops early
             if len(ops) <= 1 and set(ops[0] if ops else ()) <= out_set:
                 break
@@ -166,9 +212,11 @@ def contraction_path(
     Parameters
     ----------
     scopes : sequence of sequences of variable names
+        As in :func:`contract` (a bare string scope of several characters is refused).
     cards : dict
-        Variable -> number of states.
+        Variable -> number of states (an int >= 0), for every variable of every scope.
     output : sequence of variable names
+        Variables of the scopes to keep (a string is one variable).
     optimize : str or sequence of sequences of int
         An opt_einsum strategy (``"auto"``, ``"greedy"``, ``"optimal"``, ``"dp"``, ...), or an
         explicit path, returned as given after checking it is well formed.
@@ -177,20 +225,84 @@ def contraction_path(
     -------
     list of tuples of int
         Each step names the positions (in the current operand list) of the operands it combines;
-        they are removed and the result is appended (opt_einsum's convention).
+        they are removed and the result is appended (opt_einsum's convention). With no scopes
+        the path is empty.
+
+    Raises
+    ------
+    ValidationError
+        Malformed scopes, cards, output or path, or an unknown strategy name.
+    UnknownVariableError
+        A scope variable without a cardinality, or an output variable in no scope.
     """
+    scope_list, card_map, out = _check_plan(scopes, cards, output, "contraction_path")
+    return _path(scope_list, card_map, out, optimize)
+
+
+def _path(
+    scopes: list[tuple[Var, ...]],
+    cards: Mapping[Any, int],
+    output: tuple[Var, ...],
+    optimize: Path,
+) -> list[tuple[int, ...]]:
+    """``contraction_path`` on checked arguments (also the hot path of :func:`contract`)."""
     if not isinstance(optimize, str):
         return _check_path(optimize, len(scopes))
+    _check_strategy(optimize)
+    if not scopes:
+        return []
     index = {v: i for i, v in enumerate(cards)}
     key_scopes = tuple(tuple(index[v] for v in s) for s in scopes)
     key_cards = tuple(cards[v] for v in cards)
     return list(_cached_path(key_scopes, tuple(index[v] for v in output), key_cards, optimize))
 
 
-def _check_path(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, ...]]:
+@functools.cache
+def _check_strategy(name: str) -> None:
+    """Refuse an opt_einsum strategy name it does not know (checked once per name)."""
+    try:
+        opt_einsum.paths.get_path_fn(name)
+    except KeyError:
+        raise ValidationError(
+            "optimize", "unknown opt_einsum path strategy", found=repr(name),
+            fix="use 'auto', 'greedy', 'optimal', 'dp', ... or an explicit path",
+        ) from None
+
+
+def _check_plan(
+    scopes: Any, cards: Any, output: Any, subject: str
+) -> tuple[list[tuple[Var, ...]], Mapping[Any, int], tuple[Var, ...]]:
+    """Check the arguments of ``contraction_path`` / ``contraction_cost``."""
+    scope_list = _as_scopes(scopes, subject)
+    if not isinstance(cards, Mapping):
+        raise ValidationError(subject, "cards must be a mapping variable -> number of states",
+                              found=type(cards).__name__)
+    for v, n in cards.items():
+        check_int(n, f"{subject}: cards[{v!r}]", minimum=0)
+    for i, s in enumerate(scope_list):
+        for v in s:
+            if v not in cards:
+                raise UnknownVariableError(subject, f"variable {v!r} of scope {i} has no entry "
+                                           "in cards", fix=f"add cards[{v!r}]")
+    out = _as_vars(output, f"{subject} output")
+    known = {v for s in scope_list for v in s}
+    for v in out:
+        if v not in known:
+            raise UnknownVariableError(subject, f"output variable {v!r} is in no scope",
+                                       fix=f"choose among {list(dict.fromkeys(known))}")
+    return scope_list, {v: int(n) for v, n in cards.items()}, out
+
+
+def _check_path(path: Any, n: int) -> list[tuple[int, ...]]:
+    if isinstance(path, str | bytes | Tensor) or not isinstance(path, Iterable):
+        raise ValidationError("optimize", "must be a strategy name or a path (a list of tuples "
+                              "of operand positions)", found=repr(path))
     out = []
     for k, step in enumerate(path):
-        step = tuple(int(i) for i in step)
+        if isinstance(step, str | bytes | Tensor) or not isinstance(step, Iterable):
+            raise ValidationError(f"contraction path step {k}", "must be a tuple of operand "
+                                  "positions", found=repr(step))
+        step = tuple(check_int(i, f"contraction path step {k}") for i in step)
         if not step or len(set(step)) != len(step) or not all(0 <= i < n for i in step):
             raise ValidationError(
                 f"contraction path step {k}",
@@ -202,26 +314,119 @@ def _check_path(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, ...]]:
     return out
 
 
-def _validate(
-    factors: Sequence[Tensor], scopes: Sequence[Sequence[Var]], output: Sequence[Var], check: bool
-) -> tuple[dict[Var, int], torch.Size]:
-    if len(factors) != len(scopes):
-        raise ShapeError(
-            "contract",
-            "needs one scope per factor",
-            found=f"{len(factors)} factors and {len(scopes)} scopes",
+def _is_hashable(v: object) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
+def _as_scope(scope: Any, i: int) -> tuple[Var, ...]:
+    """One scope as a tuple of variables.
+
+    A bare string of several characters is refused: it used to be read as its characters, and
+    reading it as one variable instead would let the factor's leading dimensions turn silently
+    into batch dimensions. A one-character string means the same either way.
+    """
+    if isinstance(scope, str):
+        if len(scope) != 1:
+            raise ValidationError(
+                f"scope {i}", "is a bare string: one variable or one per character is ambiguous",
+                found=repr(scope),
+                fix=f"write ({scope!r},) for one variable or {tuple(scope)!r} for several",
+            )
+        return (scope,)
+    if isinstance(scope, bytes | Tensor) or not isinstance(scope, Iterable):
+        raise ValidationError(
+            f"scope {i}", "must be a tuple of variables (a single string is one variable)",
+            found=f"{scope!r} ({type(scope).__name__})",
+            fix=f"write ({scope!r},) for one variable",
         )
-    if len(factors) == 0:
-        raise ValidationError("contract", "needs at least one factor", found="none")
+    out = tuple(scope)
+    for v in out:
+        if not _is_hashable(v):
+            raise ValidationError(f"scope {i}", "variables must be hashable (str, int, ...)",
+                                  found=f"{v!r} ({type(v).__name__})")
+    if len(set(out)) != len(out):
+        raise ShapeError(f"factor {i}", "scope repeats a variable", found=out)
+    return out
+
+
+def _as_scopes(scopes: Any, subject: str) -> list[tuple[Var, ...]]:
+    if isinstance(scopes, str | bytes | Tensor | Mapping) or not isinstance(scopes, Sequence):
+        raise ValidationError(subject, "scopes must be a list of scopes, one per factor",
+                              found=f"{scopes!r} ({type(scopes).__name__})",
+                              fix="e.g. [('A',), ('A', 'B')]")
+    return [_as_scope(s, i) for i, s in enumerate(scopes)]
+
+
+def _as_vars(output: Any, subject: str) -> tuple[Var, ...]:
+    """``output`` as a tuple of variables: a string is one variable, never its characters.
+
+    (``probforge.validate.check_names`` does this for string names; variables here may be any
+    hashable, such as the ints of a chain.)
+    """
+    if isinstance(output, str):
+        return (output,)
+    if isinstance(output, bytes | Tensor | Mapping) or not isinstance(output, Iterable):
+        raise ValidationError(subject, "must be a sequence of variables (a single string is one "
+                              "variable)", found=f"{output!r} ({type(output).__name__})",
+                              fix="pass () to keep no variable")
+    out = tuple(output)
+    for v in out:
+        if not _is_hashable(v):
+            raise ValidationError(subject, "variables must be hashable (str, int, ...)",
+                                  found=f"{v!r} ({type(v).__name__})")
+    if len(set(out)) != len(out):
+        raise ShapeError(subject, "repeats a variable", found=out, fix="name each once")
+    return out
+
+
+def _check_flag(value: Any, subject: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(subject, "must be True or False", found=repr(value))
+    return value
+
+
+class _Checked(NamedTuple):
+    factors: list[Tensor]
+    scopes: list[tuple[Var, ...]]
+    output: tuple[Var, ...]
+    cards: dict[Var, int]
+    batch: torch.Size
+
+
+def _validate(
+    factors: Any, scopes: Any, output: Any, check: Any, subject: str = "contract"
+) -> _Checked:
+    if isinstance(factors, Tensor | str | bytes | Mapping) or not isinstance(factors, Sequence):
+        raise ValidationError(subject, "factors must be a list of tensors",
+                              found=type(factors).__name__, fix="wrap a single factor as [f]")
+    factor_list = list(factors)
+    scope_list = _as_scopes(scopes, subject)
+    if len(factor_list) != len(scope_list):
+        raise ShapeError(
+            subject,
+            "needs one scope per factor",
+            found=f"{len(factor_list)} factors and {len(scope_list)} scopes",
+        )
+    check = _check_flag(check, f"{subject} validate")
+    out = _as_vars(output, f"{subject} output")
     cards: dict[Var, int] = {}
     batch_shapes = []
-    dtype, device = factors[0].dtype, factors[0].device
-    if not dtype.is_floating_point:
-        raise DtypeMismatchError(
-            "factor 0", "log-values must be floating point", found=dtype, fix="cast with .double()"
-        )
-    for i, (f, scope) in enumerate(zip(factors, scopes, strict=True)):
-        scope = tuple(scope)
+    for i, f in enumerate(factor_list):
+        if not isinstance(f, Tensor):
+            raise ValidationError(f"factor {i}", "must be a torch.Tensor of log-values",
+                                  found=type(f).__name__, fix="convert with torch.as_tensor(...)")
+    if factor_list:
+        dtype, device = factor_list[0].dtype, factor_list[0].device
+        if not dtype.is_floating_point:
+            raise DtypeMismatchError(
+                "factor 0", "log-values must be floating point", found=dtype,
+                fix="cast with .double()",
+            )
+    for i, (f, scope) in enumerate(zip(factor_list, scope_list, strict=True)):
         if f.dtype != dtype:
             raise DtypeMismatchError(
                 f"factor {i}",
@@ -236,8 +441,6 @@ def _validate(
                 found=f.device,
                 fix="move all factors to one device",
             )
-        if len(set(scope)) != len(scope):
-            raise ShapeError(f"factor {i}", "scope repeats a variable", found=scope)
         if f.dim() < len(scope):
             raise ShapeError(
                 f"factor {i}",
@@ -254,36 +457,53 @@ def _validate(
                     fix="give every factor the same cardinality for this variable",
                 )
         batch_shapes.append(f.shape[: f.dim() - len(scope)])
-        if check:
-            if bool(torch.isnan(f).any()):
-                raise NonFiniteError(
-                    f"factor {i} over {scope}",
-                    "log-values contain NaN",
-                    fix="mark impossible entries with -inf, not NaN",
-                )
-            if bool(torch.isposinf(f).any()):
-                raise NonFiniteError(
-                    f"factor {i} over {scope}",
-                    "log-values contain +inf (infinite probability)",
-                )
-    if len(set(output)) != len(tuple(output)):
-        raise ShapeError("contract", "output repeats a variable", found=tuple(output))
-    for v in output:
+    if check and factor_list:
+        _check_log_values(factor_list, scope_list)
+    for v in out:
         if v not in cards:
             raise UnknownVariableError(
-                "contract",
+                subject,
                 f"output variable {v!r} is in no factor's scope",
                 fix=f"choose among {list(cards)}",
             )
-    try:
-        batch: torch.Size = torch.broadcast_shapes(*batch_shapes)  # type: ignore[no-untyped-call]
-    except RuntimeError:
-        raise ShapeError(
-            "contract",
-            "factor batch shapes do not broadcast",
-            found=[tuple(b) for b in batch_shapes],
-        ) from None
-    return cards, batch
+    batch = _broadcast(batch_shapes, subject)
+    return _Checked(factor_list, scope_list, out, cards, batch)
+
+
+def _broadcast(shapes: list[torch.Size], subject: str) -> torch.Size:
+    """The broadcast of ``shapes`` (``torch.broadcast_shapes`` imports sympy: 0.5 s once)."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for k, n in enumerate(s, ndim - len(s)):
+            if n != 1:
+                if out[k] not in (1, n):
+                    raise ShapeError(subject, "factor batch shapes do not broadcast",
+                                     found=[tuple(b) for b in shapes])
+                out[k] = n
+    return torch.Size(out)
+
+
+def _check_log_values(factors: list[Tensor], scopes: list[tuple[Var, ...]]) -> None:
+    """Refuse NaN and +inf log-values with one host synchronisation for all factors."""
+    inf = math.inf
+    # ``f < inf`` is False exactly at NaN and +inf: one comparison per factor, one sync in all.
+    ok = torch.stack([(f.detach() < inf).all() for f in factors])
+    if bool(ok.all()):
+        return
+    for i, (f, scope) in enumerate(zip(factors, scopes, strict=True)):
+        if bool(torch.isnan(f).any()):
+            raise NonFiniteError(
+                f"factor {i} over {scope}",
+                "log-values contain NaN",
+                fix="mark impossible entries with -inf, not NaN",
+            )
+        if bool(torch.isposinf(f).any()):
+            raise NonFiniteError(
+                f"factor {i} over {scope}",
+                "log-values contain +inf (infinite probability)",
+                fix="log-values must be < +inf; rescale the factor",
+            )
 
 
 def _align(x: Tensor, scope: tuple[Var, ...], target: tuple[Var, ...]) -> Tensor:
@@ -337,28 +557,47 @@ def _pair_log(
     b_rest = tuple(v for v in bv if v not in elim)
     a_shift = _align(a_max.squeeze(a_dims), a_rest, keep)
     b_shift = _align(b_max.squeeze(b_dims), b_rest, keep)
-    return safe_log(prod) + a_shift + b_shift
+    return safe_log(prod, validate=False) + a_shift + b_shift  # prod >= 0 by construction
+
+
+class _Result(NamedTuple):
+    value: Tensor
+    steps: list[_Step]
+    cards: dict[Var, int]
+    batch: torch.Size
+    output: tuple[Var, ...]
 
 
 def _run(
-    factors: Sequence[Tensor],
-    scopes: Sequence[Sequence[Var]],
-    output: Sequence[Var],
+    factors: Any,
+    scopes: Any,
+    output: Any,
     semiring: Semiring,
     optimize: Path,
     record: bool,
-    check: bool,
-) -> tuple[Tensor, list[_Step], dict[Var, int], torch.Size]:
-    output = tuple(output)
-    cards, batch = _validate(factors, scopes, output, check)
+    check: Any,
+    subject: str,
+) -> _Result:
+    checked = _validate(factors, scopes, output, check, subject)
+    cards, batch, output = checked.cards, checked.batch, checked.output
+    if not checked.factors:  # the empty product is 1: log 1 = 0
+        return _Result(torch.zeros(()), [], cards, batch, output)
+    f0 = checked.factors[0]
+    out_shape = tuple(batch) + tuple(cards[v] for v in output)
+    path = _path(checked.scopes, cards, output, optimize)  # checks an explicit path, too
+    if 0 in cards.values():
+        # A variable without states: eliminating it sums (or maximises) over nothing, the
+        # semiring's zero; keeping it gives an empty result. The empty slices' sums are exactly
+        # 0 and keep the result in the autograd graph without any NaN.
+        anchor = sum((f.reshape(-1)[:0].sum() for f in checked.factors), f0.new_zeros(()))
+        value = f0.new_full(out_shape, -math.inf) + anchor
+        return _Result(value, [], cards, batch, output)
     nbatch = len(batch)
     ops: list[tuple[Tensor, tuple[Var, ...]]] = []
-    for f, s in zip(factors, scopes, strict=True):
-        s = tuple(s)
+    for f, s in zip(checked.factors, checked.scopes, strict=True):
         extra = nbatch - (f.dim() - len(s))
         ops.append((f.reshape((1,) * extra + tuple(f.shape)), s))
     steps: list[_Step] = []
-    path = contraction_path([s for _, s in ops], cards, output, optimize)
     out_set = set(output)
     # An explicit path may stop early: finish with one step over everything that is left.
     for idx in [*path, None]:
@@ -387,8 +626,8 @@ def _run(
         ops.append((result, keep))
     # Put the output variables in the order asked for.
     table = _align(ops[0][0], ops[0][1], output)
-    table = table.expand(tuple(batch) + tuple(cards[v] for v in output))
-    return table, steps, cards, batch
+    table = table.expand(out_shape)
+    return _Result(table, steps, cards, batch, output)
 
 
 def contract(
@@ -406,26 +645,38 @@ def contract(
     ----------
     factors : sequence of Tensor
         Factor ``i`` has shape ``batch_i + (card(v) for v in scopes[i])``; the ``batch_i``
-        broadcast against each other. Zero probability is ``-inf``.
+        broadcast against each other. Floating point only (an integer tensor is refused, not
+        cast); zero probability is ``-inf``. An empty list is the empty product, 1: the result
+        is ``log 1 = 0`` (0-d, torch's default dtype, CPU).
     scopes : sequence of sequences of hashable
-        The variable of each trailing dimension of each factor.
+        The variable of each trailing dimension of each factor, without repeats, as a tuple or
+        list. A bare string scope of several characters is refused as ambiguous (write
+        ``("AB",)`` or ``("A", "B")``); a one-character string is that one variable.
     output : sequence of hashable
-        Variables to keep, in the order of the result's trailing dimensions.
+        Variables to keep, in the order of the result's trailing dimensions, each in some
+        scope, without repeats. One string is one variable.
     semiring : Semiring or {"log", "max", "sample"}
         ``"log"``: log-sum-exp elimination (marginals, log Z); ``"max"``: max-marginals.
-        ``"sample"`` gives the same values as ``"log"``.
+        ``"sample"`` gives the same values as ``"log"``. Other names are refused.
     optimize : str or explicit path
         opt_einsum path strategy, or a path as returned by :func:`contraction_path` (e.g. one
         derived from an elimination order).
     validate : bool
-        Check for NaN / +inf log-values (one device sync per factor). Shapes are always checked.
+        Refuse NaN / +inf log-values (one device sync for all factors). Shapes, dtypes, devices
+        and names are always checked.
 
     Returns
     -------
     Tensor, shape ``batch + (card(v) for v in output)``
+        A variable with 0 states gives ``-inf`` when eliminated (a sum or max over nothing)
+        and an empty dimension when kept.
 
     Raises
     ------
+    ValidationError
+        Malformed arguments: factors not a list of tensors, a scope that is not a sequence of
+        hashable variables, an unknown semiring or path strategy, a bad path, ``validate`` not
+        a bool.
     ShapeError, UnknownVariableError, NonFiniteError, DtypeMismatchError, DeviceMismatchError
 
     Examples
@@ -434,25 +685,34 @@ def contract(
     >>> f = torch.zeros(2, 3)                       # uniform over A (2) x B (3)
     >>> contract([f], [("A", "B")], ["A"]).exp()    # 3 configurations of B for each A
     tensor([3., 3.])
+    >>> contract([], [])                            # the empty product
+    tensor(0.)
     """
     sr = get_semiring(semiring)
-    value, _, _, _ = _run(factors, scopes, output, sr, optimize, record=False, check=validate)
-    return value
+    return _run(factors, scopes, output, sr, optimize, False, validate, "contract").value
 
 
 def _traceback(
-    steps: list[_Step],
-    output: tuple[Var, ...],
-    cards: dict[Var, int],
-    batch: torch.Size,
+    res: _Result,
     semiring: Semiring,
     sample_shape: tuple[int, ...],
     generator: torch.Generator | None,
-    device: torch.device,
+    subject: str,
 ) -> dict[Var, Tensor]:
+    steps, output, cards, batch = res.steps, res.output, res.cards, res.batch
+    device = res.value.device
+    out_cards = tuple(cards[v] for v in output)
+    shape = tuple(sample_shape) + tuple(batch) + out_cards
+    elim_vars = [v for v in cards if v not in output]
+    if 0 in cards.values():  # _run took the short cut: no tables were recorded
+        if math.prod(shape) == 0:  # nothing to assign: empty assignments
+            return {v: torch.zeros(shape, dtype=torch.long, device=device) for v in elim_vars}
+        empty = next(v for v in elim_vars if cards[v] == 0)
+        raise ShapeError(subject, f"variable {empty!r} has 0 states, so there is no "
+                         "assignment to return", fix="give every eliminated variable at least "
+                         "one state")
     n = math.prod(sample_shape)
     nb = math.prod(batch)
-    out_cards = tuple(cards[v] for v in output)
     o = math.prod(out_cards)
     values: dict[Var, Tensor] = {}
     grid = torch.arange(o, device=device)
@@ -473,7 +733,6 @@ def _traceback(
         for v, c in zip(reversed(step.elim), reversed(elim_cards), strict=True):
             values[v] = chosen % c
             chosen = chosen // c
-    shape = tuple(sample_shape) + tuple(batch) + out_cards
     return {v: t.reshape(shape) for v, t in values.items() if v not in output}
 
 
@@ -490,22 +749,25 @@ def contract_argmax(
     Parameters
     ----------
     factors, scopes, output, optimize, validate
-        As in :func:`contract`.
+        As in :func:`contract` (the same checks and conventions).
 
     Returns
     -------
     Traceback
         ``value``: max over eliminated variables, shape ``batch + output cards``;
         ``assignment[v]``: maximising state of each eliminated ``v``, same shape (ties go to the
-        lowest index).
+        lowest index, so where every configuration has probability zero the value is ``-inf``
+        and each state is 0). No factors: ``value`` 0 (the empty product) and no assignment.
+
+    Raises
+    ------
+    ShapeError
+        An eliminated variable has 0 states (there is no assignment), besides the errors of
+        :func:`contract`.
     """
-    value, steps, cards, batch = _run(
-        factors, scopes, output, MAX, optimize, record=True, check=validate
-    )
-    assignment = _traceback(
-        steps, tuple(output), cards, batch, MAX, (1,), None, factors[0].device
-    )
-    return Traceback(value, {v: a.squeeze(0) for v, a in assignment.items()})
+    res = _run(factors, scopes, output, MAX, optimize, True, validate, "contract_argmax")
+    assignment = _traceback(res, MAX, (1,), None, "contract_argmax")
+    return Traceback(res.value, {v: a.squeeze(0) for v, a in assignment.items()})
 
 
 def contract_sample(
@@ -523,27 +785,33 @@ def contract_sample(
     Parameters
     ----------
     factors, scopes, output, optimize, validate
-        As in :func:`contract`.
+        As in :func:`contract` (the same checks and conventions).
     sample_shape : sequence of int
-        Number of independent draws, as a shape.
+        Number of independent draws, as a shape (a tuple of ints >= 0; a bare int is refused).
     generator : torch.Generator, optional
-        Source of randomness; the global RNG is used only when this is None.
+        Source of randomness, on the factors' device type; the global RNG is used only when this
+        is None.
 
     Returns
     -------
     Traceback
         ``value``: log-sum over the eliminated variables (the log normaliser), shape
         ``batch + output cards``; ``assignment[v]``: draws of shape
-        ``sample_shape + batch + output cards`` from ``p(eliminated | output)``.
+        ``sample_shape + batch + output cards`` from ``p(eliminated | output)``. No factors:
+        ``value`` 0 and no assignment.
 
     Raises
     ------
     ZeroProbabilityEvidence
-        If some batch entry has total probability zero, so there is nothing to sample from.
+        If some batch entry has total probability zero (including an eliminated variable with 0
+        states), so there is nothing to sample from.
+    ValidationError, DeviceMismatchError
+        A bad ``sample_shape`` or ``generator``, besides the errors of :func:`contract`.
     """
-    value, steps, cards, batch = _run(
-        factors, scopes, output, SAMPLE, optimize, record=True, check=validate
-    )
+    shape = check_shape(sample_shape, "contract_sample sample_shape")
+    res = _run(factors, scopes, output, SAMPLE, optimize, True, validate, "contract_sample")
+    check_generator(generator, res.value.device)
+    value = res.value
     if bool(torch.isneginf(value).any()):
         bad = torch.nonzero(torch.isneginf(value))[0].tolist()
         raise ZeroProbabilityEvidence(
@@ -552,8 +820,5 @@ def contract_sample(
             f"{bad}, so there is no distribution to sample from",
             fix="check evidence and deterministic (-inf) entries",
         )
-    assignment = _traceback(
-        steps, tuple(output), cards, batch, SAMPLE, tuple(sample_shape), generator,
-        factors[0].device,
-    )
+    assignment = _traceback(res, SAMPLE, shape, generator, "contract_sample")
     return Traceback(value, assignment)

@@ -18,6 +18,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
+from probforge.errors import ValidationError
+
 __all__ = ["available", "enabled", "n_threads"]
 
 _DTYPES = (torch.float32, torch.float64)
@@ -51,7 +53,19 @@ def enabled(*tensors: Tensor, autograd: bool = False) -> bool:
     Returns
     -------
     bool
+
+    Raises
+    ------
+    ValidationError
+        An argument that is not a tensor, or ``autograd`` not a bool.
     """
+    for i, x in enumerate(tensors):
+        if not isinstance(x, Tensor):
+            raise ValidationError(f"native.enabled argument {i}", "must be a torch.Tensor",
+                                  found=type(x).__name__)
+    if not isinstance(autograd, bool):
+        raise ValidationError("native.enabled autograd", "must be True or False",
+                              found=repr(autograd))
     if os.environ.get("PROBFORGE_NATIVE", "1") == "0" or not available():
         return False
     grad = torch.is_grad_enabled() and not autograd

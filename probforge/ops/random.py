@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from probforge.errors import DeviceMismatchError, ValidationError
+from probforge.errors import DeviceMismatchError, DtypeMismatchError, ValidationError
 from probforge.ops.native import enabled as native_enabled
+from probforge.validate import check_device, check_int, check_shape
 
 __all__ = [
     "NATIVE_NORMAL_MIN",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 _SEED_HIGH = 2**62
+_SEED_LIMIT = 2**64  # torch.Generator.manual_seed takes a 64-bit unsigned seed
 
 #: Draws from this many values up run the compiled kernel (below it, calling it costs more).
 NATIVE_NORMAL_MIN = 2**16
@@ -54,21 +57,68 @@ def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gener
     Parameters
     ----------
     seed : int
-        Non-negative integer seed.
+        Integer seed in ``[0, 2**64)``. A bool, a float (even ``3.0``), a string or a negative
+        number is refused, never converted.
     device : torch.device or str
-        Device the generator draws on ("cpu", "cuda", "cuda:1", ...).
+        Device the generator draws on ("cpu", "cuda", "cuda:1", ...); it must exist on this
+        machine.
+
+    Returns
+    -------
+    torch.Generator
+
+    Raises
+    ------
+    ValidationError
+        Bad seed, or a device that is malformed, absent or cannot hold a generator.
+
+    Examples
+    --------
+    >>> make_generator(0).device
+    device(type='cpu')
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+    try:
+        value = check_int(seed, "seed", minimum=0, maximum=_SEED_LIMIT - 1)
+    except ValidationError as err:
         raise ValidationError(
-            "make_generator", "seed must be a non-negative int", found=repr(seed)
-        )
-    g = torch.Generator(device=torch.device(device))
-    g.manual_seed(seed)
+            "make_generator", "seed must be a non-negative int below 2**64",
+            found=err.found, fix=err.fix or "pass a whole number such as 0",
+        ) from None
+    dev = check_device(device, "make_generator device")
+    if dev.type == "meta":  # meta tensors hold no data, so there is nothing to draw
+        raise ValidationError("make_generator device", "cannot hold a random generator",
+                              found=str(dev), fix="use 'cpu' or 'cuda'")
+    try:
+        g = torch.Generator(device=dev)
+    except RuntimeError as err:
+        raise ValidationError("make_generator device", "cannot hold a random generator",
+                              found=f"{dev} ({err})", fix="use 'cpu' or 'cuda'") from None
+    g.manual_seed(value)
     return g
 
 
+def _check_generator_type(generator: Any, subject: str) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValidationError(
+            subject, "must be a torch.Generator or None", found=type(generator).__name__,
+            fix="create one with probforge.ops.make_generator(seed)",
+        )
+    return generator
+
+
 def random_seed(generator: torch.Generator | None = None) -> int:
-    """Draw a fresh 62-bit seed from ``generator`` (the global RNG if None)."""
+    """Draw a fresh 62-bit seed from ``generator`` (the global RNG if None).
+
+    Parameters
+    ----------
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    int
+        In ``[0, 2**62)``.
+    """
+    _check_generator_type(generator, "random_seed generator")
     device = generator.device if generator is not None else torch.device("cpu")
     t = torch.randint(0, _SEED_HIGH, (1,), generator=generator, device=device)
     return int(t.item())
@@ -82,27 +132,69 @@ def split(generator: torch.Generator | None, n: int) -> list[torch.Generator]:
     generator : torch.Generator or None
         Parent; its state advances by one draw. None draws the seeds from the global RNG.
     n : int
-        Number of children.
+        Number of children, ``>= 0``; ``n = 0`` gives an empty list.
 
     Returns
     -------
     list of torch.Generator
     """
-    if n < 0:
-        raise ValidationError("split", "number of child generators must be >= 0", found=n)
+    _check_generator_type(generator, "split generator")
+    count = check_int(n, "split: number of child generators", minimum=0)
     device = generator.device if generator is not None else torch.device("cpu")
-    seeds = torch.randint(0, _SEED_HIGH, (n,), generator=generator, device=device).tolist()
+    seeds = torch.randint(0, _SEED_HIGH, (count,), generator=generator, device=device).tolist()
     return [make_generator(int(s), device) for s in seeds]
 
 
-def check_generator(generator: torch.Generator | None, device: torch.device) -> None:
-    """Raise if ``generator`` cannot draw on ``device`` (torch requires the same device type)."""
+def check_generator(generator: torch.Generator | None, device: torch.device | str) -> None:
+    """Raise if ``generator`` cannot draw on ``device`` (torch requires the same device type).
+
+    Parameters
+    ----------
+    generator : torch.Generator or None
+        None always passes (the global RNG of ``device`` is used).
+    device : torch.device or str
+        Where the draws are made.
+
+    Raises
+    ------
+    ValidationError
+        ``generator`` is not a ``torch.Generator`` or ``device`` is not a device.
+    DeviceMismatchError
+        The generator draws on another device type.
+    """
+    _check_generator_type(generator, "generator")
+    if not isinstance(device, torch.device):
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValidationError("check_generator", "device must be a torch device",
+                                  found=repr(device)) from None
     if generator is not None and generator.device.type != device.type:
         raise DeviceMismatchError(
             "generator",
             f"draws on {generator.device} but the tensors live on {device}",
             fix=f"create it with make_generator(seed, device='{device}')",
         )
+
+
+def _draw_dtype(dtype: Any, subject: str) -> torch.dtype | None:
+    """``dtype`` if it is None or a floating dtype (random draws are real numbers)."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise ValidationError(subject, "must be a torch.dtype or None", found=repr(dtype))
+    if not dtype.is_floating_point:
+        raise DtypeMismatchError(subject, "must be a floating dtype", found=dtype,
+                                 fix="use torch.float32 or torch.float64")
+    return dtype
+
+
+def _draw_device(device: Any, generator: torch.Generator | None, subject: str) -> torch.device:
+    if device is None:
+        return generator.device if generator is not None else torch.device("cpu")
+    if isinstance(device, torch.device) and device.type == "cpu":  # the common case, no lookup
+        return device
+    return check_device(device, subject)
 
 
 def uniform(
@@ -112,10 +204,28 @@ def uniform(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    """Uniform draws on [0, 1) of ``shape``; device defaults to the generator's."""
-    dev = torch.device(device) if device is not None else _default_device(generator)
+    """Uniform draws on [0, 1) of ``shape``; device defaults to the generator's.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Sizes ``>= 0`` (a size of 0 gives an empty tensor; a bare int is refused).
+    generator : torch.Generator, optional
+    dtype : torch.dtype, optional
+        A floating dtype (default: torch's default dtype).
+    device : torch.device or str, optional
+        Must exist on this machine and match the generator's device type.
+
+    Returns
+    -------
+    Tensor, shape ``shape``
+    """
+    _check_generator_type(generator, "uniform generator")
+    size = check_shape(shape, "uniform shape")
+    dt = _draw_dtype(dtype, "uniform dtype")
+    dev = _draw_device(device, generator, "uniform device")
     check_generator(generator, dev)
-    return torch.rand(tuple(shape), generator=generator, dtype=dtype, device=dev)
+    return torch.rand(size, generator=generator, dtype=dt, device=dev)
 
 
 def normal(
@@ -133,20 +243,35 @@ def normal(
     draw of ``generator``: about twice as fast as torch's CPU generator on two cores, and the
     draws depend on the seed and the size only, not on the thread count. They are not the
     numbers ``torch.randn`` would give for the same seed. Everything else is ``torch.randn``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Sizes ``>= 0`` (a size of 0 gives an empty tensor; a bare int is refused).
+    generator : torch.Generator, optional
+    dtype : torch.dtype, optional
+        A floating dtype (default: torch's default dtype).
+    device : torch.device or str, optional
+        Must exist on this machine and match the generator's device type.
+
+    Returns
+    -------
+    Tensor, shape ``shape``
     """
-    dev = torch.device(device) if device is not None else _default_device(generator)
+    _check_generator_type(generator, "normal generator")
+    size = check_shape(shape, "normal shape")
+    dt = _draw_dtype(dtype, "normal dtype") or torch.get_default_dtype()
+    dev = _draw_device(device, generator, "normal device")
     check_generator(generator, dev)
-    shape = tuple(shape)
-    dt = dtype if dtype is not None else torch.get_default_dtype()
     if (dev.type == "cpu" and dt in (torch.float32, torch.float64)
-            and math.prod(shape) >= NATIVE_NORMAL_MIN and native_enabled()):
+            and math.prod(size) >= NATIVE_NORMAL_MIN and native_enabled()):
         from probforge.ops import _normal_kernel as kernel
 
         seed = random_seed(generator)
-        out = np.empty(math.prod(shape), dtype=np.float32 if dt == torch.float32 else np.float64)
+        out = np.empty(math.prod(size), dtype=np.float32 if dt == torch.float32 else np.float64)
         kernel.fill_normal(out, seed, kernel.ZIG_X, kernel.ZIG_R)
-        return torch.from_numpy(out).reshape(shape)
-    return torch.randn(shape, generator=generator, dtype=dtype, device=dev)
+        return torch.from_numpy(out).reshape(size)
+    return torch.randn(size, generator=generator, dtype=dt, device=dev)
 
 
 def sample_distribution(
@@ -171,6 +296,12 @@ def sample_distribution(
     -------
     Tensor, shape ``sample_shape + batch_shape + event_shape``
 
+    Raises
+    ------
+    ValidationError
+        ``distribution`` is not a torch distribution, ``sample_shape`` not a shape, or
+        ``generator`` not a generator.
+
     Examples
     --------
     >>> d = torch.distributions.Poisson(torch.tensor([1.0, 5.0]))
@@ -178,7 +309,12 @@ def sample_distribution(
     >>> torch.equal(a, sample_distribution(d, (3,), make_generator(0)))
     True
     """
-    shape = torch.Size(sample_shape)
+    if not isinstance(distribution, torch.distributions.Distribution):
+        raise ValidationError("sample_distribution", "distribution must be a "
+                              "torch.distributions.Distribution",
+                              found=type(distribution).__name__)
+    shape = torch.Size(check_shape(sample_shape, "sample_distribution sample_shape"))
+    _check_generator_type(generator, "sample_distribution generator")
     if generator is None:
         return distribution.sample(shape)
     seed = random_seed(generator)
@@ -188,6 +324,3 @@ def sample_distribution(
         torch.manual_seed(seed)
         return distribution.sample(shape)
 
-
-def _default_device(generator: torch.Generator | None) -> torch.device:
-    return generator.device if generator is not None else torch.device("cpu")
