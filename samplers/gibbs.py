@@ -125,7 +125,8 @@ class Gibbs:
     Notes
     -----
     ``log_density`` may be None (``init``/``step`` then store NaN as the state's log-density,
-    the documented "not computed" value of the ``log_density`` stat); when given, it is
+    meaning "not computed"; :func:`samplers.sample` then reports no ``log_density`` stat, so
+    no NaN reaches the samples); when given, it is
     evaluated once per step, only for the ``log_density`` sample stat, and must not be NaN or
     ``+inf`` at the initial position (``-inf``, a start outside the support, is allowed).
     ``params`` is unused (pass None).

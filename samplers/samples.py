@@ -92,8 +92,8 @@ class Samples:
 
     Checked on construction: names are strings; every entry is a tensor with the same leading
     (chain, draw) sizes, at least one chain and one draw; floating draws are finite (NaN / inf
-    raise :class:`~probforge.errors.NonFiniteError`). Stats may hold NaN where a kernel
-    documents it (Gibbs without a log-density stores NaN as its ``log_density``: not computed).
+    raise :class:`~probforge.errors.NonFiniteError`). Stats are the kernel's own (a Gibbs run
+    without a log-density has no ``log_density`` stat).
     """
 
     draws: dict[str, Tensor]
