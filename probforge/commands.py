@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 from probforge.cli import TourStep
-from probforge.files import atomic_write_text
 
 __all__ = ["TOUR_STEPS", "write_json_atomic"]
 
 
 def write_json_atomic(path: Path, payload: object) -> None:
     """Write ``payload`` as JSON to ``path`` atomically (see :mod:`probforge.files`)."""
+    from probforge.files import atomic_write_text  # imports torch: not when the parser is built
+
     atomic_write_text(path, json.dumps(payload, indent=2))
 
 

@@ -28,9 +28,9 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
 
 from probforge.errors import MissingFileError, ValidationError
+from probforge.validate import check_output_path
 
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text"]
 
@@ -54,7 +54,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     ValidationError
         ``path`` is not a path or ``data`` is not bytes.
     """
-    target = _destination(path, "atomic_write_bytes")
+    target = check_output_path(path, "atomic_write_bytes")
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValidationError("atomic_write_bytes data", "must be bytes",
                               found=type(data).__name__,
@@ -80,31 +80,6 @@ def _write(target: Path, data: bytes) -> None:
     _fsync_directory(directory)
 
 
-def _destination(path: Any, subject: str) -> Path:
-    """``path`` as a ``Path`` whose folder exists and which is not itself a folder."""
-    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
-        raise ValidationError(f"{subject} path", "must be a path (str or os.PathLike)",
-                              found=f"{path!r} ({type(path).__name__})")
-    try:
-        target = Path(path)
-    except TypeError as err:  # an os.PathLike of bytes
-        raise ValidationError(f"{subject} path", "must be a text path", found=repr(path),
-                              fix="decode it to str") from err
-    if str(path) == "":
-        raise ValidationError(f"{subject} path", "must not be empty", found="''")
-    directory = target.parent
-    if not directory.exists():
-        raise MissingFileError(f"{subject} path {str(target)!r}", "its folder does not exist",
-                               found=str(directory), fix=f"create it first: mkdir -p {directory}")
-    if not directory.is_dir():
-        raise MissingFileError(f"{subject} path {str(target)!r}", "its parent is not a folder",
-                               found=str(directory))
-    if target.is_dir():
-        raise MissingFileError(f"{subject} path {str(target)!r}", "is a folder, not a file",
-                               found=str(target), fix="name a file inside it")
-    return target
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (see :func:`atomic_write_bytes`).
 
@@ -125,7 +100,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str 
         ``text`` is not a str, ``encoding`` is unknown, or ``text`` has characters the encoding
         cannot represent.
     """
-    target = _destination(path, "atomic_write_text")
+    target = check_output_path(path, "atomic_write_text")
     if not isinstance(text, str):
         raise ValidationError("atomic_write_text text", "must be a str",
                               found=type(text).__name__, fix="use atomic_write_bytes for bytes")
@@ -165,7 +140,7 @@ def atomic_torch_save(path: str | os.PathLike[str], obj: object) -> None:
 
     import torch
 
-    target = _destination(path, "atomic_torch_save")
+    target = check_output_path(path, "atomic_torch_save")
     buffer = io.BytesIO()
     try:
         torch.save(obj, buffer)

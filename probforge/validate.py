@@ -48,6 +48,7 @@ __all__ = [
     "check_finite",
     "check_int",
     "check_names",
+    "check_output_path",
     "check_real",
     "check_shape",
     "check_tensor",
@@ -362,3 +363,53 @@ def check_shape(shape: Any, subject: str) -> tuple[int, ...]:
     if all(type(s) is int and s >= 0 for s in shape):
         return tuple(shape)
     return tuple(check_int(s, f"{subject}[{i}]", minimum=0) for i, s in enumerate(shape))
+
+
+def check_output_path(path: Any, subject: str, *, suffixes: Sequence[str] | None = None) -> Path:
+    """``path`` as a ``Path`` a file can be written to, checked before anything is written.
+
+    Its folder must exist (:class:`MissingFileError` otherwise: nothing creates folders behind
+    the caller's back); it must not be a folder, empty, hold a NUL byte or, with ``suffixes``,
+    end in another suffix (a format is never written under another format's name).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The destination.
+    subject : str
+        What is written, for the message.
+    suffixes : sequence of str, optional
+        Allowed suffixes, lower case with the dot (compared case-insensitively).
+    """
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise ValidationError(subject, "must be a path (str or os.PathLike)", found=_shown(path))
+    try:
+        target = Path(path)
+    except TypeError as err:  # an os.PathLike of bytes
+        raise ValidationError(subject, "must be a text path", found=repr(path),
+                              fix="decode it to str") from err
+    text = os.fspath(target)
+    if str(path) == "":
+        raise ValidationError(subject, "must not be empty", found="''")
+    if "\x00" in text:
+        raise ValidationError(subject, "a path cannot hold a NUL character", found=repr(text))
+    if suffixes is not None and target.suffix.lower() not in suffixes:
+        raise ValidationError(subject, f"must end in {' or '.join(suffixes)} (the format written)",
+                              found=text, fix=f"name the file e.g. {target.stem or 'out'}"
+                              f"{suffixes[0]}")
+    directory = target.parent
+    try:
+        folder_exists, folder_is_dir, is_dir = (directory.exists(), directory.is_dir(),
+                                                target.is_dir())
+    except OSError as err:  # a name too long for the file system, ...
+        raise MissingFileError(subject, f"cannot be accessed ({err.strerror or err})",
+                               found=text[:200], fix="check the path") from err
+    if not folder_exists:
+        raise MissingFileError(subject, "its folder does not exist", found=str(directory),
+                               fix=f"create it first (mkdir -p {directory})")
+    if not folder_is_dir:
+        raise MissingFileError(subject, "its parent is not a folder", found=str(directory))
+    if is_dir:
+        raise ValidationError(subject, "is a folder, not a file", found=text,
+                              fix="name a file inside it")
+    return target

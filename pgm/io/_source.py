@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from probforge import validate
 from probforge.errors import MissingFileError, ParseError, ValidationError
 from probforge.files import atomic_write_bytes, atomic_write_text
 from probforge.validate import check_existing_file, check_int
@@ -247,6 +248,8 @@ def read_source(path: str | os.PathLike[str], subject: str = "model file") -> st
 def check_output_path(path: Any, subject: str = "output file") -> Path:
     """``path`` as a ``Path`` a file can be written to: its directory exists, it is not a directory.
 
+    See :func:`probforge.validate.check_output_path`.
+
     Raises
     ------
     probforge.errors.ValidationError
@@ -254,29 +257,7 @@ def check_output_path(path: Any, subject: str = "output file") -> Path:
     probforge.errors.MissingFileError
         The directory it would go in does not exist (or is not a directory).
     """
-    if not isinstance(path, str | os.PathLike):
-        raise ValidationError(subject, "must be a path (str or os.PathLike)",
-                              found=type(path).__name__)
-    p = Path(path)
-    if "\x00" in os.fspath(p):
-        raise ValidationError(subject, "a path cannot hold a NUL character", found=repr(str(p)))
-    try:
-        is_dir, parent_is_dir = p.is_dir(), p.parent.is_dir()
-    except OSError as err:  # a name too long for the file system, ...
-        raise MissingFileError(
-            subject, f"cannot be accessed ({err.strerror or type(err).__name__})",
-            found=str(p)[:200], fix="check the path",
-        ) from err
-    if is_dir:
-        raise ValidationError(subject, "is a directory, not a file name", found=str(p),
-                              fix="name the file to write inside it")
-    parent = p.parent
-    if not parent_is_dir:
-        raise MissingFileError(
-            subject, "its directory does not exist", found=str(parent),
-            fix="create the directory first (os.makedirs) or write somewhere else",
-        )
-    return p
+    return validate.check_output_path(path, subject)
 
 
 def write_source(

@@ -38,7 +38,7 @@ def test_missing_folder_is_a_named_error(tmp_path: Path) -> None:
 
 def test_bad_destinations(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("keep")
-    with pytest.raises(MissingFileError, match="is a folder"):
+    with pytest.raises(ValidationError, match="is a folder"):
         atomic_write_text(tmp_path, "x")  # used to be IsADirectoryError from os.replace
     with pytest.raises(MissingFileError, match="parent is not a folder"):
         atomic_write_text(tmp_path / "afile" / "x.txt", "x")

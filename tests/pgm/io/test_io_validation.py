@@ -158,12 +158,12 @@ def test_writing_into_a_missing_directory_or_onto_a_directory(tmp_path: Path) ->
         lambda p: write_uai_result("PR", -0.5, p),
     ]
     for write in writers:
-        with pytest.raises(MissingFileError, match="directory does not exist"):
+        with pytest.raises(MissingFileError, match="folder does not exist"):
             write(missing / "out.bif")
         target = tmp_path / "taken.bif"
         target.mkdir(exist_ok=True)
         (tmp_path / "taken.uai").mkdir(exist_ok=True)
-        with pytest.raises(ValidationError, match="is a directory"):
+        with pytest.raises(ValidationError, match="is a folder, not a file"):
             write(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.bif", "taken.uai"]
 
