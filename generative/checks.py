@@ -70,12 +70,13 @@ def check_positive_real(value: Any, subject: str) -> float:
 
 
 def check_sizes(values: Any, subject: str, *, allow_empty: bool = True,
-                minimum: int = 1) -> list[int]:
-    """A list of layer sizes: each an int ``>= minimum``; a string or a bare int is refused."""
+                minimum: int = 1, what: str = "layer sizes",
+                example: str = "[256, 128], or [] for none") -> list[int]:
+    """A list of sizes (``what``): each an int ``>= minimum``; a string or a bare int is refused."""
     if isinstance(values, str | bytes | Tensor) or not isinstance(values, Sequence):
-        raise ValidationError(subject, "must be a sequence of ints (layer sizes)",
+        raise ValidationError(subject, f"must be a sequence of ints ({what})",
                               found=f"{values!r} ({type(values).__name__})",
-                              fix="pass e.g. [256, 128], or [] for none")
+                              fix=f"pass e.g. {example}")
     out = [check_int(v, f"{subject}[{i}]", minimum=minimum) for i, v in enumerate(values)]
     if not allow_empty and not out:
         raise ValidationError(subject, "needs at least one size", found=list(values))
@@ -84,7 +85,8 @@ def check_sizes(values: Any, subject: str, *, allow_empty: bool = True,
 
 def check_event_shape(shape: Any, subject: str) -> tuple[int, ...]:
     """The shape of one data point: a non-empty sequence of ints ``>= 1``."""
-    return tuple(check_sizes(shape, subject, allow_empty=False))
+    return tuple(check_sizes(shape, subject, allow_empty=False, what="the shape of one data point",
+                             example="(1, 28, 28) for images or (2,) for points"))
 
 
 def check_num_classes(value: Any, subject: str) -> int | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +166,11 @@ def check_names(names: Any, subject: str, *, allow_empty: bool = True) -> list[s
     """
     if isinstance(names, str):
         return [names]
+    if isinstance(names, Mapping):  # a dict here is usually evidence given in the wrong place
+        raise ValidationError(
+            subject, "must be a name or a list of names, not a mapping", found=_shown(names),
+            fix="pass the names as a list; observations go in the evidence argument",
+        )
     if isinstance(names, bytes | Tensor) or not isinstance(names, Iterable):
         raise ValidationError(
             subject, "must be a name (str) or a list of names", found=_shown(names),

@@ -95,7 +95,7 @@ def test_check_names_reads_a_string_as_one_name() -> None:
         check_names([], "query", allow_empty=False)
     with pytest.raises(ValidationError, match="'a' is given twice"):
         check_names(["a", "b", "a"], "query")
-    for bad in (3, None, b"ab", torch.tensor([1]), ["a", 1]):
+    for bad in (3, None, b"ab", torch.tensor([1]), ["a", 1], {"smoke": "yes"}):
         with pytest.raises(ValidationError):
             check_names(bad, "query")
 
