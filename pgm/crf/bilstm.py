@@ -40,7 +40,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from pgm.crf.constraints import TransitionConstraints
 from pgm.crf.linear_chain import LinearChainCRF
 from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
-from probforge.files import atomic_torch_save
+from probforge.files import atomic_torch_save, state_digest
 from probforge.ops.random import make_generator, random_seed
 from probforge.validate import (
     check_device,
@@ -345,6 +345,7 @@ class BiLSTMCRF(nn.Module):
                  "vocab": {"words": self.vocab.words, "affixes": self.vocab.affixes,
                            "shapes": self.vocab.shapes},
                  "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+        state["checksum"] = state_digest(state)  # load() detects a damaged file
         atomic_torch_save(path, state)
 
     @classmethod
@@ -357,8 +358,8 @@ class BiLSTMCRF(nn.Module):
         MissingFileError
             If ``path`` does not exist.
         CheckpointError
-            If the file cannot be read or any field is missing, malformed, non-finite or
-            inconsistent with the configuration.
+            If the file cannot be read, its checksum does not match, or any field is missing,
+            malformed, non-finite or inconsistent with the configuration.
         """
         file = check_existing_file(path, "BiLSTM-CRF file")
         device = check_device(device, "device")
@@ -370,6 +371,10 @@ class BiLSTMCRF(nn.Module):
                                   found=f"{type(err).__name__}: {str(err)[:200]}") from err
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise CheckpointError(where, "is not a BiLSTMCRF file")
+        # files written before checksums were added load without one
+        if "checksum" in state and state["checksum"] != state_digest(state):
+            raise CheckpointError(where, "is corrupted: its content does not match its "
+                                  "checksum", fix="write it again with BiLSTMCRF.save")
         v, cfg, sd = state.get("vocab"), state.get("config"), state.get("state_dict")
         if not (isinstance(v, dict) and set(v) >= {"words", "affixes", "shapes"}
                 and isinstance(cfg, dict) and set(cfg) <= _CONFIG_KEYS

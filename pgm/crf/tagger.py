@@ -30,7 +30,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import time
@@ -46,7 +45,7 @@ from pgm.crf.encoding import EncodedCorpus, FeatureEncoder, Token
 from pgm.crf.linear_chain import LinearChainCRF
 from pgm.crf.owlqn import minimize_owlqn
 from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
-from probforge.files import atomic_torch_save
+from probforge.files import atomic_torch_save, state_digest
 from probforge.ops.random import make_generator
 from probforge.validate import check_device, check_existing_file, check_int, check_real
 
@@ -568,7 +567,7 @@ class CRFTagger:
                 t.cpu() for t in (crf.allowed_start, crf.allowed_transitions, crf.allowed_end)
                 if t is not None],
         }
-        state["checksum"] = _digest(state)
+        state["checksum"] = state_digest(state)
         atomic_torch_save(path, state)
 
     @classmethod
@@ -603,7 +602,7 @@ class CRFTagger:
             raise CheckpointError(where, f"has format version {state.get('version')!r}, "
                                   f"this code reads {_VERSION}")
         fields = _read_state(state, where)
-        if "checksum" in state and state["checksum"] != _digest(state):
+        if "checksum" in state and state["checksum"] != state_digest(state):
             raise CheckpointError(where, "is corrupted: its content does not match its "
                                   "checksum", fix="write it again with CRFTagger.save")
         cfg = dict(fields["config"])
@@ -711,31 +710,6 @@ def _read_state(state: dict[str, Any], where: str) -> dict[str, Any]:
                               for i, (c, shape) in enumerate(zip(cons, ((k,), (k, k), (k,)),
                                                                  strict=True))]
     return out
-
-
-def _digest(state: dict[str, Any]) -> str:
-    """A BLAKE2b checksum of a tagger file's content (every field but the checksum)."""
-    h = hashlib.blake2b(digest_size=16)
-
-    def feed(value: Any) -> None:
-        if isinstance(value, Tensor):
-            t = value.detach().cpu().contiguous()
-            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        elif isinstance(value, dict):
-            h.update(b"D")
-            for key in sorted(value, key=str):
-                feed(str(key))
-                feed(value[key])
-        elif isinstance(value, list | tuple):
-            h.update(f"L{len(value)}".encode())
-            for item in value:
-                feed(item)
-        else:
-            h.update(f"V{type(value).__name__}:{value!r};".encode())
-
-    feed({key: v for key, v in state.items() if key != "checksum"})
-    return h.hexdigest()
 
 
 def _progress_bar(show: bool, total: int, desc: str) -> Any:

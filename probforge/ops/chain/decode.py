@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from probforge.errors import MemoryBudgetExceeded
 from probforge.ops.chain import native as chain_native
 from probforge.ops.chain._base import (
     ChainPath,
@@ -28,7 +29,10 @@ from probforge.ops.chain.messages import (
 )
 from probforge.validate import check_int
 
-__all__ = ["chain_kbest", "chain_viterbi"]
+__all__ = ["KBEST_MEMORY_BUDGET", "chain_kbest", "chain_viterbi"]
+
+#: Largest tables (bytes) :func:`chain_kbest` forms; a larger ``k`` raises MemoryBudgetExceeded.
+KBEST_MEMORY_BUDGET = 2**32
 
 
 def chain_viterbi(
@@ -193,6 +197,14 @@ def chain_kbest(
     c = _prepare(unary, pair, lengths, name)
     u, p = c.unary, c.pair
     B, T, K = u.shape
+    # The candidates (B, K, K k) and the back-pointers (T, B, K, k) grow with k: refuse a k
+    # whose tables could not be allocated before torch fails with a raw allocation error.
+    need = B * K * k * (K * (u.element_size() + 8) + T * 8)
+    if need > KBEST_MEMORY_BUDGET:
+        raise MemoryBudgetExceeded(
+            f"{name}: k", f"{k} best paths need about {need / 2**30:.3g} GiB of tables "
+            f"(budget {KBEST_MEMORY_BUDGET / 2**30:.3g} GiB)", found=k,
+            fix="ask for fewer paths, or decode fewer or shorter sequences at a time")
     ninf = torch.full((), -math.inf, dtype=u.dtype, device=u.device)
     # delta[b, j, r]: r-th best score of a partial path ending in state j.
     delta = torch.full((B, K, k), -math.inf, dtype=u.dtype, device=u.device)

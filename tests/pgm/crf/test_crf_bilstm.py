@@ -81,3 +81,17 @@ def test_errors() -> None:
     with pytest.raises(ValidationError, match="distinct"):
         BiLSTMCRF(TokenVocab.build(WORDS), ["A", "A"])
     assert model.predict([[], WORDS[0]])[0] == []
+
+
+def test_a_changed_weight_fails_the_checksum(tmp_path: Path) -> None:
+    model = small_model()
+    model.save(tmp_path / "m.pt")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    key = next(k for k, v in state["state_dict"].items() if v.is_floating_point())
+    state["state_dict"][key] = state["state_dict"][key] + 1e-3  # finite, plausible, wrong
+    torch.save(state, tmp_path / "changed.pt")
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        BiLSTMCRF.load(tmp_path / "changed.pt")
+    del state["checksum"]  # files written before checksums existed still load
+    torch.save(state, tmp_path / "old.pt")
+    assert isinstance(BiLSTMCRF.load(tmp_path / "old.pt"), BiLSTMCRF)

@@ -187,3 +187,14 @@ def test_empty_batch_has_empty_answers() -> None:
     assert chain_kbest(u, p, 2).path.shape == (0, 2, 3)
     assert chain_sample(u, p, num_samples=2).shape == (2, 0, 3)
     assert chain_entropy(u, p).shape == (0,)
+
+
+def test_kbest_with_a_huge_k_is_refused_before_allocating() -> None:
+    from probforge.errors import MemoryBudgetExceeded
+    from probforge.ops.chain import chain_kbest
+
+    unary = torch.zeros(2, 50, 4, dtype=torch.float64)
+    with pytest.raises(MemoryBudgetExceeded, match="best paths need about"):
+        chain_kbest(unary, torch.zeros(4, 4, dtype=torch.float64), 10**9)
+    top = chain_kbest(unary, torch.zeros(4, 4, dtype=torch.float64), 3)
+    assert top.path.shape == (2, 3, 50)
