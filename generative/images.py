@@ -34,7 +34,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
+from probforge.errors import (
+    DtypeMismatchError,
+    FileWriteError,
+    NonFiniteError,
+    ShapeError,
+    ValidationError,
+)
 from probforge.files import atomic_write_bytes
 from probforge.validate import check_int, check_real, check_tensor
 
@@ -95,8 +101,10 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(p, bytes(data))
-    except OSError as err:
-        raise ValidationError(f"output file {p}", "could not be written",
+    except FileWriteError:
+        raise
+    except OSError as err:  # the folder could not be created
+        raise FileWriteError(f"output file {p}", "could not be written",
                               found=f"{type(err).__name__}: {err}",
                               fix="check the folder's permissions and free space") from err
 

@@ -26,6 +26,7 @@ __all__ = [
     "DataNotFoundError",
     "DeviceMismatchError",
     "DtypeMismatchError",
+    "FileWriteError",
     "MemoryBudgetExceeded",
     "MissingDependencyError",
     "MissingFileError",
@@ -180,3 +181,7 @@ class MissingFileError(ProbforgeError, FileNotFoundError):
 
 class UsageError(ValidationError):
     """A command-line argument broke its command's rules (the ``probforge`` command exits 2)."""
+
+
+class FileWriteError(ProbforgeError, OSError):
+    """A file could not be written (permissions, a full disk, ...); the old file is untouched."""

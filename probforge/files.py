@@ -31,7 +31,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from probforge.errors import MissingFileError, ValidationError
+from probforge.errors import FileWriteError, MissingFileError, ValidationError
 from probforge.validate import check_output_path
 
 __all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "state_digest"]
@@ -51,10 +51,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     Raises
     ------
     MissingFileError
-        The destination's folder does not exist or is not a folder, or the destination is a
-        folder.
+        The destination's folder does not exist or is not a folder.
     ValidationError
-        ``path`` is not a path or ``data`` is not bytes.
+        ``path`` is not a path, is a folder, or ``data`` is not bytes.
+    FileWriteError
+        Writing failed (permissions, a full disk); also an ``OSError``. The previous file is
+        left as it was and no temporary file remains.
     """
     target = check_output_path(path, "atomic_write_bytes")
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -66,7 +68,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def _write(target: Path, data: bytes) -> None:
     directory = target.parent
-    fd, tmp_path = _create_temporary(directory, target.name)
+    try:
+        fd, tmp_path = _create_temporary(directory, target.name)
+    except MissingFileError:
+        raise
+    except OSError as err:  # no permission to create files in the folder, ...
+        raise _write_error(target, err) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -75,11 +82,22 @@ def _write(target: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp_path, target.stat().st_mode & 0o7777)
         os.replace(tmp_path, target)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
+        if isinstance(err, OSError):
+            raise _write_error(target, err) from err
         raise
     _fsync_directory(directory)
+
+
+def _write_error(target: Path, err: OSError) -> FileWriteError:
+    """A write failure as a named error (still an ``OSError``) naming the file and the cause."""
+    error = FileWriteError(f"file {str(target)!r}", "could not be written; the previous file, "
+                           "if any, is unchanged", found=err.strerror or str(err),
+                           fix="check the folder's permissions and free space")
+    error.errno, error.strerror, error.filename = err.errno, err.strerror, str(target)
+    return error
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, encoding: str = "utf-8") -> None:

@@ -271,8 +271,9 @@ def write_source(
     ------
     probforge.errors.ValidationError, probforge.errors.MissingFileError
         See :func:`check_output_path` (checked before anything is written).
-    OSError
-        The write itself failed (permissions, a full disk); the destination is left untouched.
+    probforge.errors.FileWriteError
+        The write itself failed (permissions, a full disk; also an ``OSError``); the
+        destination is left untouched.
     """
     p = check_output_path(path, subject)
     if not compress_gz:

@@ -143,8 +143,9 @@ def write_bif(data: DiscreteNetworkData, path: str | os.PathLike[str]) -> None:
         See :func:`write_bif_text`; also ``path`` not a path, or a directory.
     probforge.errors.MissingFileError
         The destination's directory does not exist (checked before anything is written).
-    OSError
-        The write itself failed (permissions, full disk); an existing file is left untouched.
+    probforge.errors.FileWriteError
+        The write itself failed (permissions, full disk; also an ``OSError``); an existing file
+        is left untouched.
 
     Examples
     --------

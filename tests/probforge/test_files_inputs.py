@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probforge.errors import MissingFileError, ValidationError
+from probforge.errors import FileWriteError, MissingFileError, ValidationError
 from probforge.files import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from tests.robustness import outcome
 
@@ -79,10 +79,23 @@ def test_failed_write_leaves_old_file_and_no_temporary(
         raise failure
 
     monkeypatch.setattr(os, "replace", broken)
-    with pytest.raises(type(failure)):
+    with pytest.raises(type(failure)) as err:
         atomic_write_bytes(target, b"new")
+    if isinstance(failure, OSError):  # a named error that callers catching OSError still see
+        assert isinstance(err.value, FileWriteError) and "model.bin" in str(err.value)
     assert target.read_bytes() == b"old"
     assert leftovers(tmp_path) == []
+
+
+def test_a_folder_without_write_permission_is_a_named_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> int:
+        raise PermissionError(13, "Permission denied", str(args[0]))
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(FileWriteError, match="Permission denied") as err:
+        atomic_write_text(tmp_path / "x.txt", "hi")
+    assert isinstance(err.value, OSError) and err.value.errno == 13
 
 
 PATHS = st.one_of(st.sampled_from(["ok.txt", "sub/ok.txt", "", ".", "missing/x/y.txt"]),
