@@ -37,8 +37,8 @@ from probforge.cli_args import (
 )
 from probforge.errors import UsageError, ValidationError
 
-__all__ = ["DATA_SETS", "TOUR_STEPS", "parse_overrides", "register", "run_train",
-           "sample_checkpoint"]
+__all__ = ["DATA_SETS", "TOUR_STEPS", "checked_overrides", "parse_overrides", "register",
+           "run_train", "sample_checkpoint"]
 
 PROG = "probforge train"
 _DTYPES = ("float32", "float64")
@@ -132,8 +132,13 @@ def parse_overrides(items: list[str] | list[tuple[str, str]]) -> dict[str, Any]:
     return out
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The checked ``--config`` overrides (before any data or torch is loaded)."""
+def checked_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--config`` overrides of parsed ``probforge train`` arguments, checked.
+
+    Keys given twice, ``kind`` and ``event_shape`` (set by the command), unknown keys and
+    values of the wrong type or range raise :class:`~probforge.errors.UsageError`. Neither
+    data nor torch is loaded.
+    """
     overrides = parse_overrides(args.config)
     for key, why in _RESERVED.items():
         if key in overrides:
@@ -153,7 +158,7 @@ def _every(value: int | None, total: int) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``probforge train``."""
-    overrides = _overrides(args)
+    overrides = checked_overrides(args)
     if args.resume and args.config:
         raise UsageError(PROG, "--config cannot change the configuration of a resumed run",
                          found=args.config, fix="drop --config, or train into a new --out folder")

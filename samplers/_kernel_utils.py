@@ -48,7 +48,7 @@ from probforge.errors import (
 )
 from probforge.ops.random import check_generator, normal
 from probforge.validate import check_finite, check_real
-from samplers.base import LogDensity, log_density_and_grad
+from samplers.base import LogDensity, check_per_row_output, log_density_and_grad
 
 __all__ = [
     "Metric",
@@ -183,25 +183,17 @@ def check_log_density_value(who: str, lp: Any, position: Tensor, *,
     ``+inf`` (nor ``-inf`` unless ``allow_neg_inf``) for any chain; ``grad`` (chains, *event),
     when given, must be finite.
     """
-    chains = position.shape[:1]
-    if not isinstance(lp, Tensor) or lp.shape != chains:
-        raise ShapeError(
-            f"{who}: log-density",
-            f"must map positions of shape (chains, *event) = {tuple(position.shape)} to a tensor "
-            f"of shape (chains,) = {tuple(chains)}",
-            found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
-            fix="sum over the event dimensions (no keepdim) inside the log-density",
-        )
-    if not lp.is_floating_point():
+    out = check_per_row_output(f"{who}: log-density", lp, position)
+    if not out.is_floating_point():
         raise DtypeMismatchError(f"{who}: log-density", "must return a floating-point tensor",
-                                 found=lp.dtype, fix="compute it in the position's dtype")
-    if lp.device != position.device:
+                                 found=out.dtype, fix="compute it in the position's dtype")
+    if out.device != position.device:
         raise DeviceMismatchError(f"{who}: log-density",
                                   f"must return a tensor on the position's device "
                                   f"{position.device}",
-                                  found=lp.device, fix="compute it on the position's device")
-    check_finite_initial(who, lp, grad, allow_neg_inf=allow_neg_inf)
-    return lp
+                                  found=out.device, fix="compute it on the position's device")
+    check_finite_initial(who, out, grad, allow_neg_inf=allow_neg_inf)
+    return out
 
 
 def check_initial_position(who: str, position: Tensor) -> None:

@@ -36,7 +36,7 @@ from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, Val
 from probforge.ops.random import normal
 from probforge.validate import check_finite, check_int, check_tensor
 from samplers._kernel_utils import check_callable, check_generator_arg, check_position
-from samplers.base import LogDensity
+from samplers.base import LogDensity, check_per_row_output
 
 __all__ = ["AISResult", "Base", "DiagonalNormal", "ais", "log_evidence_se"]
 
@@ -263,12 +263,7 @@ def ais(
     log_w = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     with torch.no_grad():
         for what, value in (("log_target", log_target(x)), ("base.log_prob", base.log_prob(x))):
-            if not isinstance(value, Tensor) or value.shape != x.shape[:1]:
-                raise ShapeError(
-                    f"ais {what}", f"must map particles {tuple(x.shape)} to ({x.shape[0]},)",
-                    found=tuple(value.shape) if isinstance(value, Tensor)
-                    else type(value).__name__,
-                    fix="sum over the event dimensions (no keepdim)")
+            check_per_row_output(f"ais {what} (of the particles)", value, x)
     delta = diff(x)
     bad = torch.isnan(delta)
     if bool(bad.any()):

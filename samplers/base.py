@@ -35,6 +35,7 @@ __all__ = [
     "LogDensity",
     "as_log_density",
     "batched_where",
+    "check_per_row_output",
     "log_density_and_grad",
 ]
 
@@ -56,6 +57,36 @@ class Kernel(Protocol):
     ) -> tuple[Any, Any]: ...
 
 
+def check_per_row_output(subject: str, value: Any, x: Tensor,
+                         batch: tuple[int, ...] | torch.Size | None = None) -> Tensor:
+    """``value`` if it is a tensor with one entry per row of ``x``, else a named ShapeError.
+
+    A log-density (or log-target, or proposal ``log_prob``) maps inputs ``x`` of shape
+    ``batch + event`` to ``batch`` (default: ``x``'s leading dimension, the chains or draws);
+    a ``(chains, 1)`` output, a scalar or a number are refused rather than broadcast.
+
+    Parameters
+    ----------
+    subject : str
+        The function's name in the message (``"HMC: log-density"``).
+    value : object
+        What the function returned.
+    x : Tensor
+        What it was given.
+    batch : tuple of int, optional
+        The expected shape.
+    """
+    want = tuple(x.shape[:1] if batch is None else batch)
+    if not isinstance(value, Tensor) or tuple(value.shape) != want:
+        raise ShapeError(
+            subject, f"must map inputs of shape {tuple(x.shape)} to one value per row: "
+            f"shape (chains,) = {want}",
+            found=tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__,
+            fix="sum over the event dimensions (no keepdim) inside the function",
+        )
+    return value
+
+
 def as_log_density(fn: Callable[[Tensor], Tensor], event_ndim: int = 1) -> LogDensity:
     """Wrap a user log-density and check it maps ``(chains, *event)`` to ``(chains,)``.
 
@@ -71,17 +102,7 @@ def as_log_density(fn: Callable[[Tensor], Tensor], event_ndim: int = 1) -> LogDe
     event_ndim = check_int(event_ndim, "as_log_density event_ndim", minimum=0)
 
     def checked(x: Tensor) -> Tensor:
-        out = fn(x)
-        batch = x.shape[: x.dim() - event_ndim]
-        if not isinstance(out, Tensor) or out.shape != batch:
-            raise ShapeError(
-                "log-density",
-                f"must map positions of shape (chains, *event) = {tuple(x.shape)} to "
-                f"(chains,) = {tuple(batch)}",
-                found=tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__,
-                fix="sum over the event dimensions inside the log-density",
-            )
-        return out
+        return check_per_row_output("log-density", fn(x), x, x.shape[: x.dim() - event_ndim])
 
     return checked
 
@@ -102,15 +123,7 @@ def log_density_and_grad(log_density: LogDensity, x: Tensor) -> tuple[Tensor, Te
     """
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        lp = log_density(xg)
-        if not isinstance(lp, Tensor) or lp.shape != x.shape[:1]:
-            raise ShapeError(
-                "log-density",
-                f"must map positions of shape {tuple(x.shape)} to (chains,) = "
-                f"{tuple(x.shape[:1])}",
-                found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
-                fix="sum over the event dimensions (no keepdim) inside the log-density",
-            )
+        lp = check_per_row_output("log-density", log_density(xg), x)
         if not lp.requires_grad:
             raise ValidationError(
                 "log-density",

@@ -43,6 +43,7 @@ from torch import Tensor
 from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.validate import check_finite, check_int, check_tensor
 from samplers._kernel_utils import check_callable, check_generator_arg
+from samplers.base import check_per_row_output
 from samplers.monte_carlo import Estimate
 from samplers.proposals import Proposal, as_proposal
 from samplers.samples import import_arviz
@@ -91,15 +92,11 @@ def pareto_k(log_weights: Tensor) -> float:
 
 def _per_draw(subject: str, value: Any, x: Tensor) -> Tensor:
     """``value`` if it is a floating tensor of shape (N,) for draws ``x`` (N, *event)."""
-    if not isinstance(value, Tensor) or value.shape != x.shape[:1]:
-        raise ShapeError(subject, f"must map draws {tuple(x.shape)} to (N,) = ({x.shape[0]},)",
-                         found=tuple(value.shape) if isinstance(value, Tensor)
-                         else type(value).__name__,
-                         fix="sum over the event dimensions (no keepdim)")
-    if not value.is_floating_point():
+    out = check_per_row_output(subject, value, x)
+    if not out.is_floating_point():
         raise DtypeMismatchError(subject, "must return a floating-point tensor",
-                                 found=value.dtype)
-    return value
+                                 found=out.dtype)
+    return out
 
 
 def _check_log_weights(who: str, log_weights: Tensor) -> None:

@@ -48,7 +48,7 @@ from samplers._kernel_utils import (
     check_position,
     check_state,
 )
-from samplers.base import LogDensity
+from samplers.base import LogDensity, check_per_row_output
 
 __all__ = [
     "ParallelTempering",
@@ -297,13 +297,7 @@ class ParallelTempering:
         flat = replicas.reshape(chains * r, *replicas.shape[2:])
         with torch.no_grad():
             lp = log_density(flat)
-        if not isinstance(lp, Tensor) or lp.shape != flat.shape[:1]:
-            raise ShapeError(
-                "ParallelTempering: log-density",
-                f"must map positions of shape {tuple(flat.shape)} (chains * R, *event) to "
-                f"({flat.shape[0]},)",
-                found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
-                fix="sum over the event dimensions (no keepdim) inside the log-density")
+        check_per_row_output("ParallelTempering: log-density (chains * R positions)", lp, flat)
         if not lp.is_floating_point():
             raise DtypeMismatchError("ParallelTempering: log-density",
                                      "must return a floating-point tensor", found=lp.dtype)

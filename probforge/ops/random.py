@@ -220,12 +220,21 @@ def uniform(
     -------
     Tensor, shape ``shape``
     """
-    _check_generator_type(generator, "uniform generator")
-    size = check_shape(shape, "uniform shape")
-    dt = _draw_dtype(dtype, "uniform dtype")
-    dev = _draw_device(device, generator, "uniform device")
-    check_generator(generator, dev)
+    size, dt, dev = _draw_arguments("uniform", shape, generator, dtype, device)
     return torch.rand(size, generator=generator, dtype=dt, device=dev)
+
+
+def _draw_arguments(
+    who: str, shape: Sequence[int], generator: torch.Generator | None,
+    dtype: torch.dtype | None, device: torch.device | str | None,
+) -> tuple[tuple[int, ...], torch.dtype, torch.device]:
+    """The checked ``(size, dtype, device)`` of a draw (dtype defaults to torch's default)."""
+    _check_generator_type(generator, f"{who} generator")
+    size = check_shape(shape, f"{who} shape")
+    dt = _draw_dtype(dtype, f"{who} dtype") or torch.get_default_dtype()
+    dev = _draw_device(device, generator, f"{who} device")
+    check_generator(generator, dev)
+    return size, dt, dev
 
 
 def normal(
@@ -258,11 +267,7 @@ def normal(
     -------
     Tensor, shape ``shape``
     """
-    _check_generator_type(generator, "normal generator")
-    size = check_shape(shape, "normal shape")
-    dt = _draw_dtype(dtype, "normal dtype") or torch.get_default_dtype()
-    dev = _draw_device(device, generator, "normal device")
-    check_generator(generator, dev)
+    size, dt, dev = _draw_arguments("normal", shape, generator, dtype, device)
     if (dev.type == "cpu" and dt in (torch.float32, torch.float64)
             and math.prod(size) >= NATIVE_NORMAL_MIN and native_enabled()):
         from probforge.ops import _normal_kernel as kernel

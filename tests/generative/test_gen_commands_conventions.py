@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generative.commands import DATA_SETS, _overrides
+from generative.commands import DATA_SETS, checked_overrides
 from generative.config_schema import DEFAULTS, KEY_RULES, TASK_KINDS
 from generative.data import DATASETS, info
 from generative.registry import build_task, default_config
@@ -153,7 +153,7 @@ def test_config_checked_at_parse_time_agrees_with_build_task(
         argv += ["--config", f"{key}={value}"]
     try:
         args = build_parser().parse_args(argv)
-        overrides = _overrides(args)
+        overrides = checked_overrides(args)
     except UsageError:
         return
     config = default_config(kind, info("moons"))
