@@ -47,7 +47,14 @@ from torch import Tensor, nn
 
 from probforge.errors import DeviceMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.random import normal, uniform
-from probforge.validate import check_choice, check_finite, check_int, check_real, check_tensor
+from probforge.validate import (
+    check_choice,
+    check_finite,
+    check_int,
+    check_log_values,
+    check_real,
+    check_tensor,
+)
 
 from .checks import (
     broadcastable,
@@ -218,10 +225,7 @@ def optimal_discriminator_logit(log_p_data: Tensor, log_p_model: Tensor) -> Tens
         raise ShapeError("optimal_discriminator_logit", "the log-densities must broadcast",
                          found=(tuple(a.shape), tuple(b.shape)))
     for name, t in (("log_p_data", a), ("log_p_model", b)):
-        if bool((torch.isnan(t) | torch.isposinf(t)).any()):
-            raise NonFiniteError(f"optimal_discriminator_logit {name}", "log-densities must not "
-                                 "be NaN or +inf", fix="check the densities (-inf is a zero "
-                                 "density and is allowed)")
+        check_log_values(t, f"optimal_discriminator_logit {name}")
     both_zero = torch.isneginf(a) & torch.isneginf(b)
     return torch.where(both_zero, torch.zeros((), dtype=(a - b).dtype, device=a.device), a - b)
 

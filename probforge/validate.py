@@ -47,6 +47,7 @@ __all__ = [
     "check_existing_file",
     "check_finite",
     "check_int",
+    "check_log_values",
     "check_names",
     "check_output_path",
     "check_real",
@@ -418,3 +419,31 @@ def check_output_path(path: Any, subject: str, *, suffixes: Sequence[str] | None
         raise ValidationError(subject, "is a folder, not a file", found=text,
                               fix="name a file inside it")
     return target
+
+
+def check_log_values(
+    x: Tensor, subject: str, *, allow_all_neg_inf: bool = True, fix: str | None = None
+) -> Tensor:
+    """``x`` if it holds log-probabilities (or log-weights, log-potentials): no NaN, no ``+inf``.
+
+    ``-inf`` is a probability of zero and is allowed; with ``allow_all_neg_inf=False`` at least
+    one entry must be finite (a distribution, or a set of weights, that is zero everywhere has
+    no normalisation). ``x`` must be a floating tensor. One host synchronisation per check.
+
+    Examples
+    --------
+    >>> check_log_values(torch.tensor([0.0, float("-inf")]), "log_p").tolist()
+    [0.0, -inf]
+    """
+    check_tensor(x, subject, floating=True)
+    bad = torch.isnan(x) | torch.isposinf(x)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise NonFiniteError(subject, "has NaN or +inf entries (a probability of zero is -inf)",
+                             found=f"{float(x[idx]) if x.dim() else float(x)} at index {idx}",
+                             fix=fix or "use -inf for zero probabilities and finite values "
+                             "elsewhere")
+    if not allow_all_neg_inf and x.numel() and not bool(torch.isfinite(x).any()):
+        raise NonFiniteError(subject, "every entry is -inf (probability zero everywhere)",
+                             fix=fix)
+    return x

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
 from probforge.ops.random import normal
-from probforge.validate import check_finite, check_int, check_tensor
+from probforge.validate import check_finite, check_int, check_log_values, check_tensor
 from samplers._kernel_utils import check_callable, check_generator_arg, check_position
 from samplers.base import LogDensity, check_per_row_output
 
@@ -140,9 +140,8 @@ def log_evidence_se(log_weights: Tensor) -> tuple[float, float, float]:
     """
     check_tensor(log_weights, "log_evidence_se log_weights", ndim=1, floating=True,
                  nonempty=True)
-    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
-        raise NonFiniteError("log_evidence_se log_weights", "has NaN or +inf entries",
-                             fix="make log_target return -inf (not NaN) outside its support")
+    check_log_values(log_weights, "log_evidence_se log_weights",
+                     fix="make log_target return -inf (not NaN) outside its support")
     if not bool(torch.isfinite(log_weights).any()):
         raise NonFiniteError("log_evidence_se log_weights",
                              "every weight is zero (all log-weights are -inf)",

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import DtypeMismatchError, NonFiniteError, ShapeError, ValidationError
-from probforge.validate import check_finite, check_int, check_tensor
+from probforge.validate import check_finite, check_int, check_log_values, check_tensor
 from samplers._kernel_utils import check_callable, check_generator_arg
 from samplers.base import check_per_row_output
 from samplers.monte_carlo import Estimate
@@ -101,10 +101,7 @@ def _per_draw(subject: str, value: Any, x: Tensor) -> Tensor:
 
 def _check_log_weights(who: str, log_weights: Tensor) -> None:
     check_tensor(log_weights, f"{who} log_weights", floating=True, nonempty=True)
-    if bool(torch.isnan(log_weights).any()) or bool(torch.isposinf(log_weights).any()):
-        raise NonFiniteError(f"{who} log_weights", "has NaN or +inf entries")
-    if not bool(torch.isfinite(log_weights).any()):
-        raise NonFiniteError(f"{who} log_weights", "every weight is zero (all -inf)")
+    check_log_values(log_weights, f"{who} log_weights", allow_all_neg_inf=False)
 
 
 @dataclass(frozen=True)
@@ -213,11 +210,8 @@ def importance_weights(
                          found=getattr(x, "shape", type(x).__name__))
     lw = (_per_draw("importance weights: log_target", log_target(x), x)
           - _per_draw("importance weights: proposal.log_prob", proposal.log_prob(x), x))
-    if bool(torch.isnan(lw).any()) or bool(torch.isposinf(lw).any()):
-        raise NonFiniteError("importance weights",
-                             "log p_hat - log q is NaN or +inf for some draws",
-                             fix="make sure q > 0 wherever p_hat > 0 and log_target is finite")
-    return lw
+    return check_log_values(lw, "importance weights (log p_hat - log q)",
+                            fix="make sure q > 0 wherever p_hat > 0 and log_target is finite")
 
 
 def importance_sample(

@@ -31,12 +31,18 @@ from probforge.errors import (
     ConvergenceError,
     DtypeMismatchError,
     MemoryBudgetExceeded,
-    NonFiniteError,
     NormalisationError,
     ShapeError,
     ValidationError,
 )
-from probforge.validate import check_choice, check_device, check_finite, check_int, check_real
+from probforge.validate import (
+    check_choice,
+    check_device,
+    check_finite,
+    check_int,
+    check_log_values,
+    check_real,
+)
 from samplers._kernel_utils import check_callable, check_generator_arg
 
 __all__ = [
@@ -175,12 +181,8 @@ def metropolis_hastings_matrix(Q: Tensor, log_target: Tensor) -> Tensor:
         raise DtypeMismatchError("metropolis_hastings_matrix log_target",
                                  "must be a floating-point tensor (log-probabilities)",
                                  found=log_target.dtype, fix="use .double()")
-    if bool(torch.isnan(log_target).any()) or bool(torch.isposinf(log_target).any()):
-        raise NonFiniteError("metropolis_hastings_matrix log_target", "has NaN or +inf entries",
-                             fix="use -inf for states of probability zero")
-    if not bool(torch.isfinite(log_target).any()):
-        raise NonFiniteError("metropolis_hastings_matrix log_target",
-                             "every state has probability zero (all -inf)")
+    check_log_values(log_target, "metropolis_hastings_matrix log_target",
+                     allow_all_neg_inf=False)
     lt = log_target.to(Q.dtype)
     log_q = torch.log(Q)
     log_a = (lt[None, :] + log_q.T) - (lt[:, None] + log_q)
@@ -287,12 +289,7 @@ def gibbs_transition_matrix(
         raise DtypeMismatchError("gibbs_transition_matrix log_joint",
                                  "must be a floating-point tensor (log-probabilities)",
                                  found=log_joint.dtype, fix="use .double()")
-    if bool(torch.isnan(log_joint).any()) or bool(torch.isposinf(log_joint).any()):
-        raise NonFiniteError("gibbs_transition_matrix log_joint", "has NaN or +inf entries",
-                             fix="use -inf for joint states of probability zero")
-    if not bool(torch.isfinite(log_joint).any()):
-        raise NonFiniteError("gibbs_transition_matrix log_joint",
-                             "every joint state has probability zero (all -inf)")
+    check_log_values(log_joint, "gibbs_transition_matrix log_joint", allow_all_neg_inf=False)
     if isinstance(blocks, str | Tensor) or not isinstance(blocks, list | tuple) or not blocks:
         raise ValidationError("gibbs_transition_matrix blocks",
                               "must be a non-empty list of lists of variable indices",

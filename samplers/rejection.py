@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from probforge.errors import NonFiniteError, SamplingError, ShapeError, ValidationError
-from probforge.validate import check_choice, check_int, check_real
+from probforge.validate import check_choice, check_int, check_log_values, check_real
 from samplers._kernel_utils import check_callable, check_generator_arg
 from samplers.proposals import Proposal, as_proposal
 
@@ -247,10 +247,9 @@ def estimate_log_envelope(
     x = q.sample(num_points, generator)
     r = (_per_draw("estimate_log_envelope: log_target", log_target(x), num_points)
          - _per_draw("estimate_log_envelope: proposal.log_prob", q.log_prob(x), num_points))
-    if bool(torch.isnan(r).any()) or bool(torch.isposinf(r).any()):
-        raise NonFiniteError("estimate_log_envelope", "log p_hat - log q is NaN or +inf at some "
-                             "draws", fix="make log_target finite (or -inf outside its support) "
-                             "and q > 0 wherever p_hat > 0")
+    check_log_values(r, "estimate_log_envelope (log p_hat - log q)",
+                     fix="make log_target finite (or -inf outside its support) and q > 0 "
+                     "wherever p_hat > 0")
     top = float(r.max())
     if not math.isfinite(top):
         raise NonFiniteError("estimate_log_envelope",

@@ -51,13 +51,12 @@ from probforge.errors import (
     ConvergenceError,
     DeviceMismatchError,
     DtypeMismatchError,
-    NonFiniteError,
     ShapeError,
     ValidationError,
     ZeroProbabilityEvidence,
 )
 from probforge.ops import check_generator, finite_shift, logaddexp, logmatmulexp, logsumexp
-from probforge.validate import check_int, check_real
+from probforge.validate import check_int, check_log_values, check_real
 
 __all__ = [
     "ChainBPResult",
@@ -623,9 +622,7 @@ def chain_belief_propagation(
             "batch + (T - 1, K, K) with T >= 2",
             found=tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__,
         )
-    if bool(torch.isnan(lp).any()) or bool(torch.isposinf(lp).any()):
-        raise NonFiniteError("chain_belief_propagation", "log_potentials contain NaN or +inf",
-                             fix="use -inf for zero potentials")
+    check_log_values(lp, "chain_belief_propagation log_potentials")
     t_len, k = lp.shape[-3] + 1, lp.shape[-1]
     batch = lp.shape[:-3]
     if log_unary is None:
@@ -645,9 +642,7 @@ def chain_belief_propagation(
         if log_unary.dim() < 2 or log_unary.shape[-2:] != (t_len, k):
             raise ShapeError("chain_belief_propagation", f"log_unary needs shape batch + "
                              f"({t_len}, {k})", found=tuple(log_unary.shape))
-        if bool(torch.isnan(log_unary).any()) or bool(torch.isposinf(log_unary).any()):
-            raise NonFiniteError("chain_belief_propagation", "log_unary contains NaN or +inf",
-                                 fix="use -inf for zero potentials")
+        check_log_values(log_unary, "chain_belief_propagation log_unary")
         u = log_unary
         try:
             batch = torch.Size(torch.broadcast_shapes(batch, u.shape[:-2]))  # type: ignore[no-untyped-call]

@@ -25,6 +25,7 @@ from probforge.validate import (
     check_existing_file,
     check_finite,
     check_int,
+    check_log_values,
     check_names,
     check_real,
     check_tensor,
@@ -162,3 +163,16 @@ def test_check_existing_file(tmp_path: Path) -> None:
         check_existing_file(tmp_path, "model")
     with pytest.raises(ValidationError):
         check_existing_file(3, "model")
+
+
+def test_check_log_values() -> None:
+    x = torch.tensor([0.0, -math.inf, -2.0])
+    assert check_log_values(x, "log_p") is x
+    assert check_log_values(torch.full((2,), -math.inf), "log_w").isneginf().all()
+    with pytest.raises(NonFiniteError, match="every entry is -inf"):
+        check_log_values(torch.full((2,), -math.inf), "log_w", allow_all_neg_inf=False)
+    for bad in (math.nan, math.inf):
+        with pytest.raises(NonFiniteError, match=r"NaN or \+inf entries .* at index \(1,\)"):
+            check_log_values(torch.tensor([0.0, bad]), "log_p")
+    with pytest.raises(DtypeMismatchError):
+        check_log_values(torch.tensor([0, 1]), "log_p")
