@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from probforge.errors import CheckpointError, ProbforgeError, ValidationError
-from probforge.files import atomic_torch_save
+from probforge.errors import CheckpointError, MissingFileError, ProbforgeError, ValidationError
+from probforge.files import atomic_torch_save, load_saved_state
 from probforge.validate import check_device
 
 from .checks import check_output_path
@@ -103,32 +102,16 @@ def load_checkpoint(path: str | os.PathLike[str],
     ValidationError
         ``path`` is not a path, or ``map_location`` names a device this machine lacks.
     """
-    if not isinstance(path, str | os.PathLike):
-        raise ValidationError("checkpoint path", "must be a path (str or os.PathLike)",
-                              found=type(path).__name__)
-    if map_location is not None:
-        map_location = check_device(map_location, "checkpoint map_location")
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p}", "file not found",
-                              fix="give the path of a checkpoint.pt written by fit() or "
-                              "'probforge train'")
     try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"checkpoint {p}", "could not be read (corrupt, or not a "
-                              "weights-only torch file)", found=f"{type(err).__name__}: {err}",
-                              fix="use an intact checkpoint; the previous one is kept on a "
-                              "failed write") from err
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {p}", "is not a probforge generative checkpoint",
-                              found=repr(data.get("format")) if isinstance(data, dict)
-                              else type(data).__name__)
-    if data.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {p}", f"has format version {data.get('version')}, "
-                              f"this probforge reads version {VERSION}",
-                              fix="use the probforge version that wrote it")
-    return data
+        return load_saved_state(
+            path, "checkpoint", FORMAT, kind="probforge generative checkpoint", version=VERSION,
+            map_location=map_location, fix="use an intact checkpoint written by fit() or "
+            "'probforge train' (the previous one is kept on a failed write), with the probforge "
+            "version that wrote it")
+    except MissingFileError as err:  # a missing checkpoint has always been a CheckpointError
+        raise CheckpointError(f"checkpoint {path}", "file not found",
+                              fix="give the path of a checkpoint.pt written by fit() or "
+                              "'probforge train'") from err
 
 
 def checkpoint_config(data: dict[str, Any]) -> dict[str, Any]:

@@ -31,10 +31,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from probforge.errors import FileWriteError, MissingFileError, ValidationError
-from probforge.validate import check_output_path
+from probforge.errors import CheckpointError, FileWriteError, MissingFileError, ValidationError
+from probforge.validate import check_device, check_existing_file, check_output_path
 
-__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "state_digest"]
+__all__ = ["atomic_torch_save", "atomic_write_bytes", "atomic_write_text", "load_saved_state",
+           "state_digest"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -237,3 +238,68 @@ def state_digest(state: dict[str, Any]) -> str:
 
     feed({key: v for key, v in state.items() if key != "checksum"})
     return h.hexdigest()
+
+
+def load_saved_state(
+    path: str | os.PathLike[str],
+    subject: str,
+    file_format: str,
+    *,
+    kind: str,
+    version: int | None = None,
+    map_location: Any = "cpu",
+    fix: str | None = None,
+) -> dict[str, Any]:
+    """Read a dict saved with :func:`atomic_torch_save`, checked before anything uses it.
+
+    The file is read with ``torch.load(weights_only=True)``; it must be a dict whose
+    ``"format"`` is ``file_format`` (and ``"version"`` is ``version``, when given); a
+    ``"checksum"`` entry, where the file has one, must equal :func:`state_digest` of the rest.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    subject : str
+        What it is, for messages (``"CRF tagger file"``).
+    file_format : str
+        The format tag the writer stores.
+    kind : str
+        What such a file is called, for messages (``"CRFTagger file"``).
+    version : int, optional
+        The format version this code reads.
+    map_location : device, optional
+        Where tensors go (must exist on this machine); default CPU.
+    fix : str, optional
+        The remedy for a file that is not of this format or is damaged.
+
+    Raises
+    ------
+    MissingFileError
+        No such file.
+    CheckpointError
+        Unreadable, of another format or version, or its content does not match its checksum.
+    """
+    import torch
+
+    file = check_existing_file(path, subject)
+    if map_location is not None:
+        map_location = check_device(map_location, f"{subject} map_location")
+    where = f"{subject} {str(path)!r}"
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
+    except Exception as err:  # any corruption of the archive or of the pickle
+        raise CheckpointError(where, "could not be read (corrupt, or not a weights-only torch "
+                              "file)", found=f"{type(err).__name__}: {str(err)[:200]}",
+                              fix=fix) from err
+    if not isinstance(state, dict) or state.get("format") != file_format:
+        raise CheckpointError(where, f"is not a {kind} (format tag {file_format!r})",
+                              found=repr(state.get("format")) if isinstance(state, dict)
+                              else type(state).__name__, fix=fix)
+    if version is not None and state.get("version") != version:
+        raise CheckpointError(where, f"has format version {state.get('version')!r}, this code "
+                              f"reads {version}", fix=fix)
+    if "checksum" in state and state["checksum"] != state_digest(state):
+        raise CheckpointError(where, "is corrupted: its content does not match its checksum",
+                              fix=fix)
+    return state

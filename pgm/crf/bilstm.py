@@ -40,11 +40,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from pgm.crf.constraints import TransitionConstraints
 from pgm.crf.linear_chain import LinearChainCRF
 from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
-from probforge.files import atomic_torch_save, state_digest
+from probforge.files import atomic_torch_save, load_saved_state, state_digest
 from probforge.ops.random import make_generator, random_seed
 from probforge.validate import (
     check_device,
-    check_existing_file,
     check_int,
     check_names,
     check_real,
@@ -361,20 +360,10 @@ class BiLSTMCRF(nn.Module):
             If the file cannot be read, its checksum does not match, or any field is missing,
             malformed, non-finite or inconsistent with the configuration.
         """
-        file = check_existing_file(path, "BiLSTM-CRF file")
         device = check_device(device, "device")
         where = f"BiLSTM-CRF file {str(path)!r}"
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as err:  # any corruption of the archive or the pickle
-            raise CheckpointError(where, "could not be read",
-                                  found=f"{type(err).__name__}: {str(err)[:200]}") from err
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise CheckpointError(where, "is not a BiLSTMCRF file")
-        # files written before checksums were added load without one
-        if "checksum" in state and state["checksum"] != state_digest(state):
-            raise CheckpointError(where, "is corrupted: its content does not match its "
-                                  "checksum", fix="write it again with BiLSTMCRF.save")
+        state = load_saved_state(path, "BiLSTM-CRF file", _FORMAT, kind="BiLSTMCRF file",
+                                 fix="write it again with BiLSTMCRF.save")
         v, cfg, sd = state.get("vocab"), state.get("config"), state.get("state_dict")
         if not (isinstance(v, dict) and set(v) >= {"words", "affixes", "shapes"}
                 and isinstance(cfg, dict) and set(cfg) <= _CONFIG_KEYS

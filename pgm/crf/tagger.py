@@ -45,9 +45,9 @@ from pgm.crf.encoding import EncodedCorpus, FeatureEncoder, Token
 from pgm.crf.linear_chain import LinearChainCRF
 from pgm.crf.owlqn import minimize_owlqn
 from probforge.errors import CheckpointError, ProbforgeError, ShapeError, ValidationError
-from probforge.files import atomic_torch_save, state_digest
+from probforge.files import atomic_torch_save, load_saved_state, state_digest
 from probforge.ops.random import make_generator
-from probforge.validate import check_device, check_existing_file, check_int, check_real
+from probforge.validate import check_device, check_int, check_real
 
 __all__ = ["CRFTagger", "FitInfo"]
 
@@ -587,24 +587,12 @@ class CRFTagger:
             If the file cannot be read, is not a CRFTagger file, or any field is missing,
             malformed, inconsistent or corrupted (checksum mismatch).
         """
-        file = check_existing_file(path, "CRF tagger file")
         device = check_device(device, "device")
         where = f"CRF tagger file {str(path)!r}"
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as err:  # any corruption of the archive or the pickle
-            raise CheckpointError(where, "could not be read",
-                                  found=f"{type(err).__name__}: {str(err)[:200]}") from err
-        if not isinstance(state, dict) or state.get("format") != _FORMAT:
-            raise CheckpointError(where, "is not a CRFTagger file",
-                                  fix="write it with CRFTagger.save")
-        if state.get("version") != _VERSION:
-            raise CheckpointError(where, f"has format version {state.get('version')!r}, "
-                                  f"this code reads {_VERSION}")
+        state = load_saved_state(path, "CRF tagger file", _FORMAT, kind="CRFTagger file",
+                                 version=_VERSION,
+                                 fix="write it again with CRFTagger.save")
         fields = _read_state(state, where)
-        if "checksum" in state and state["checksum"] != state_digest(state):
-            raise CheckpointError(where, "is corrupted: its content does not match its "
-                                  "checksum", fix="write it again with CRFTagger.save")
         cfg = dict(fields["config"])
         cfg["dtype"] = getattr(torch, cfg["dtype"])
         try:

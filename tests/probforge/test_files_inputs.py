@@ -134,3 +134,31 @@ def test_round_trip_and_permissions_kept(tmp_path: Path) -> None:
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.arange(4.0))
     assert (target.stat().st_mode & 0o777) == 0o600
     assert leftovers(tmp_path) == []
+
+
+def test_load_saved_state_checks_before_anything_is_used(tmp_path: Path) -> None:
+    import torch
+
+    from probforge.errors import CheckpointError
+    from probforge.files import load_saved_state, state_digest
+
+    state = {"format": "demo", "version": 2, "w": torch.ones(3)}
+    state["checksum"] = state_digest(state)
+    atomic_torch_save(tmp_path / "ok.pt", state)
+    back = load_saved_state(tmp_path / "ok.pt", "demo file", "demo", kind="demo", version=2)
+    assert torch.equal(back["w"], state["w"])
+    with pytest.raises(MissingFileError, match="file not found"):
+        load_saved_state(tmp_path / "no.pt", "demo file", "demo", kind="demo")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_saved_state(tmp_path / "junk.pt", "demo file", "demo", kind="demo")
+    with pytest.raises(CheckpointError, match="is not a other"):
+        load_saved_state(tmp_path / "ok.pt", "demo file", "other", kind="other")
+    with pytest.raises(CheckpointError, match="format version 2, this code reads 3"):
+        load_saved_state(tmp_path / "ok.pt", "demo file", "demo", kind="demo", version=3)
+    torch.save({**state, "w": torch.ones(3) * 2}, tmp_path / "changed.pt")
+    with pytest.raises(CheckpointError, match="does not match its checksum"):
+        load_saved_state(tmp_path / "changed.pt", "demo file", "demo", kind="demo")
+    with pytest.raises(ValidationError, match="map_location"):
+        load_saved_state(tmp_path / "ok.pt", "demo file", "demo", kind="demo",
+                         map_location="gpu")
