@@ -25,6 +25,7 @@ __all__ = [
     "DiscreteModel",
     "MAPResult",
     "check_budget",
+    "check_evidence_variables",
     "check_memory_budget",
     "check_model",
     "check_model_variables",
@@ -144,6 +145,18 @@ def check_model_variables(model: DiscreteModel, names: Any, subject: str) -> lis
                 f"model {model.name!r}", f"has no variable {v!r} ({subject})",
                 fix="check the spelling against model.variables")
     return out
+
+
+def check_evidence_variables(model: DiscreteModel, hard: Any, soft: Any,
+                             who: str) -> tuple[list[str], list[str]]:
+    """The variables an engine is built to observe: known, distinct, none both hard and soft."""
+    hard_vars = check_model_variables(model, hard, f"{who} evidence_vars")
+    soft_vars = check_model_variables(model, soft, f"{who} soft_evidence_vars")
+    both = sorted(set(hard_vars) & set(soft_vars))
+    if both:
+        raise ValidationError(who, "a variable cannot carry both hard and soft evidence",
+                              found=both, fix="give each variable one kind")
+    return hard_vars, soft_vars
 
 
 def check_query(model: DiscreteModel, variables: Any, ev: Evidence) -> list[str]:

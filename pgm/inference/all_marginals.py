@@ -31,8 +31,8 @@ from torch import Tensor
 
 from pgm.inference._common import (
     DiscreteModel,
+    check_evidence_variables,
     check_model,
-    check_model_variables,
     check_order,
 )
 from pgm.inference._prob_queries import prob_query
@@ -98,14 +98,8 @@ class PosteriorMarginals:
         if method not in _METHODS:
             raise ValidationError("PosteriorMarginals", f"method must be one of {_METHODS}",
                                   found=repr(method))
-        evidence_vars = check_model_variables(model, evidence_vars,
-                                              "PosteriorMarginals evidence_vars")
-        soft_evidence_vars = check_model_variables(model, soft_evidence_vars,
-                                                   "PosteriorMarginals soft_evidence_vars")
-        both = sorted(set(evidence_vars) & set(soft_evidence_vars))
-        if both:
-            raise ValidationError("PosteriorMarginals", "a variable cannot carry both hard and "
-                                  "soft evidence", found=both, fix="give each variable one kind")
+        evidence_vars, soft_evidence_vars = check_evidence_variables(
+            model, evidence_vars, soft_evidence_vars, "PosteriorMarginals")
         order = check_order(order, "PosteriorMarginals", model)
         self.model = model
         self.evidence_vars = tuple(evidence_vars)

@@ -45,9 +45,9 @@ from pgm.inference._common import (
     DEFAULT_MEMORY_BUDGET,
     DiscreteModel,
     check_budget,
+    check_evidence_variables,
     check_memory_budget,
     check_model,
-    check_model_variables,
     check_order,
     raise_if_zero,
 )
@@ -114,13 +114,8 @@ class JunctionTree:
         if method not in ("auto", "flat", "dense"):
             raise ValidationError("JunctionTree", "method must be 'auto', 'flat' or 'dense'",
                                   found=repr(method))
-        evidence_vars = check_model_variables(model, evidence_vars, "JunctionTree evidence_vars")
-        soft_evidence_vars = check_model_variables(model, soft_evidence_vars,
-                                                   "JunctionTree soft_evidence_vars")
-        both = sorted(set(evidence_vars) & set(soft_evidence_vars))
-        if both:
-            raise ValidationError("JunctionTree", "a variable cannot carry both hard and soft "
-                                  "evidence", found=both, fix="give each variable one kind")
+        evidence_vars, soft_evidence_vars = check_evidence_variables(
+            model, evidence_vars, soft_evidence_vars, "JunctionTree")
         order = check_order(order, "JunctionTree", model)
         self.model = model
         self.memory_budget = check_memory_budget(memory_budget, "JunctionTree")
