@@ -50,6 +50,10 @@ class TrainTask(Protocol):
         ``n`` samples, ``(n, *event)``; images in ``[0, 1]`` with shape ``(n, C, H, W)``.
     evaluate(nets, batch, generator)
         Evaluation figures on a held-out batch, by name (floats), e.g. ``{"elbo": ...}``.
+
+    A task may also define ``figures(nets) -> {name: images (n, C, H, W) in [0, 1]}`` (an RBM's
+    filters): the loop writes each beside the sample grids. It is optional, so it is not part
+    of the protocol's required methods.
     """
 
     def config(self) -> dict[str, object]: ...

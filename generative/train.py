@@ -14,7 +14,9 @@ for a number of steps or epochs and owns everything around the model's own optim
   ``metrics.json`` with the run's configuration and status, rewritten atomically at each
   checkpoint and at the end; a tqdm progress bar with ``progress=True``;
 - **sample grids**: ``samples/step_0000100.png`` every ``sample_every`` steps (a grid for images,
-  a scatter picture with the mode centres for 2-D toys);
+  a scatter picture with the mode centres for 2-D toys); a task with a ``figures(nets)`` method
+  returning ``{name: images (n, C, H, W) in [0, 1]}`` (an RBM's filters) also gets
+  ``samples/<name>_step_0000100.png``;
 - **checkpoints**: ``checkpoint.pt`` every ``checkpoint_every`` steps and at the end, written
   atomically (:mod:`generative.checkpoint`), holding the task's configuration, networks,
   optimisers, schedulers, step, data position and RNG states; ``resume=True`` continues exactly
@@ -615,15 +617,19 @@ def _fit(task: TrainTask, train_ds: Dataset, eval_data: Any, steps: int | None,
         assert out is not None
         g = torch.Generator(dev).manual_seed(derive_seed(seed, _SAMPLE))
         before = _set_mode(raw, False)
+        figures_of = getattr(task, "figures", None)
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), \
                 torch.no_grad():
             samples = task.sample(raw, num_samples, g)
+            figures = figures_of(raw) if callable(figures_of) else {}
         for k, n in raw.items():
             n.train(before[k])
         info = train_ds.info
         save_samples(out / "samples" / f"{tag}.png", samples,
                      bounds=None if info.is_image else info.value_range,
                      centres=info.centres())
+        for name, images in figures.items():
+            save_samples(out / "samples" / f"{name}_{tag}.png", images)
 
     def stop_nonfinite(bad: NonFiniteLoss) -> FitResult:
         run.write_logs("nonfinite", {**meta, "nonfinite": bad.__dict__})
