@@ -23,7 +23,7 @@ import argparse
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from generative.config_schema import TASK_KINDS, check_config
 from probforge.cli import TourStep
@@ -57,7 +57,7 @@ def _kinds_help() -> str:
 def register(subparsers: Any) -> None:
     """Add ``train`` to the ``probforge`` command line."""
     p = subparsers.add_parser(
-        "train", help="train a deep generative model (VAE, GAN, autoencoder) on an offline "
+        "train", help="train a generative model (VAE, GAN, autoencoder, RBM, DBN) on an offline "
         "data set, with checkpoints, logs and PNG sample grids",
         description="Train a deep generative model with generative.train.fit. Resumable: "
         "rerun with --resume to continue from DIR/checkpoint.pt.")
@@ -198,6 +198,11 @@ def run_train(args: argparse.Namespace) -> int:
         config["kind"] = args.kind
     task = build_task(config)  # every value is checked before the data are loaded
     data = load(args.data, "train", n=args.train_examples, binarize=args.binarize, dtype=dtype)
+    if config["kind"] == "grbm" and not args.resume:
+        # Gaussian units train on standardised data; the map is checkpointed with the model
+        from generative.energy.standardize import standardize
+
+        task.set_standardizer(standardize(data.x)[1])  # type: ignore[attr-defined]
     n_test = args.eval_examples if data.info.is_image is False else None
     test = load(args.data, "test", n=n_test, binarize=args.binarize, dtype=dtype)
     if args.epochs is not None:
@@ -311,9 +316,58 @@ def _generative_tour(out: Path, seed: int) -> list[str]:
 
 
 TOUR_STEPS_COUNT = 600
+RBM_TOUR_STEPS = 2000
+
+
+def _energy_tour(out: Path, seed: int) -> list[str]:
+    import torch
+
+    from generative.data import info, load
+    from generative.energy.partition import ais_log_partition, log_likelihood_estimate
+    from generative.energy.rbm_task import RBMTask
+    from generative.images import make_grid, write_png
+    from generative.registry import build_task, default_config
+    from generative.train import fit
+    from pgm.learning import fit_bernoulli_mixture
+    from probforge.ops.random import make_generator
+
+    data = load("digits", "train", binarize="fixed")
+    test = load("digits", "test", binarize="fixed")
+    config = default_config("rbm", info("digits", binarize="fixed"))
+    config.update(seed=seed, method="cd", lr=0.2, eval_ais_chains=0, sample_steps=500)
+    task = cast(RBMTask, build_task(config))
+    res = fit(task, data, steps=RBM_TOUR_STEPS, batch_size=100, out_dir=out,
+              sample_every=RBM_TOUR_STEPS, num_samples=64, seed=seed, log_every=50)
+    rbm = task.rbm
+    x_train = data.x.reshape(len(data), -1)
+    x_test = test.x.reshape(len(test), -1)
+    with torch.no_grad():
+        ais = ais_log_partition(rbm, data=x_train, num_chains=200, num_temperatures=3000,
+                                generator=make_generator(seed + 1))
+        ll = log_likelihood_estimate(rbm, x_test, ais)
+    mix = fit_bernoulli_mixture(x_train.double(), 10, beta_prior=(2.0, 2.0),
+                                generator=make_generator(seed + 2))
+    mix_ll = float(mix.model.log_prob(x_test.double()).mean())
+    filters = out / "samples" / f"filters_step_{RBM_TOUR_STEPS:07d}.png"
+    samples = out / "samples" / f"step_{RBM_TOUR_STEPS:07d}.png"
+    write_png(out / "filters.png", make_grid(task.figures(task.networks())["filters"]))
+    return [
+        f"A Bernoulli RBM (64 visible, {rbm.num_hidden} hidden) on binarised 8x8 digits, "
+        f"CD-1, {RBM_TOUR_STEPS} steps of batch 100 ({res.examples_per_second:,.0f} "
+        "examples/s)",
+        f"  AIS log Z = {ais.log_z:.2f} +- {ais.log_z_se:.2f} ({ais.num_temperatures} "
+        f"temperatures, {ais.log_weights.numel()} chains, ESS {ais.ess:.0f})",
+        f"  test log-likelihood {ll.mean:.2f} +- {ll.se:.2f} nats per image; "
+        f"a 10-component Bernoulli mixture (EM): {mix_ll:.2f}",
+        f"wrote {samples} (samples), {filters} and {out / 'filters.png'} (filters)",
+        "try: probforge train rbm --data fashion-mnist --binarize fixed --out rbm-run "
+        "--epochs 5; python examples/ch12_rbm_contrastive_divergence.py",
+    ]
 
 TOUR_STEPS = [
     TourStep("generative", 40, "train a GAN on the 8-Gaussians toy with the shared training "
              "loop (checkpoints, logs, sample pictures)",
              _generative_tour),
+    TourStep("energy", 41, "train an RBM with contrastive divergence (CD-1) and measure "
+             "its test log-likelihood by annealed importance sampling", _energy_tour),
 ]

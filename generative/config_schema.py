@@ -43,6 +43,10 @@ TASK_KINDS: dict[str, str] = {
     "wgan-gp": "Wasserstein GAN with gradient penalty (lambda = 10)",
     "lsgan": "least-squares GAN",
     "cgan": "conditional GAN (labels enter generator and discriminator)",
+    "rbm": "Bernoulli-Bernoulli RBM trained by CD-k / PCD / PT (binary data: --binarize)",
+    "grbm": "Gaussian-Bernoulli RBM on standardised real data (fixed or learned sigma)",
+    "crbm": "RBM with categorical (softmax) visible units (whole-number data 0..K-1)",
+    "dbn": "deep belief network pre-trained greedily, layer by layer (binary data)",
 }
 
 _AE: dict[str, Any] = {"event_shape": None, "latent_dim": 32, "hidden": [256], "tied": False,
@@ -59,6 +63,20 @@ _GAN: dict[str, Any] = {"event_shape": None, "latent_dim": 64, "arch": "mlp",
                         "lr": None, "lr_d": None, "optimizer": None, "betas": None,
                         "clip": 0.01, "gp_weight": 10.0}
 
+_RBM: dict[str, Any] = {
+    "event_shape": None, "num_hidden": 256, "weight_std": 0.01, "seed": 0,
+    "method": "pcd", "k": 1, "statistics": "probabilities", "lr": 0.05, "momentum": 0.5,
+    "weight_decay": 1e-4, "sparsity_target": None, "sparsity_cost": 0.0, "num_chains": 100,
+    "num_replicas": 5, "eval_ais_chains": 100, "eval_ais_temperatures": 1000,
+    "sample_steps": 1000,
+}
+_DBN: dict[str, Any] = {
+    "event_shape": None, "hidden": [500, 500], "steps_per_layer": 1000,
+    "propagate": "probabilities", "method": "cd", "k": 1, "statistics": "probabilities",
+    "lr": 0.05, "momentum": 0.5, "weight_decay": 1e-4, "num_chains": 100, "num_replicas": 5,
+    "sample_steps": 1000, "seed": 0, "weight_std": 0.01,
+}
+
 #: Kind -> its complete default config (``event_shape`` has no default: it comes from the data).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ae": {**_AE, "code_activation": "linear"},
@@ -73,6 +91,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "wgan": dict(_GAN),
     "wgan-gp": {**_GAN, "norm": "layer"},
     "lsgan": dict(_GAN),
+    "rbm": dict(_RBM),
+    # Gaussian units: CD-1 and a small rate (Hinton's practical guide, section 13.2)
+    "grbm": {**_RBM, "method": "cd", "lr": 0.005, "learn_sigma": False, "min_sigma": 0.01},
+    "crbm": {**_RBM, "num_categories": None},
+    "dbn": dict(_DBN),
 }
 
 Rule = tuple[str, Callable[[Any], bool]]
@@ -151,6 +174,25 @@ KEY_RULES: dict[str, Rule] = {
     "clip": _real(0.0, strict=True),
     "gp_weight": _real(0.0),
     "loss": _STR,
+    "num_hidden": _int(1),
+    "weight_std": _real(0.0),
+    "method": ("must be 'cd', 'pcd' or 'pt'", lambda v: v in ("cd", "pcd", "pt")),
+    "statistics": ("must be 'probabilities' or 'samples'",
+                   lambda v: v in ("probabilities", "samples")),
+    "momentum": _real(0.0, below=1.0),
+    "sparsity_target": ("must be null or a number in (0, 1)",
+                        lambda v: v is None or (_is_real(v) and 0 < v < 1)),
+    "sparsity_cost": _real(0.0),
+    "num_chains": _int(1),
+    "num_replicas": _int(2),
+    "eval_ais_chains": _int(0),
+    "eval_ais_temperatures": _int(1),
+    "sample_steps": _int(1),
+    "learn_sigma": _BOOL,
+    "min_sigma": _real(0.0, strict=True),
+    "steps_per_layer": _int(1),
+    "propagate": ("must be 'probabilities' or 'samples'",
+                  lambda v: v in ("probabilities", "samples")),
 }
 # The GAN kinds' learning rate may be null (the loss's published default).
 _GAN_KINDS = ("gan", "dcgan", "cgan", "wgan", "wgan-gp", "lsgan")

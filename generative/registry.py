@@ -50,6 +50,9 @@ def _resolve(config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return str(kind), params
 
 
+_ENERGY_KINDS = ("rbm", "grbm", "crbm", "dbn")
+
+
 def build_task(config: Mapping[str, Any]) -> TrainTask:
     """Build an untrained task from a config (see the module docstring).
 
@@ -61,8 +64,19 @@ def build_task(config: Mapping[str, Any]) -> TrainTask:
     Returns
     -------
     TrainTask
-        An :class:`AETask`, :class:`VAETask` or :class:`GANTask`.
+        An :class:`AETask`, :class:`VAETask`, :class:`GANTask`,
+        :class:`~generative.energy.rbm_task.RBMTask` or
+        :class:`~generative.energy.dbn_task.DBNTask`.
     """
+    if isinstance(config, Mapping) and config.get("kind") in _ENERGY_KINDS:
+        check_config(config["kind"], config)
+        if config["kind"] == "dbn":
+            from generative.energy.dbn_task import DBNTask
+
+            return DBNTask.from_config(config)
+        from generative.energy.rbm_task import RBMTask
+
+        return RBMTask.from_config(config)
     kind, p = _resolve(config)
     shape = tuple(int(v) for v in p.pop("event_shape"))
     if kind in ("ae", "dae", "sparse-ae"):
@@ -83,6 +97,27 @@ def build_task(config: Mapping[str, Any]) -> TrainTask:
     latent = p.pop("latent_dim")
     gan = GAN.build(shape, latent, **p)
     return GANTask(gan, loss=loss, kind=kind, **t)
+
+
+def _energy_config(cfg: dict[str, Any], data_info: Any, size: int) -> dict[str, Any]:
+    kind = cfg["kind"]
+    name = getattr(data_info, "name", "?")
+    binary = getattr(data_info, "binarized", None) is not None
+    if kind == "crbm":
+        raise ValidationError("default_config", "kind 'crbm' needs whole-number data 0..K-1, "
+                              "which no bundled data set is", found=name,
+                              fix="build generative.energy.rbm_task.RBMTask.from_config("
+                              "{'kind': 'crbm', 'num_categories': K, ...}) in Python")
+    if kind in ("rbm", "dbn") and not binary:
+        raise ValidationError("default_config", f"kind {kind!r} has binary visible units and "
+                              "needs binarised data", found=name,
+                              fix="binarise it (--binarize fixed), or use kind 'grbm'")
+    small = size <= 64
+    if kind == "dbn":
+        cfg["hidden"] = [64, 64] if small else [500, 500]
+    else:
+        cfg["num_hidden"] = 16 if size <= 8 else (64 if small else 256)
+    return cfg
 
 
 def default_config(kind: str, data_info: Any) -> dict[str, Any]:
@@ -115,6 +150,8 @@ def default_config(kind: str, data_info: Any) -> dict[str, Any]:
         raise ValidationError("default_config", "kind 'dcgan' needs image data",
                               found=getattr(data_info, "name", shape), fix="use kind 'gan'")
     cfg: dict[str, Any] = {"kind": kind, **DEFAULTS[kind], "event_shape": shape}
+    if kind in _ENERGY_KINDS:
+        return _energy_config(cfg, data_info, size)
     if kind in ("cvae", "cgan"):
         if num_classes is None:
             raise ValidationError("default_config", f"kind '{kind}' needs a labelled data set",
