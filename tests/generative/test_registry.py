@@ -30,7 +30,7 @@ def test_every_kind_builds_round_trips_and_trains_one_step(kind: str) -> None:
         binary = getattr(data_info, "binarized", None) is not None
         if kind == "crbm" or (kind in ("rbm", "dbn") and not binary):
             # binary units need binarised data; no bundled set holds whole-number categories
-            with pytest.raises(ValidationError, match="binar|whole-number"):
+            with pytest.raises(ValidationError, match=r"binar|whole-number"):
                 default_config(kind, data_info)
             continue
         cfg = default_config(kind, data_info)

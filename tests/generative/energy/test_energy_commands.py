@@ -1,4 +1,4 @@
-"""``probforge train rbm|grbm|dbn``, sampling their checkpoints, resume, and the energy tour step."""
+"""`probforge train rbm|grbm|dbn`, sampling their checkpoints, resume, the energy tour step."""
 
 from __future__ import annotations
 
