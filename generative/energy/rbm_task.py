@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from generative.checks import check_bool, check_event_shape, check_optional_generator
+from generative.config_schema import DEFAULTS, TASK_KINDS, check_config
 from generative.distributed import unwrap
 from generative.energy.contrastive import (
     METHODS,
@@ -94,29 +95,11 @@ __all__ = [
 ]
 
 #: Kind -> one-line help.
-RBM_KINDS: dict[str, str] = {
-    "rbm": "Bernoulli-Bernoulli RBM trained by CD-k / PCD / PT (binary data)",
-    "grbm": "Gaussian-Bernoulli RBM (real data, standardised; fixed or learned sigma)",
-    "crbm": "RBM with categorical (softmax) visible units (integer-valued data 0..K-1)",
-}
-
-_COMMON: dict[str, Any] = {
-    "event_shape": None, "num_hidden": 256, "weight_std": 0.01, "seed": 0,
-    "method": "pcd", "k": 1, "statistics": "probabilities", "lr": 0.05, "momentum": 0.5,
-    "weight_decay": 1e-4, "sparsity_target": None, "sparsity_cost": 0.0, "num_chains": 100,
-    "num_replicas": 5, "eval_ais_chains": 100, "eval_ais_temperatures": 1000,
-    "sample_steps": 1000,
-}
+RBM_KINDS: dict[str, str] = {k: TASK_KINDS[k] for k in ("rbm", "grbm", "crbm")}
 
 #: Kind -> complete default config (``event_shape`` comes from the data; ``crbm`` needs
-#: ``num_categories``).
-RBM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "rbm": dict(_COMMON),
-    # Gaussian units: CD-1 and a small rate (Hinton's guide, section 13.2)
-    "grbm": {**_COMMON, "method": "cd", "lr": 0.005, "learn_sigma": False,
-             "min_sigma": 0.01},
-    "crbm": {**_COMMON, "num_categories": None},
-}
+#: ``num_categories``); the same dicts as :data:`generative.config_schema.DEFAULTS`.
+RBM_DEFAULTS: dict[str, dict[str, Any]] = {k: DEFAULTS[k] for k in RBM_KINDS}
 
 #: Evaluate the exact log-likelihood when the smaller layer has at most this many states.
 EXACT_EVAL_MAX_STATES = 2**16
@@ -335,11 +318,7 @@ class RBMTask:
                                   found=type(config).__name__)
         kind = check_choice(config.get("kind"), "RBM task config 'kind'", tuple(RBM_DEFAULTS))
         defaults = RBM_DEFAULTS[kind]
-        unknown = sorted(str(k) for k in config if k != "kind" and k not in defaults)
-        if unknown:
-            raise ValidationError(f"task config of kind '{kind}'",
-                                  f"unknown key(s) {', '.join(map(repr, unknown))}",
-                                  fix=f"use only {', '.join(sorted(defaults))}")
+        check_config(kind, config)  # unknown keys, types and ranges, named
         p = {**defaults, **{k: v for k, v in config.items() if k != "kind"}}
         if p["event_shape"] is None:
             raise ValidationError(f"task config of kind '{kind}'", "'event_shape' is required",
