@@ -1000,6 +1000,13 @@ class _PackedBernoulli:
     def __init__(self, rbm: BernoulliRBM, lr: float, momentum: float,
                  weight_decay: float) -> None:
         d, m = rbm.num_visible, rbm.num_hidden
+        # float32 sigmoids of logits below log(tiny) ~ -87.3 are subnormal, and products with
+        # subnormals run ~100x slower on x86 (a saturated RBM stalls): such logits are raised
+        # to log(tiny) + 0.5, which changes a probability by less than 2e-38 (below the
+        # resolution of float32 uniforms: no draw changes). float64 keeps exact logits.
+        dt = rbm.weight.dtype
+        self.floor = (math.log(torch.finfo(dt).tiny) + 0.5
+                      if dt.is_floating_point and torch.finfo(dt).bits <= 32 else None)
         self.rbm, self.d, self.m = rbm, d, m
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         w = rbm.weight.detach()
@@ -1026,27 +1033,56 @@ class _PackedBernoulli:
 
     def _hidden_probs(self, va: Tensor, slot: str) -> Tensor:
         out = self._ones(slot, va.shape[0], self.m)
-        torch.sigmoid(torch.mm(va, self.hid), out=out[:, :self.m])
+        x = torch.mm(va, self.hid)
+        if self.floor is not None:
+            x.clamp_min_(self.floor)
+        torch.sigmoid(x, out=out[:, :self.m])
         return out
 
     def _sample_into(self, p: Tensor, slot: str, g: torch.Generator | None) -> Tensor:
         out = self._ones(slot, p.shape[0], p.shape[1])
-        torch.lt(torch.rand(p.shape, generator=g, dtype=p.dtype, device=p.device), p,
-                 out=out[:, :-1])
+        self._draw(p, out[:, :-1], g)
         return out
+
+    def _draw(self, p: Tensor, out: Tensor, g: torch.Generator | None) -> None:
+        """Bernoulli(p) draws into ``out``."""
+        torch.lt(torch.rand(p.shape, generator=g, dtype=p.dtype, device=p.device), p, out=out)
 
     def _visible_mean(self, ha: Tensor) -> Tensor:
         """``sigmoid(W h + a)`` from ``[h, 1]``."""
-        return torch.mm(ha, self.vis_t).sigmoid_()
+        x = torch.mm(ha, self.vis_t)
+        if self.floor is not None:
+            x.clamp_min_(self.floor)
+        return x.sigmoid_()
 
-    def recon_error(self, data_a: Tensor, chunk: int = 4096) -> Tensor:
-        """Mean-field reconstruction error per example, from ``[v, 1]`` rows."""
-        total = data_a.new_zeros((), dtype=torch.float64)
-        for lo in range(0, data_a.shape[0], chunk):
-            va = data_a[lo: lo + chunk]
-            recon = self._visible_mean(self._hidden_probs(va, "recon"))
-            total = total + F.mse_loss(recon, va[:, :self.d], reduction="sum").double()
-        return total / data_a.shape[0]
+    def gather(self, data: Tensor, rows: Tensor) -> Tensor:
+        """``[data[rows], 1]`` in a reused buffer (a minibatch of the shuffled data, without
+        copying the whole shuffled data set)."""
+        out = self._ones("v0", rows.shape[0], self.d)
+        torch.index_select(data, 0, rows, out=self._rows(rows.shape[0]))
+        out[:, :self.d] = self._bufs[("rows", rows.shape[0])]
+        return out
+
+    def _rows(self, n: int) -> Tensor:
+        out = self._bufs.get(("rows", n))
+        if out is None:
+            out = self._bufs[("rows", n)] = self.packed.new_empty(n, self.d)
+        return out
+
+    def recon_error(self, data: Tensor, chunk: int = 4096) -> Tensor:
+        """Mean-field reconstruction error per example of ``data`` (N, D)."""
+        d, m = self.d, self.m
+        total = data.new_zeros((), dtype=torch.float64)
+        for lo in range(0, data.shape[0], chunk):
+            v = data[lo: lo + chunk]
+            ha = self._ones("recon", v.shape[0], m)
+            x = torch.addmm(self.packed[d, :m], v, self.weight)
+            if self.floor is not None:
+                x.clamp_min_(self.floor)
+            torch.sigmoid(x, out=ha[:, :m])
+            recon = self._visible_mean(ha)
+            total = total + F.mse_loss(recon, v, reduction="sum").double()
+        return total / data.shape[0]
 
     def step(self, v0a: Tensor, chains: Tensor | None, k: int, samples: bool,
              target: float | None, cost: float, g: torch.Generator | None) -> None:
@@ -1071,8 +1107,7 @@ class _PackedBernoulli:
             pna = self._hidden_probs(vna, "pn")
             for _ in range(k):
                 mean = self._visible_mean(self._sample_into(pna[:, :m], "h", g))
-                torch.lt(torch.rand(mean.shape, generator=g, dtype=mean.dtype,
-                                    device=mean.device), mean, out=vna[:, :d])
+                self._draw(mean, vna[:, :d], g)
                 pna = self._hidden_probs(vna, "pn")
         hna = self._sample_into(pna[:, :m], "hn", g) if samples else pna
         # descent direction: negative minus positive statistics, all parameters at once
@@ -1241,7 +1276,6 @@ def train_rbm(rbm: RBM, data: Tensor, *, method: str = "cd", k: int = 1, epochs:
         if packed:
             assert isinstance(rbm, BernoulliRBM)
             fast = _PackedBernoulli(rbm, lr, momentum, weight_decay)
-            data_a = fast.augment(data)
             chains_a = None if state is None else fast.augment(state)
         else:
             opt = _FusedSGD(dict(rbm.named_parameters()), lr, momentum, weight_decay)
@@ -1249,11 +1283,11 @@ def train_rbm(rbm: RBM, data: Tensor, *, method: str = "cd", k: int = 1, epochs:
             perm = torch.randperm(n, generator=g, device=data.device)
             swaps = data.new_zeros(())
             if packed:
-                shuffled = data_a[perm]
                 for lo, hi in slices:
-                    fast.step(shuffled[lo:hi], chains_a, k, samples, target, cost, g)
+                    fast.step(fast.gather(data, perm[lo:hi]), chains_a, k, samples, target,
+                              cost, g)
                 fast.sync()
-                err = float(fast.recon_error(data_a))
+                err = float(fast.recon_error(data))
             else:
                 shuffled = data[perm]
                 for lo, hi in slices:
