@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from generative.checks import check_event_shape, check_optional_generator
 from generative.config_schema import DEFAULTS, check_config
+from generative.distributed import unwrap
 from generative.energy.contrastive import (
     METHODS,
     STATISTICS,
@@ -69,11 +70,6 @@ class DBNState(nn.Module):
     def chains(self, layer: int) -> Tensor:
         """The persistent chains of ``layer`` (0 = bottom)."""
         return cast(Tensor, getattr(self, f"chains{layer}"))
-
-
-def _unwrap(net: nn.Module) -> nn.Module:
-    inner = getattr(net, "module", None)
-    return inner if isinstance(inner, nn.Module) else net
 
 
 class DBNTask:
@@ -196,7 +192,7 @@ class DBNTask:
 
     def _dbn(self, nets: Any, where: str) -> DBN:
         net = nets.get("dbn") if isinstance(nets, Mapping) else None
-        dbn = _unwrap(net) if isinstance(net, nn.Module) else None
+        dbn = unwrap(net) if isinstance(net, nn.Module) else None
         if not isinstance(dbn, DBN) or dbn.layer_sizes != self.dbn.layer_sizes:
             raise ValidationError(f"{where} nets", "must map 'dbn' to the task's DBN",
                                   found=type(dbn).__name__, fix="pass task.networks()")
