@@ -43,14 +43,14 @@ def test_bad_input_gets_named_errors() -> None:
     task = _task()
     nets = task.networks()
     opts, _ = task.make_optimizers(nets)
-    with pytest.raises(ValidationError, match="binary|0 or 1"):
+    with pytest.raises(ValidationError, match=r"binary|0 or 1"):
         task.training_step(nets, opts, (torch.full((2, 1, 3, 3), 0.5), None), 0, None)
     with pytest.raises(ShapeError):
         task.training_step(nets, opts, (torch.zeros(2, 9), None), 0, None)
     with pytest.raises(ValidationError):
         task.training_step(nets, opts, (torch.zeros(2, 1, 3, 3, dtype=torch.long), None), 0,
                            None)
-    with pytest.raises(ValidationError, match="NaN|finite|0 or 1"):
+    with pytest.raises(ValidationError, match=r"NaN|finite|0 or 1"):
         task.training_step(nets, opts, (torch.full((2, 1, 3, 3), float("nan")), None), 0, None)
     with pytest.raises(ValidationError, match="layer1"):
         task.training_step(nets, {"layer0": opts["layer0"]}, (_x(), None), 2, None)
